@@ -1,0 +1,350 @@
+"""Provider file ids: the cost of asking again, and the overhead of the first upload.
+
+Run::
+
+    .venv/bin/python bench/bench_providers.py            # full run, well under a minute
+    .venv/bin/python bench/bench_providers.py --quick    # smoke run
+
+The provider is ``tests.provider_server.ProviderServer`` (Kimi's files API) on 127.0.0.1,
+served by uvicorn in a thread of this process; filetier is the embedded default (SQLite +
+local directory) configured as Kimi. Baselines are measured in the same run against the
+same server:
+
+1. ``get_provider_file_id`` of a file already uploaded there: median of N calls, and the
+   number of requests the provider saw during the timed loop (must be 0), next to a bare
+   ``AsyncOpenAI.files.retrieve`` round trip (what one network call would cost).
+2. The first ``get_provider_file_id`` of a new file (one real upload) vs a bare
+   ``AsyncOpenAI(...).files.create(file=(name, bytes), purpose="file-extract")`` of a file
+   of the same size; every upload has new content so both really send it. Reported as
+   filetier time / bare time and the absolute overhead in ms.
+
+The table is printed as markdown and written to bench/results/providers.md. The exit
+code is always 0: this is a report, failing targets are marked FAIL in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _table import NOTES, add, finish, scrub_environment, verdict
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # for tests.provider_server
+
+KiB = 1 << 10
+MiB = 1 << 20
+RESULTS = Path(__file__).resolve().parent / "results" / "providers.md"
+PURPOSE = "file-extract"
+
+# Variables that would point Settings at a developer's real store or real providers.
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    lookup_calls: int
+    lookup_warmup: int
+    retrieve_calls: int
+    upload_size: int
+    upload_pairs: int
+    small_size: int
+    small_pairs: int
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    if args.quick:
+        return Plan(
+            lookup_calls=200,
+            lookup_warmup=20,
+            retrieve_calls=50,
+            upload_size=(args.size_mib or 8) * MiB,
+            upload_pairs=args.repeats or 3,
+            small_size=64 * KiB,
+            small_pairs=5,
+        )
+    return Plan(
+        lookup_calls=1_000,
+        lookup_warmup=100,
+        retrieve_calls=200,
+        upload_size=(args.size_mib or 8) * MiB,
+        upload_pairs=args.repeats or 30,
+        small_size=64 * KiB,
+        small_pairs=50,
+    )
+
+
+def kimi_settings(server: Any, home: Path) -> Any:
+    from filetier import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        kimi_api_key=server.api_key,
+        kimi_base_url=server.base_url,
+        home=home,
+        fsync=False,
+    )
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+def fmt_ns(ns: float) -> str:
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.2f} ms"
+    return f"{ns / 1e3:.1f} µs"
+
+
+def fmt_size(size: int) -> str:
+    return f"{size // MiB} MiB" if size >= MiB else f"{size // KiB} KiB"
+
+
+def p99(samples: list[int]) -> float:
+    return statistics.quantiles(samples, n=100)[98] if len(samples) >= 2 else samples[0]
+
+
+# -- the benchmark --------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, plan: Plan, work: Path, server: Any) -> None:
+        self.plan = plan
+        self.work = work
+        self.server = server
+
+    def bare_client(self) -> Any:
+        import openai
+
+        # the same client settings filetier uses: no SDK retries
+        return openai.AsyncOpenAI(
+            api_key=self.server.api_key, base_url=self.server.base_url, max_retries=0, timeout=60
+        )
+
+    # -- 1. a file already mapped ------------------------------------------------------------
+
+    async def mapped_lookup(self) -> None:
+        from filetier import FileStore
+
+        plan, server = self.plan, self.server
+        home = self.work / "home-lookup"
+        async with FileStore(kimi_settings(server, home)) as store:
+            uploaded = await store.upload_file(b"quarterly numbers\n" * 1000, filename="report.txt")
+            fid = str(uploaded.file_id)
+            first = await store.get_provider_file_id(fid, "kimi")
+            assert first.uploaded, first
+            clock = time.perf_counter_ns
+            get = store.get_provider_file_id
+            for _ in range(plan.lookup_warmup):
+                again = await get(fid, "kimi")
+                assert not again.uploaded
+            before = server.request_count()
+            samples: list[int] = []
+            for _ in range(plan.lookup_calls):
+                start = clock()
+                again = await get(fid, "kimi")
+                samples.append(clock() - start)
+            requests = server.request_count() - before
+            assert again.provider_file_id == first.provider_file_id and not again.uploaded
+
+        async with self.bare_client() as client:
+            await client.files.retrieve(first.provider_file_id)  # warm the connection
+            base: list[int] = []
+            for _ in range(plan.retrieve_calls):
+                start = clock()
+                await client.files.retrieve(first.provider_file_id)
+                base.append(clock() - start)
+        shutil.rmtree(home, ignore_errors=True)
+
+        med, bmed = statistics.median(samples), statistics.median(base)
+        add(
+            f"1. get_provider_file_id, already mapped (median of {plan.lookup_calls:,})",
+            f"{fmt_ns(med)} (p99 {fmt_ns(p99(samples))})",
+            f"bare files.retrieve round trip {fmt_ns(bmed)} (p99 {fmt_ns(p99(base))}, "
+            f"N={plan.retrieve_calls})",
+            f"{bmed / med:.1f}x faster",
+            "informational",
+            "info",
+        )
+        add(
+            f"1b. provider requests during those {plan.lookup_calls:,} calls",
+            f"{requests}",
+            "-",
+            "-",
+            "0",
+            verdict(requests == 0),
+        )
+
+    # -- 2. the first upload -----------------------------------------------------------------
+
+    async def first_upload(self, size: int, pairs: int, label: str, *, target: bool) -> None:
+        from filetier import FileStore
+
+        server = self.server
+        home = self.work / f"home-upload-{size}"
+        ft_times: list[float] = []
+        bare_times: list[float] = []
+        per_call: list[int] = []
+        async with FileStore(kimi_settings(server, home)) as store, self.bare_client() as client:
+            # warm-up outside the timings: the provider client, connections, the tables
+            warm = await store.upload_file(os.urandom(size), filename="warm.bin")
+            await store.get_provider_file_id(warm.file_id, "kimi")
+            await client.files.create(file=("warm.bin", os.urandom(size)), purpose=PURPOSE)
+
+            for rep in range(pairs):
+                ours = await store.upload_file(os.urandom(size), filename=f"ours-{rep}.bin")
+                theirs = os.urandom(size)
+
+                async def ft(fid: Any = ours.file_id) -> None:
+                    before = server.request_count()
+                    result = await store.get_provider_file_id(fid, "kimi")
+                    per_call.append(server.request_count() - before)
+                    assert result.uploaded, result
+
+                async def bare(rep: int = rep, data: bytes = theirs) -> None:
+                    created = await client.files.create(
+                        file=(f"theirs-{rep}.bin", data), purpose=PURPOSE
+                    )
+                    assert created.bytes == size, created
+
+                pair: list[tuple[list[float], Callable[[], Awaitable[None]]]] = [
+                    (ft_times, ft),
+                    (bare_times, bare),
+                ]
+                if rep % 2:
+                    pair.reverse()  # neither side always goes first
+                for samples, fn in pair:
+                    start = time.perf_counter()
+                    await fn()
+                    samples.append(time.perf_counter() - start)
+                print(
+                    f"    {label} pair {rep + 1}/{pairs}: filetier {ft_times[-1] * 1e3:.1f} ms, "
+                    f"bare {bare_times[-1] * 1e3:.1f} ms",
+                    flush=True,
+                )
+        shutil.rmtree(home, ignore_errors=True)
+
+        ft_med, bare_med = statistics.median(ft_times), statistics.median(bare_times)
+        ft_best, bare_best = min(ft_times), min(bare_times)
+        overhead = (ft_med - bare_med) * 1e3
+        add(
+            f"2{'' if target else 'b'}. first upload of {label}: get_provider_file_id vs bare "
+            f"files.create (median of {pairs} pairs)",
+            f"{ft_med * 1e3:.1f} ms (best {ft_best * 1e3:.1f})",
+            f"{bare_med * 1e3:.1f} ms (best {bare_best * 1e3:.1f})",
+            f"{ft_med / bare_med:.2f}x (overhead {overhead:+.1f} ms; "
+            f"best/best {ft_best / bare_best:.2f}x)",
+            "informational",
+            "info",
+        )
+        NOTES.append(
+            f"{label} uploads, ms in run order: filetier "
+            + "/".join(f"{t * 1e3:.1f}" for t in ft_times)
+            + "; bare "
+            + "/".join(f"{t * 1e3:.1f}" for t in bare_times)
+            + f"; provider requests per filetier call: {sorted(set(per_call))}"
+        )
+
+    async def uploads(self) -> None:
+        plan = self.plan
+        await self.first_upload(
+            plan.upload_size, plan.upload_pairs, fmt_size(plan.upload_size), target=True
+        )
+        await self.first_upload(
+            plan.small_size, plan.small_pairs, fmt_size(plan.small_size), target=False
+        )
+
+
+# -- driver ---------------------------------------------------------------------------------
+
+
+async def run_all(bench: Bench) -> None:
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("mapped lookups", bench.mapped_lookup),
+        ("first uploads", bench.uploads),
+    ]
+    for name, step in steps:
+        print(f"== {name}", flush=True)
+        try:
+            await step()
+        except Exception as exc:
+            traceback.print_exc()
+            add(name, "ERROR", "-", "-", "-", f"**ERROR** {type(exc).__name__}: {exc}"[:200])
+
+
+def header(plan: Plan, load: tuple[float, float, float], elapsed: float) -> str:
+    import openai
+
+    import filetier
+
+    return "\n".join(
+        [
+            f"# filetier provider benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
+            "",
+            f"- filetier {filetier.__version__}, openai {openai.__version__}, Python "
+            f"{platform.python_version()}, {platform.platform()}, {os.cpu_count()} CPUs",
+            "- provider: tests.provider_server.ProviderServer (Kimi files API) on 127.0.0.1, "
+            "uvicorn in a thread of this process; filetier: embedded default (SQLite + local "
+            "directory), fsync=False",
+            f"- lookups N={plan.lookup_calls:,} after {plan.lookup_warmup} warm-up calls; "
+            f"uploads {fmt_size(plan.upload_size)} x {plan.upload_pairs} pairs and "
+            f"{fmt_size(plan.small_size)} x {plan.small_pairs} pairs, order alternating",
+            f"- total run time {elapsed:.0f} s; load average at start {load[0]:.2f}, "
+            f"at end {os.getloadavg()[0]:.2f} (a load above the CPU count makes timings noisy)",
+            "",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls for a smoke run")
+    parser.add_argument("--size-mib", type=int, default=None, help="upload size (MiB)")
+    parser.add_argument("--repeats", type=int, default=None, help="upload pairs")
+    parser.add_argument("--dir", type=Path, default=None, help="where temp files go (/tmp)")
+    args = parser.parse_args()
+    scrub_environment()
+    plan = make_plan(args)
+    base = args.dir or Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="filetier-bench-prov-", dir=base))
+    os.chdir(work)  # Settings reads a .env from the working directory
+    load = os.getloadavg()
+    started = time.perf_counter()
+
+    from tests.provider_server import ProviderServer
+
+    server = None
+    try:
+        server = ProviderServer().start()
+        asyncio.run(run_all(Bench(plan, work, server)))
+    except BaseException as exc:
+        traceback.print_exc()
+        add("setup", "ERROR", "-", "-", "-", f"**ERROR** {type(exc).__name__}: {exc}"[:200])
+    finally:
+        if server is not None:
+            try:
+                server.stop()
+            except RuntimeError:
+                traceback.print_exc()
+        os.chdir(base)
+        shutil.rmtree(work, ignore_errors=True)
+
+    finish(header(plan, load, time.perf_counter() - started), RESULTS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,486 @@
+"""Settings: built once at the edge (CLI, server, test), then passed down.
+
+Nothing here reads the environment at import time; ``Settings()`` reads it when called.
+The variable names of the original design (``FILE_CACHE_DIR``, ``MAX_MEMORY_CACHE_SIZE``,
+``MAX_CACHE_SIZE_MB``, ``MAX_CACHE_AGE_DAYS``, ``SUPABASE_*``, ``DATABASE_URL``) are kept;
+everything else is ``FILETIER_*``. Sizes accept plain bytes or a suffix (``64MiB``, ``2GB``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+import platformdirs
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from filetier.errors import ConfigError
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: object) -> int:
+    """``"64MiB"`` -> 67108864; ints pass through. Raises ConfigError on nonsense."""
+    if isinstance(value, bool):
+        raise ConfigError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"a size cannot be negative: {value}")
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ConfigError(f"not a size: {value!r} (use bytes or a suffix such as 64MiB, 2GB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def _env(*names: str) -> AliasChoices:
+    # The field name is accepted too, so tests and library users can write
+    # Settings(home=...) without knowing the environment variable.
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one filetier process."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    home: Path = Field(
+        default_factory=lambda: platformdirs.user_data_path("filetier"),
+        validation_alias=_env("FILETIER_HOME", "home"),
+        description="Data directory: SQLite database, local primary store, downloads.",
+    )
+    cache_dir_override: Path | None = Field(
+        default=None,
+        validation_alias=_env("FILE_CACHE_DIR", "cache_dir"),
+        description="Disk cache directory (default: <home>/cache).",
+    )
+    database_url_override: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL of the metadata database (default: SQLite in home).",
+    )
+    primary_url: str | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_PRIMARY_URL", "primary_url"),
+        description="Primary store: unset = <home>/objects; memory:// ; file:///dir.",
+    )
+    max_memory_cache_size: Size = Field(
+        default=104_857_600,
+        validation_alias=_env("MAX_MEMORY_CACHE_SIZE", "max_memory_cache_size"),
+        description="Memory tier capacity in bytes.",
+    )
+    memory_item_max_bytes: Size = Field(
+        default=4 * 1024 * 1024,
+        validation_alias=_env("FILETIER_MEMORY_ITEM_MAX_BYTES", "memory_item_max_bytes"),
+        description="Files larger than this never enter the memory tier.",
+    )
+    max_cache_size_mb: int = Field(
+        default=1000,
+        validation_alias=_env("MAX_CACHE_SIZE_MB", "max_cache_size_mb"),
+        description="Disk cache capacity in MB (10^6 bytes).",
+    )
+    max_cache_age_days: float = Field(
+        default=30,
+        validation_alias=_env("MAX_CACHE_AGE_DAYS", "max_cache_age_days"),
+        description="Disk cache entries unused for longer are evicted by cleanup.",
+    )
+    allowed_roots_raw: str | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_ALLOWED_ROOTS", "allowed_roots"),
+        description="Download destinations allowed, separated by os.pathsep.",
+    )
+    max_file_size: Size = Field(
+        default=5 * 1024**3,
+        validation_alias=_env("FILETIER_MAX_FILE_SIZE", "max_file_size"),
+        description="Largest file accepted, in bytes.",
+    )
+    type_limits_raw: str = Field(
+        default="",
+        validation_alias=_env("FILETIER_TYPE_LIMITS", "type_limits"),
+        description="Per-MIME size limits, e.g. 'image/*=20MiB,application/x-dosexec=0' "
+        "(0 refuses the type).",
+    )
+    min_free_bytes: Size = Field(
+        default=64 * 1024 * 1024,
+        validation_alias=_env("FILETIER_MIN_FREE_BYTES", "min_free_bytes"),
+        description="Free space kept in reserve on every filesystem filetier writes to.",
+    )
+    delivery_retention_hours: float = Field(
+        default=24,
+        validation_alias=_env("FILETIER_DELIVERY_RETENTION_HOURS", "delivery_retention_hours"),
+        description="How long copies delivered to the default downloads folder are kept.",
+    )
+    gc_grace_seconds: float = Field(
+        default=3600,
+        validation_alias=_env("FILETIER_GC_GRACE_SECONDS", "gc_grace_seconds"),
+        description="Unreferenced objects younger than this are never collected.",
+    )
+    lock_timeout_seconds: float = Field(
+        default=60,
+        validation_alias=_env("FILETIER_LOCK_TIMEOUT_SECONDS", "lock_timeout_seconds"),
+        description="Longest wait for a cross-process lock before giving up on it.",
+    )
+    record_cache_ttl_seconds: float = Field(
+        default=5,
+        validation_alias=_env("FILETIER_RECORD_CACHE_TTL_SECONDS", "record_cache_ttl_seconds"),
+        description="How long a file record read from the database is reused in memory.",
+    )
+    fsync: bool = Field(
+        default=True,
+        validation_alias=_env("FILETIER_FSYNC", "fsync"),
+        description="fsync new objects before they are published.",
+    )
+    owner: str = Field(
+        default="default",
+        validation_alias=_env("FILETIER_OWNER", "owner"),
+        description="Owner (namespace) of files created by this process.",
+    )
+    bookkeeping_flush_seconds: float = Field(
+        default=1.0,
+        validation_alias=_env("FILETIER_BOOKKEEPING_FLUSH_SECONDS", "bookkeeping_flush_seconds"),
+        description="How often batched access counters and history are written.",
+    )
+    s3_bucket: str | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_S3_BUCKET", "s3_bucket"),
+        description="S3 bucket; when set, the S3 store is the primary.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_S3_ENDPOINT", "s3_endpoint"),
+        description="S3-compatible endpoint URL (default: derived from SUPABASE_URL, else AWS).",
+    )
+    s3_region: str = Field(
+        default="us-east-1",
+        validation_alias=_env("FILETIER_S3_REGION", "s3_region"),
+        description="S3 region name (any name works for Ceph RGW and MinIO).",
+    )
+    s3_access_key_id: str | None = Field(
+        default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID", "s3_access_key_id")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    )
+    s3_session_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("FILETIER_S3_SESSION_TOKEN", "s3_session_token")
+    )
+    s3_path_style: bool = Field(
+        default=True,
+        validation_alias=_env("FILETIER_S3_PATH_STYLE", "s3_path_style"),
+        description="Path-style requests (Supabase, Ceph RGW, MinIO need them).",
+    )
+    s3_prefix: str = Field(
+        default="",
+        validation_alias=_env("FILETIER_S3_PREFIX", "s3_prefix"),
+        description="Key prefix inside the bucket, e.g. 'filetier/'.",
+    )
+    storage_timeout_seconds: float = Field(
+        default=60,
+        validation_alias=_env("FILETIER_STORAGE_TIMEOUT_SECONDS", "storage_timeout_seconds"),
+        description="Timeout of one object-store request.",
+    )
+    storage_connect_timeout_seconds: float = Field(
+        default=5,
+        validation_alias=_env(
+            "FILETIER_STORAGE_CONNECT_TIMEOUT_SECONDS", "storage_connect_timeout_seconds"
+        ),
+        description="Timeout for connecting to the object store.",
+    )
+    storage_retry_attempts: int = Field(
+        default=4,
+        validation_alias=_env("FILETIER_STORAGE_RETRY_ATTEMPTS", "storage_retry_attempts"),
+        description="Attempts per object-store write (backoff with jitter between them).",
+    )
+    storage_retry_timeout_seconds: float = Field(
+        default=30,
+        validation_alias=_env(
+            "FILETIER_STORAGE_RETRY_TIMEOUT_SECONDS", "storage_retry_timeout_seconds"
+        ),
+        description="Longest time spent retrying one object-store write.",
+    )
+    database_timeout_seconds: float = Field(
+        default=10,
+        validation_alias=_env("FILETIER_DATABASE_TIMEOUT_SECONDS", "database_timeout_seconds"),
+        description="Connect and statement timeout for the metadata database.",
+    )
+    kimi_api_key: SecretStr | None = Field(default=None, validation_alias=_env("KIMI_API_KEY"))
+    kimi_base_url: str = Field(
+        default="https://api.moonshot.ai/v1",
+        validation_alias=_env("KIMI_BASE_URL", "kimi_base_url"),
+        description="Moonshot Kimi API (https://api.moonshot.cn/v1 in mainland China).",
+    )
+    kimi_model: str = Field(
+        default="moonshot-v1-128k", validation_alias=_env("FILETIER_KIMI_MODEL", "kimi_model")
+    )
+    glm_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GLM_API_KEY"))
+    glm_base_url: str = Field(
+        default="https://open.bigmodel.cn/api/paas/v4",
+        validation_alias=_env("GLM_BASE_URL", "glm_base_url"),
+        description="Zhipu BigModel API (https://api.z.ai/api/paas/v4 for Z.ai).",
+    )
+    glm_model: str = Field(
+        default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL", "glm_model")
+    )
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        validation_alias=_env("OPENAI_BASE_URL", "openai_base_url"),
+        description="Any OpenAI-compatible files API.",
+    )
+    openai_model: str = Field(
+        default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL", "openai_model")
+    )
+    provider_timeout_seconds: float = Field(
+        default=60,
+        validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds"),
+        description="Timeout of one provider request.",
+    )
+    provider_retry_attempts: int = Field(
+        default=4,
+        validation_alias=_env("FILETIER_PROVIDER_RETRY_ATTEMPTS", "provider_retry_attempts"),
+        description="Attempts per provider call on 429/5xx/timeouts (Retry-After honoured).",
+    )
+    provider_max_retry_wait_seconds: float = Field(
+        default=30,
+        validation_alias=_env(
+            "FILETIER_PROVIDER_MAX_RETRY_WAIT_SECONDS", "provider_max_retry_wait_seconds"
+        ),
+        description="Longest total wait between retries of one provider call.",
+    )
+    provider_limits_raw: str = Field(
+        default="",
+        validation_alias=_env("FILETIER_PROVIDER_LIMITS", "provider_limits"),
+        description="Override provider quotas, e.g. 'kimi.max_files=500,kimi.max_total_bytes=5GB'.",
+    )
+    owner_quota_bytes: Size | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_OWNER_QUOTA_BYTES", "owner_quota_bytes"),
+        description="Most bytes one owner may store (sum of file sizes); unset = no limit.",
+    )
+    owner_quota_files: int | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_OWNER_QUOTA_FILES", "owner_quota_files"),
+        description="Most files one owner may store; unset = no limit.",
+    )
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_API_TOKENS", "api_tokens"),
+        description="HTTP/MCP bearer tokens as comma-separated owner:token pairs.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST", "http_host")
+    )
+    http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT", "http_port"))
+    allow_no_auth: bool = Field(
+        default=False,
+        validation_alias=_env("FILETIER_ALLOW_NO_AUTH", "allow_no_auth"),
+        description="Serve without tokens (honoured only when bound to loopback).",
+    )
+    allowed_hosts_raw: str = Field(
+        default="",
+        validation_alias=_env("FILETIER_ALLOWED_HOSTS", "allowed_hosts"),
+        description="Host headers accepted (DNS-rebinding protection); default: loopback names.",
+    )
+    inline_upload_max_bytes: Size = Field(
+        default=1024 * 1024,
+        validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES", "inline_upload_max_bytes"),
+        description="Largest upload an MCP tool accepts inline (text or base64).",
+    )
+    supabase_url: str | None = Field(default=None, validation_alias=_env("SUPABASE_URL"))
+    supabase_key: SecretStr | None = Field(default=None, validation_alias=_env("SUPABASE_KEY"))
+    supabase_service_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("SUPABASE_SERVICE_KEY")
+    )
+
+    # -- derived values -------------------------------------------------------------------
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        return (self.cache_dir_override or self.home / "cache").expanduser()
+
+    @cached_property
+    def objects_dir(self) -> Path:
+        return self.home.expanduser() / "objects"
+
+    @cached_property
+    def downloads_dir(self) -> Path:
+        return self.home.expanduser() / "downloads"
+
+    @cached_property
+    def database_url(self) -> str:
+        if self.database_url_override is not None:
+            return normalize_database_url(self.database_url_override.get_secret_value())
+        return f"sqlite+aiosqlite:///{self.home.expanduser() / 'filetier.db'}"
+
+    @cached_property
+    def allowed_roots(self) -> tuple[Path, ...]:
+        if not self.allowed_roots_raw:
+            return (self.downloads_dir,)
+        roots = [Path(p).expanduser() for p in self.allowed_roots_raw.split(os.pathsep) if p]
+        if not roots:
+            raise ConfigError("FILETIER_ALLOWED_ROOTS is set but names no directory")
+        return tuple(roots)
+
+    @cached_property
+    def type_limits(self) -> tuple[tuple[str, int], ...]:
+        limits: list[tuple[str, int]] = []
+        for item in filter(None, (p.strip() for p in self.type_limits_raw.split(","))):
+            pattern, sep, size = item.partition("=")
+            if not sep or "/" not in pattern:
+                raise ConfigError(
+                    f"FILETIER_TYPE_LIMITS entry {item!r} is not of the form type/subtype=SIZE"
+                )
+            limits.append((pattern.strip().lower(), parse_size(size)))
+        return tuple(limits)
+
+    @cached_property
+    def supabase_project_ref(self) -> str | None:
+        """``abcd`` of ``https://abcd.supabase.co``."""
+        if not self.supabase_url:
+            return None
+        host = urlparse(self.supabase_url).hostname or ""
+        return host.split(".", 1)[0] or None
+
+    @cached_property
+    def s3_endpoint_url(self) -> str | None:
+        """The S3 endpoint: explicit, else Supabase Storage's, else None (AWS)."""
+        if self.s3_endpoint:
+            return self.s3_endpoint.rstrip("/")
+        ref = self.supabase_project_ref
+        if ref:
+            return f"https://{ref}.storage.supabase.co/storage/v1/s3"
+        return None
+
+    def size_limit_for(self, mime_type: str) -> int:
+        """The largest size accepted for ``mime_type`` (first matching pattern wins)."""
+        for pattern, limit in self.type_limits:
+            if fnmatch.fnmatchcase(mime_type.lower(), pattern):
+                return min(limit, self.max_file_size)
+        return self.max_file_size
+
+    @cached_property
+    def provider_limit_overrides(self) -> dict[tuple[str, str], int]:
+        """``{("kimi", "max_files"): 500, ("kimi", "file-extract"): 50_000_000}``."""
+        found: dict[tuple[str, str], int] = {}
+        for item in filter(None, (p.strip() for p in self.provider_limits_raw.split(","))):
+            name, sep, value = item.partition("=")
+            provider, dot, key = name.strip().partition(".")
+            if not sep or not dot:
+                raise ConfigError(
+                    f"FILETIER_PROVIDER_LIMITS entry {item!r} is not of the form provider.key=VALUE"
+                )
+            found[(provider.lower(), key)] = parse_size(value)
+        return found
+
+    @cached_property
+    def token_owners(self) -> dict[str, str]:
+        """SHA-256 of each configured token -> its owner (tokens are not kept in clear)."""
+        import hashlib
+
+        found: dict[str, str] = {}
+        raw = self.api_tokens.get_secret_value() if self.api_tokens else ""
+        for item in filter(None, (p.strip() for p in raw.split(","))):
+            owner, sep, token = item.partition(":")
+            if not sep or not owner.strip() or len(token.strip()) < 16:
+                raise ConfigError(
+                    "FILETIER_API_TOKENS must be comma-separated owner:token pairs with tokens "
+                    "of at least 16 characters"
+                )
+            found[hashlib.sha256(token.strip().encode()).hexdigest()] = owner.strip()
+        return found
+
+    @cached_property
+    def allowed_hosts(self) -> tuple[str, ...]:
+        hosts = [h.strip() for h in self.allowed_hosts_raw.split(",") if h.strip()]
+        return tuple(hosts) or ("127.0.0.1", "localhost", "[::1]", "testserver")
+
+    @property
+    def primary_description(self) -> str:
+        if self.s3_bucket:
+            return f"s3://{self.s3_bucket}/{self.s3_prefix} at {self.s3_endpoint_url or 'AWS'}"
+        return self.primary_url or f"(local) {self.objects_dir}"
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting with secrets masked: what ``doctor`` prints."""
+        view: dict[str, Any] = {
+            "home": str(self.home),
+            "cache_dir": str(self.cache_dir),
+            "database_url": mask_url(self.database_url),
+            "primary_url": self.primary_description,
+            "allowed_roots": [str(p) for p in self.allowed_roots],
+        }
+        for name in type(self).model_fields:
+            if name in {"home", "cache_dir_override", "database_url_override", "primary_url"}:
+                continue
+            if name == "allowed_roots_raw":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "****" if value.get_secret_value() else ""
+            elif name == "supabase_url" and value:
+                value = mask_url(value)
+            view[name.removesuffix("_raw")] = value
+        return view
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite:///`` URLs; pick the async driver."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    return url
+
+
+_SECRET_QUERY_KEYS = re.compile(
+    r"([?&](?:password|sslpassword|passfile|token|secret|key|api_key|access_token)=)[^&]*",
+    re.IGNORECASE,
+)
+
+
+def mask_url(url: str) -> str:
+    """Hide the secrets of a URL: ``postgresql://u:****@host/db?password=****``.
+
+    The password may itself contain ``@`` or ``/``: the user info runs to the last ``@``
+    before the query string."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        before_query, qsep, query = rest.partition("?")
+        userinfo, at, hostpart = before_query.rpartition("@")
+        if at and ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}:****@{hostpart}{qsep}{query}"
+        url = f"{scheme}://{rest}"
+    return _SECRET_QUERY_KEYS.sub(r"\1****", url)

@@ -1,0 +1,104 @@
+"""Per-content locks that order uploads, deletes and gc of the same bytes.
+
+- embedded (SQLite): a file lock in the disk cache's ``locks/`` directory, shared by the
+  processes of one host — the only processes that can reach that SQLite file;
+- PostgreSQL: a session advisory lock, shared by every host on the database. It dies with
+  its connection, so a crashed holder never blocks the others for longer than the server
+  takes to notice the connection is gone.
+
+Both wait at most ``wait_seconds`` and then yield False: callers proceed without the
+lock where that is safe (the object write is put-if-absent and hash-checked) and skip
+destructive steps where it is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from filetier.errors import FiletierError
+from filetier.metadata.database import Database
+from filetier.singleflight import process_lock
+
+log = logging.getLogger(__name__)
+
+# First key of the two-int advisory lock form: keeps filetier's locks apart from any
+# other application's on the same database ("ft" + 1).
+ADVISORY_CLASS = 0x6674_0001
+
+
+class ContentLocks(Protocol):
+    def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """Hold the lock named ``key``: a content hash, or any string naming a resource
+        (``provider:kimi:...``)."""
+        ...
+
+
+def _digest(key: str) -> str:
+    if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
+        return key
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class FileContentLocks:
+    def __init__(self, directory: Path, wait_seconds: float) -> None:
+        self._dir = directory
+        self._wait = wait_seconds
+
+    def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
+        return process_lock(self._dir / f"{_digest(key)}.blob.lock", self._wait)
+
+
+def advisory_key(key: str) -> int:
+    """A signed 32-bit key from the name (the second int of the two-int form)."""
+    value = int(_digest(key)[:8], 16)
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+class AdvisoryContentLocks:
+    def __init__(self, db: Database, wait_seconds: float) -> None:
+        self._db = db
+        self._wait = wait_seconds
+
+    @asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[bool]:
+        key = {"c": ADVISORY_CLASS, "k": advisory_key(name)}
+        try:
+            async with self._db.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                deadline = time.monotonic() + self._wait
+                delay = 0.005
+                while True:
+                    got = (
+                        await conn.execute(sa.text("SELECT pg_try_advisory_lock(:c, :k)"), key)
+                    ).scalar_one()
+                    if got or time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.2)
+                if not got:
+                    log.warning("lock %s not acquired in %.0fs", name[:24], self._wait)
+                try:
+                    yield bool(got)
+                finally:
+                    if got:
+                        await conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+        except FiletierError:
+            raise  # from the body the lock guarded, or already translated
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise self._db.unavailable(exc) from exc
+
+
+def build_content_locks(db: Database, lock_dir: Path, wait_seconds: float) -> ContentLocks:
+    if db.dialect == "postgresql":
+        return AdvisoryContentLocks(db, wait_seconds)
+    return FileContentLocks(lock_dir, wait_seconds)

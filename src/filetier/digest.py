@@ -1,0 +1,165 @@
+"""Streaming SHA-256, size and type sniffing: one pass over the bytes.
+
+Reads use one page-aligned buffer per copy (an anonymous ``mmap``): ``readinto`` a buffer
+that is not page-aligned runs several times slower on Linux, and reusing one buffer keeps
+peak memory flat however large the file is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import puremagic
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+CHUNK_SIZE = 1024 * 1024
+SNIFF_BYTES = 8192
+
+# Extension fallback is trusted only for text formats, and only when the bytes decode as
+# UTF-8: a binary named ``.pdf`` without the PDF magic must not be labelled a PDF.
+TEXT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/xml",
+        "application/yaml",
+        "application/x-yaml",
+        "application/javascript",
+        "application/x-sh",
+        "application/toml",
+        "application/sql",
+    }
+)
+_EXTRA_TEXT_EXTENSIONS = {
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".toml": "application/toml",
+    ".jsonl": "application/jsonl",
+    ".ts": "text/x-typescript",
+    ".rs": "text/x-rust",
+    ".go": "text/x-go",
+}
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just processed."""
+
+
+def aligned_buffer(size: int = CHUNK_SIZE) -> mmap.mmap:
+    """A page-aligned, reusable read buffer."""
+    return mmap.mmap(-1, size)
+
+
+def _looks_like_utf8_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multibyte character cut at the end of the sniffed window is still text.
+        return exc.start >= len(head) - 3
+    return True
+
+
+def sniff_mime(head: bytes, filename: str | None = None) -> str:
+    """The MIME type of a file from its first bytes; the name only breaks ties for text."""
+    if head:
+        try:
+            matches = puremagic.magic_string(head[:SNIFF_BYTES], filename or "")
+        except (puremagic.PureError, ValueError):
+            matches = []
+        for match in matches:
+            # A match without magic bytes is puremagic guessing from the name alone.
+            if match.mime_type and match.byte_match:
+                return str(match.mime_type)
+    if not _looks_like_utf8_text(head[:SNIFF_BYTES]):
+        return "application/octet-stream"
+    if filename:
+        suffix = Path(filename).suffix.lower()
+        guessed = _EXTRA_TEXT_EXTENSIONS.get(suffix) or mimetypes.guess_type(filename)[0]
+        if guessed and (
+            guessed.startswith("text/") or guessed in TEXT_TYPES or suffix in _EXTRA_TEXT_EXTENSIONS
+        ):
+            return guessed
+    return "text/plain"
+
+
+@dataclass
+class StreamDigest:
+    """SHA-256 and size accumulated over a stream; keeps the first bytes for sniffing."""
+
+    _hash: _Hash = field(default_factory=hashlib.sha256)
+    size: int = 0
+    head: bytes = b""
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        self._hash.update(chunk)
+        self.size += len(chunk)
+        if len(self.head) < SNIFF_BYTES:
+            self.head += bytes(chunk[: SNIFF_BYTES - len(self.head)])
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def hash_file(path: Path, progress: Progress | None = None) -> StreamDigest:
+    """Hash a local file in one read pass (blocking: run it in a worker thread)."""
+    digest = StreamDigest()
+    buf = aligned_buffer()
+    view = memoryview(buf)
+    try:
+        with path.open("rb", buffering=0) as src:
+            while n := src.readinto(buf):
+                digest.update(view[:n])
+                if progress:
+                    progress(n)
+    finally:
+        del view, buf  # freed by refcount; close() fails while slices are alive
+    return digest
+
+
+def copy_and_hash(
+    src: Path | int,
+    dst_fd: int,
+    *,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    fsync: bool = False,
+) -> StreamDigest:
+    """Copy ``src`` (a path or an open fd) to ``dst_fd`` while hashing: one pass.
+
+    Stops with :class:`OverflowError` as soon as more than ``limit`` bytes were read, so
+    an oversized file is refused without being written in full. Blocking.
+    """
+    digest = StreamDigest()
+    buf = aligned_buffer()
+    view = memoryview(buf)
+    src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC) if isinstance(src, Path) else src
+    try:
+        while n := os.readv(src_fd, [buf]):
+            chunk = view[:n]
+            digest.update(chunk)
+            if limit is not None and digest.size > limit:
+                raise OverflowError(digest.size)
+            written = 0
+            while written < n:
+                written += os.write(dst_fd, chunk[written:])
+            if progress:
+                progress(n)
+        if fsync:
+            os.fsync(dst_fd)
+    finally:
+        del view, buf
+        if isinstance(src, Path):
+            os.close(src_fd)
+    return digest

@@ -1,0 +1,212 @@
+"""Every exception filetier raises, in one place.
+
+Each class inherits from :class:`FiletierError` and from the nearest builtin, so a caller
+can catch either the domain concept (``except filetier.NotFoundError``) or the generic
+one (``except FileNotFoundError``)::
+
+    FiletierError
+    ├── ConfigError (ValueError)              settings that cannot work
+    ├── StoreClosedError (RuntimeError)       used before ``async with`` or after it
+    ├── InvalidInputError (ValueError)        the caller passed something malformed
+    │   ├── InvalidFileIdError                not a UUID
+    │   └── InvalidMetadataError              metadata is not a small JSON object
+    ├── NotFoundError (FileNotFoundError)     no such file (for this owner)
+    │   └── SourceNotFoundError               the upload source path does not exist
+    ├── PathNotAllowedError (PermissionError) destination escapes the allowed roots
+    ├── LimitExceededError (ValueError)       refused before anything was stored
+    │   ├── FileTooLargeError                 over the overall or per-type size limit
+    │   ├── QuotaExceededError                the owner's byte or file quota is full
+    │   └── TypeNotAllowedError               the sniffed MIME type is refused
+    ├── InsufficientSpaceError (OSError)      not enough free disk space
+    ├── IntegrityError (OSError)              bytes do not match their SHA-256
+    ├── StoreBusyError (TimeoutError)         a lock was not acquired in time
+    ├── StorageUnavailableError (ConnectionError)   the primary object store failed
+    ├── MetadataUnavailableError (ConnectionError)  the metadata database failed
+    ├── OriginalNotAvailableError (FileNotFoundError) only a provider holds it, as text
+    └── ProviderError                         an LLM provider's files API
+        ├── ProviderNotConfiguredError (LookupError)   no API key for that provider
+        ├── ProviderAuthError (PermissionError)        the key was refused
+        ├── UnsupportedPurposeError (ValueError)       purpose not offered by provider
+        ├── ProviderLimitError (ValueError)            too large / quota, nothing sent
+        ├── ProviderRequestError (ValueError)          any other refusal (4xx)
+        ├── ProviderRateLimitedError (ConnectionError) still 429 after bounded retries
+        ├── ProviderUnavailableError (ConnectionError) 5xx or unreachable
+        └── ProviderTimeoutError (TimeoutError)        no answer in time
+
+Foreign exceptions (obstore, SQLAlchemy, OSError from the disk) are translated once, at
+the boundary that calls the foreign library. :data:`ERROR_TABLE` maps each class to an
+HTTP status and a CLI exit code; interfaces look errors up there and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class FiletierError(Exception):
+    """Base of every error filetier raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(FiletierError, ValueError):
+    """A setting has a value filetier cannot work with."""
+
+
+class StoreClosedError(FiletierError, RuntimeError):
+    """The FileStore is not open: use it inside ``async with FileStore(...)``."""
+
+
+class InvalidInputError(FiletierError, ValueError):
+    """The caller passed a malformed argument."""
+
+
+class InvalidFileIdError(InvalidInputError):
+    """A file id is not a UUID."""
+
+
+class InvalidMetadataError(InvalidInputError):
+    """User metadata is not a JSON object within the size and depth limits."""
+
+
+class NotFoundError(FiletierError, FileNotFoundError):
+    """No file with that id exists (or it belongs to another owner)."""
+
+
+class SourceNotFoundError(NotFoundError):
+    """The local path given as an upload source does not exist or is not a file."""
+
+
+class PathNotAllowedError(FiletierError, PermissionError):
+    """A destination path resolves outside every allowed root, or is unsafe."""
+
+
+class LimitExceededError(FiletierError, ValueError):
+    """A configured limit refused the request before anything was stored."""
+
+
+class FileTooLargeError(LimitExceededError):
+    """The file is larger than the overall or per-type maximum size."""
+
+
+class QuotaExceededError(LimitExceededError):
+    """The owner's quota (bytes or files) would be exceeded."""
+
+
+class TypeNotAllowedError(LimitExceededError):
+    """The sniffed MIME type is not accepted by this store."""
+
+
+class InsufficientSpaceError(FiletierError, OSError):
+    """The target filesystem does not have room for the file plus the reserve."""
+
+
+class IntegrityError(FiletierError, OSError):
+    """Stored bytes do not match their SHA-256; the bad copy has been set aside."""
+
+
+class StoreBusyError(FiletierError, TimeoutError):
+    """A cross-task or cross-process lock could not be acquired in time."""
+
+
+class StorageUnavailableError(FiletierError, ConnectionError):
+    """The primary object store failed or could not be reached."""
+
+
+class MetadataUnavailableError(FiletierError, ConnectionError):
+    """The metadata database failed or could not be reached."""
+
+
+class OriginalNotAvailableError(FiletierError, FileNotFoundError):
+    """The original bytes are held only by a provider that returns extracted text."""
+
+
+class ProviderError(FiletierError):
+    """An LLM provider's files API failed or refused; the message names the provider."""
+
+
+class ProviderNotConfiguredError(ProviderError, LookupError):
+    """No API key (or no such provider) is configured."""
+
+
+class ProviderAuthError(ProviderError, PermissionError):
+    """The provider refused the API key."""
+
+
+class UnsupportedPurposeError(ProviderError, ValueError):
+    """The provider does not accept files for that purpose."""
+
+
+class ProviderLimitError(ProviderError, ValueError):
+    """The file is larger than the provider accepts, or its quota is full."""
+
+
+class ProviderRequestError(ProviderError, ValueError):
+    """The provider refused the request for another reason."""
+
+
+class ProviderRateLimitedError(ProviderError, ConnectionError):
+    """The provider kept answering 429 after bounded retries."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailableError(ProviderError, ConnectionError):
+    """The provider answered 5xx or could not be reached."""
+
+
+class ProviderTimeoutError(ProviderError, TimeoutError):
+    """The provider did not answer in time."""
+
+
+class ErrorMapping(NamedTuple):
+    http_status: int
+    exit_code: int
+
+
+# Ordered most specific first: the first ``isinstance`` match wins.
+ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
+    (InvalidFileIdError, ErrorMapping(400, 2)),
+    (InvalidMetadataError, ErrorMapping(400, 2)),
+    (InvalidInputError, ErrorMapping(400, 2)),
+    (ConfigError, ErrorMapping(500, 3)),
+    (StoreClosedError, ErrorMapping(503, 1)),
+    (SourceNotFoundError, ErrorMapping(400, 4)),
+    (NotFoundError, ErrorMapping(404, 4)),
+    (PathNotAllowedError, ErrorMapping(403, 5)),
+    (FileTooLargeError, ErrorMapping(413, 6)),
+    (TypeNotAllowedError, ErrorMapping(415, 6)),
+    (QuotaExceededError, ErrorMapping(413, 6)),
+    (LimitExceededError, ErrorMapping(422, 6)),
+    (InsufficientSpaceError, ErrorMapping(507, 7)),
+    (IntegrityError, ErrorMapping(500, 8)),
+    (StoreBusyError, ErrorMapping(503, 9)),
+    (StorageUnavailableError, ErrorMapping(503, 10)),
+    (MetadataUnavailableError, ErrorMapping(503, 11)),
+    (OriginalNotAvailableError, ErrorMapping(409, 4)),
+    (ProviderNotConfiguredError, ErrorMapping(400, 14)),
+    (ProviderAuthError, ErrorMapping(502, 15)),
+    (UnsupportedPurposeError, ErrorMapping(400, 2)),
+    (ProviderLimitError, ErrorMapping(413, 6)),
+    (ProviderRequestError, ErrorMapping(502, 15)),
+    (ProviderRateLimitedError, ErrorMapping(429, 16)),
+    (ProviderUnavailableError, ErrorMapping(502, 17)),
+    (ProviderTimeoutError, ErrorMapping(504, 17)),
+    (ProviderError, ErrorMapping(502, 15)),
+    (FiletierError, ErrorMapping(500, 1)),
+)
+
+
+def mapping_for(error: FiletierError) -> ErrorMapping:
+    """The HTTP status and CLI exit code for ``error``."""
+    for cls, mapping in ERROR_TABLE:
+        if isinstance(error, cls):
+            return mapping
+    return ErrorMapping(500, 1)  # pragma: no cover - FiletierError is the last row

@@ -1,0 +1,1 @@
+"""The ``filetier`` command line."""

@@ -1,0 +1,121 @@
+"""``filetier doctor``: check each configured service answers, without leaking secrets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from filetier.config import Settings
+from filetier.errors import FiletierError
+from filetier.metadata.database import Database, head_revision
+from filetier.providers.registry import SPECS, build_provider, configured_names
+from filetier.tiers.factory import build_primary
+from filetier.tiers.protocols import LocalPath
+
+
+def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
+    return {"name": name, "ok": ok, "detail": detail}
+
+
+def _writable_dir(path: Path) -> tuple[bool, str]:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".doctor-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return (
+            False,
+            f"{path} is not writable ({exc.strerror}); fix its permissions or point the setting elsewhere",
+        )
+    free = shutil.disk_usage(path).free
+    return True, f"{path} writable, {free / 1e9:.1f} GB free"
+
+
+async def run_checks(settings: Settings) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    ok, detail = _writable_dir(settings.home.expanduser())
+    checks.append(_check("data dir", ok, detail))
+    ok, detail = _writable_dir(settings.cache_dir)
+    checks.append(_check("disk cache", ok, detail))
+
+    db = Database(settings.database_url)
+    try:
+        revision = await db.current_revision()
+        head = head_revision()
+        if revision == head:
+            checks.append(_check("metadata database", True, f"{db.safe_url} at schema {revision}"))
+        else:
+            checks.append(
+                _check(
+                    "metadata database",
+                    revision is None,
+                    f"{db.safe_url} at schema {revision or 'none'}, newest {head}: "
+                    "run `filetier db upgrade` (a new data dir migrates itself on first use)",
+                )
+            )
+    except FiletierError as exc:
+        checks.append(_check("metadata database", False, str(exc)))
+    finally:
+        await db.close()
+
+    try:
+        primary = build_primary(settings)
+        if isinstance(primary, LocalPath):
+            ok, detail = _writable_dir(primary.staging_dir())
+            checks.append(_check("primary store", ok, f"{primary.name}: {detail}"))
+        else:
+            probe = settings.cache_dir / f".doctor-probe-{os.getpid()}"
+            probe.write_bytes(b"filetier doctor probe")
+            try:
+                key = f"doctor/probe-{os.getpid()}"
+                await primary.put_file(key, probe)
+                found = await primary.head(key)
+                await primary.delete(key)
+                checks.append(
+                    _check(
+                        "primary store",
+                        found is not None,
+                        f"{primary.name}: write, read and delete ok",
+                    )
+                )
+            finally:
+                probe.unlink(missing_ok=True)
+        await primary.close()
+    except FiletierError as exc:
+        checks.append(_check("primary store", False, str(exc)))
+
+    configured = configured_names(settings)
+    for name, spec in SPECS.items():
+        if name not in configured:
+            checks.append(
+                _check(
+                    f"provider {name}", True, f"not configured (set {spec.key_setting} to use it)"
+                )
+            )
+            continue
+        client = build_provider(name, settings)
+        try:
+            files = await client.list_files()
+            checks.append(
+                _check(
+                    f"provider {name}", True, f"{client.account} answers; {len(files)} files held"
+                )
+            )
+        except FiletierError as exc:
+            checks.append(_check(f"provider {name}", False, str(exc)))
+        finally:
+            await client.close()
+
+    for root in settings.allowed_roots:
+        exists = root.expanduser().is_dir()
+        checks.append(
+            _check(
+                "download root",
+                True,
+                f"{root} {'exists' if exists else 'will be created on first download'}",
+            )
+        )
+    return checks

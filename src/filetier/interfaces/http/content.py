@@ -1,0 +1,423 @@
+"""A file's bytes as an HTTP body: verified, in 1 MiB chunks, read in place.
+
+This is the one module of the HTTP interface that reaches into :class:`FileStore`'s
+private read path (``_record``, ``_locate_file``, ``_handle_bad_copy``, ``_track``,
+``_missing``, ``_unreadable``). ``FileStore.open`` would do, but it hashes on the event loop
+and reads one chunk at a time; serving the verified local file (the local primary or a
+disk-cache copy) directly lets the next chunk be read *and hashed* in a worker thread
+while the current one is being sent, which is what makes a download run at the speed of
+a plain static-file server (see ``bench/bench_http.py``).
+
+How each body is checked:
+
+- small files (up to the memory tier's item size) come from the memory tier, whose
+  entries were hashed when they entered, or are read and verified whole by
+  ``read_bytes``, which also puts them there;
+- a whole large file is hashed as it streams. The last chunk is held back until the
+  digest is known: on a mismatch the connection is aborted before the final bytes, so a
+  client never receives a complete, wrong file, and the bad copy is evicted (or, for the
+  primary, quarantined);
+- a byte range of a large file cannot be checked by itself, so the whole copy is hashed
+  once before the first range is served from it, and the copy's identity (device, inode,
+  size, mtime) is remembered in :class:`VerifiedCopies`; later ranges of the same copy
+  (a resumed download) start at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from filetier.errors import IntegrityError
+from filetier.interfaces.http.ranges import ByteRange
+from filetier.models import FileRecord
+from filetier.store import READ_ATTEMPTS, FileStore, _CorruptCopy, _Located
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+log = logging.getLogger("filetier.http")
+
+CHUNK_SIZE = 1024 * 1024
+READ_AHEAD = 3  # chunks read before they are sent, per download
+VERIFIED_COPIES_MAX = 4096
+
+_Identity = tuple[str, int, int, int, int]
+
+
+class VerifiedCopies:
+    """Local copies whose whole content matched their SHA-256, by file identity.
+
+    A copy that is replaced or rewritten gets a new inode or mtime and is hashed again.
+    Bit rot that changes neither is caught by the next whole-file download, which always
+    hashes; this memo only spares range requests a full pass each.
+    """
+
+    def __init__(self, capacity: int = VERIFIED_COPIES_MAX) -> None:
+        self._capacity = capacity
+        self._known: OrderedDict[_Identity, None] = OrderedDict()
+
+    @staticmethod
+    def _identity(sha256: str, st: os.stat_result) -> _Identity:
+        return (sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def __contains__(self, item: tuple[str, os.stat_result]) -> bool:
+        key = self._identity(*item)
+        if key in self._known:
+            self._known.move_to_end(key)
+            return True
+        return False
+
+    def add(self, sha256: str, st: os.stat_result) -> None:
+        self._known[self._identity(sha256, st)] = None
+        self._known.move_to_end(self._identity(sha256, st))
+        while len(self._known) > self._capacity:
+            self._known.popitem(last=False)
+
+    def discard(self, sha256: str, st: os.stat_result) -> None:
+        self._known.pop(self._identity(sha256, st), None)
+
+
+async def find_record(store: FileStore, file_id: str) -> FileRecord:
+    """The owner's record (reused from the store's short-lived record cache)."""
+    return await store._record(file_id)
+
+
+@dataclass(slots=True)
+class _OpenCopy:
+    located: _Located
+    fd: int
+    st: os.stat_result
+
+
+class _Aborted(Exception):
+    """The stream must stop without its last bytes: the connection is dropped."""
+
+
+def _hash_whole(fd: int, size: int) -> str:
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(CHUNK_SIZE, size - offset), offset)
+        if not chunk:
+            break
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest() if offset == size else ""
+
+
+async def _hash_copy(fd: int, size: int) -> str:
+    """``_hash_whole`` in a worker; if the request is cancelled meanwhile, the worker
+    closes the descriptor when it is done with it (closing it under the worker is unsafe)."""
+    job = asyncio.get_running_loop().run_in_executor(None, _hash_whole, fd, size)
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        job.add_done_callback(lambda _job: os.close(fd))
+        raise
+
+
+class ContentBody(Response):
+    """200/206 body of a file: from memory, or streamed from a verified local copy."""
+
+    def __init__(
+        self,
+        *,
+        status_code: int,
+        headers: Mapping[str, str],
+        length: int,
+        data: bytes | None = None,
+        copy: _OpenCopy | None = None,
+        start: int = 0,
+        verify: bool = False,
+        record: FileRecord,
+        on_complete: Callable[[], Awaitable[None]] | None = None,
+        on_corrupt: Callable[[_OpenCopy], Awaitable[None]] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = b""
+        self.init_headers({**headers, "content-length": str(length)})
+        self._length = length
+        self._data = data
+        self._copy = copy
+        self._start = start
+        self._verify = verify
+        self._record = record
+        self._on_complete = on_complete
+        self._on_corrupt = on_corrupt
+
+    def close(self) -> None:
+        """Release the file when the response is dropped before it is sent."""
+        if self._copy is not None:
+            os.close(self._copy.fd)
+            self._copy = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(scope, receive, send)
+        finally:
+            self.close()  # a no-op once the stream took the file over
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        if scope["method"] == "HEAD" or self._length == 0:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if self._length == 0 and scope["method"] != "HEAD" and self._on_complete:
+                await self._on_complete()
+            return
+        if self._data is not None:
+            await self._send_memory(send)
+            return
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        try:
+            completed = await self._send_file(send, gone)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if completed and self._on_complete:
+            await self._on_complete()
+
+    async def _send_memory(self, send: Send) -> None:
+        assert self._data is not None
+        data = self._data[self._start : self._start + self._length]
+        for offset in range(0, len(data), CHUNK_SIZE):
+            last = offset + CHUNK_SIZE >= len(data)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": data[offset : offset + CHUNK_SIZE],
+                    "more_body": not last,
+                }
+            )
+        if self._on_complete:
+            await self._on_complete()
+
+    async def _send_file(self, send: Send, gone: asyncio.Event) -> bool:
+        """Stream the copy; True when every byte was sent (and, if asked, verified)."""
+        copy = self._copy
+        assert copy is not None
+        self._copy = None
+        digest = hashlib.sha256() if self._verify else None
+        ahead = _ReadAhead(copy.fd, self._start, self._start + self._length, digest)
+        try:
+            while (chunk := await ahead.next()) is not None:
+                last = ahead.finished
+                if last and digest is not None and digest.hexdigest() != self._record.sha256:
+                    raise _Aborted("the copy does not match its SHA-256")
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                if gone.is_set():
+                    return False
+            return True
+        except _Aborted as problem:
+            log.error("aborted the download of file %s: %s", self._record.file_id, problem.args[0])
+            if self._on_corrupt is not None:
+                with contextlib.suppress(IntegrityError):
+                    await self._on_corrupt(copy)
+            raise
+        finally:
+            ahead.close()
+
+
+class _ReadAhead:
+    """Chunks of ``fd[start:end]`` read (and hashed, in order) by worker threads, up to
+    ``READ_AHEAD`` chunks before the sender needs them.
+
+    SHA-256 cannot be split across threads, so a verified download runs at most at the
+    speed of one core hashing; the read-ahead keeps that core busy all the time instead
+    of waiting for each chunk to be sent. Each job reads one chunk, so a slow client
+    holds buffers, not threads, and the default executor stays free for other work.
+    """
+
+    def __init__(self, fd: int, start: int, end: int, digest: _Hash | None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._fd = fd
+        self._offset = start
+        self._end = end
+        self._digest = digest
+        self._ready: collections.deque[bytes] = collections.deque()
+        self._job: asyncio.Future[bytes] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._delivered = start
+        self._start_job()
+
+    @property
+    def finished(self) -> bool:
+        """True once the chunk last returned by :meth:`next` ends the range."""
+        return self._delivered >= self._end
+
+    def _read(self, offset: int, size: int) -> bytes:
+        chunk = os.pread(self._fd, size, offset)
+        if self._digest is not None:
+            self._digest.update(chunk)  # releases the GIL: runs beside the sending loop
+        return chunk
+
+    def _start_job(self) -> None:
+        if (
+            self._closed
+            or self._job is not None
+            or self._failure is not None
+            or self._offset >= self._end
+            or len(self._ready) >= READ_AHEAD
+        ):
+            return
+        size = min(CHUNK_SIZE, self._end - self._offset)
+        self._job = self._loop.run_in_executor(None, self._read, self._offset, size)
+        self._job.add_done_callback(self._landed)
+
+    def _landed(self, job: asyncio.Future[bytes]) -> None:
+        self._job = None
+        if self._closed:
+            os.close(self._fd)  # the reader gave up while this job was running
+            return
+        if job.cancelled():
+            self._failure = asyncio.CancelledError()
+        elif (error := job.exception()) is not None:
+            self._failure = error
+        else:
+            chunk = job.result()
+            if not chunk:
+                self._failure = _Aborted("the copy is shorter than its record")
+            else:
+                self._ready.append(chunk)
+                self._offset += len(chunk)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._start_job()
+
+    async def next(self) -> bytes | None:
+        """The next chunk, or None after the last one."""
+        while not self._ready:
+            if self._failure is not None:
+                raise self._failure
+            if self._delivered >= self._end:
+                return None
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        chunk = self._ready.popleft()
+        self._delivered += len(chunk)
+        self._start_job()
+        return chunk
+
+    def close(self) -> None:
+        """Release the file; a job still running closes it when it lands."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ready.clear()
+        if self._job is None:
+            os.close(self._fd)
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+class ContentReader:
+    """Opens the right copy of a file for one response."""
+
+    def __init__(self, store: FileStore, verified: VerifiedCopies) -> None:
+        self._store = store
+        self._verified = verified
+
+    async def body(
+        self,
+        record: FileRecord,
+        byte_range: ByteRange | None,
+        *,
+        status_code: int,
+        headers: Mapping[str, str],
+    ) -> ContentBody:
+        store = self._store
+        started = time.perf_counter()
+        start = byte_range.start if byte_range else 0
+        length = byte_range.length if byte_range else record.size
+
+        async def track_memory() -> None:
+            if byte_range is None:
+                store._track(record, "memory", started)
+
+        on_complete: Callable[[], Awaitable[None]] | None = track_memory
+        data = store.memory.get(record.sha256)
+        if data is None and store.memory.accepts(record.size):
+            data = await store.read_bytes(record.file_id)  # verified, kept, counted there
+            on_complete = None
+        if data is not None:
+            return ContentBody(
+                status_code=status_code,
+                headers=headers,
+                length=length,
+                data=data,
+                start=start,
+                record=record,
+                on_complete=on_complete,
+            )
+
+        copy = await self._open_copy(record, verify_now=byte_range is not None)
+
+        async def track_file() -> None:
+            if byte_range is None:
+                self._verified.add(record.sha256, copy.st)
+                store._track(record, copy.located.tier, started)
+
+        async def corrupt(bad: _OpenCopy) -> None:
+            self._verified.discard(record.sha256, bad.st)
+            await store._handle_bad_copy(record, bad.located, _CorruptCopy())
+
+        return ContentBody(
+            status_code=status_code,
+            headers=headers,
+            length=length,
+            copy=copy,
+            start=start,
+            verify=byte_range is None,
+            record=record,
+            on_complete=track_file,
+            on_corrupt=corrupt,
+        )
+
+    async def _open_copy(self, record: FileRecord, *, verify_now: bool) -> _OpenCopy:
+        """A local copy of the right size; with ``verify_now``, one whose hash matched."""
+        store = self._store
+        for _attempt in range(READ_ATTEMPTS):
+            located = await store._locate_file(record)
+            try:
+                fd = os.open(located.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except FileNotFoundError:
+                if not located.cache_copy:
+                    raise await store._missing(record) from None
+                store.disk.evict(record.sha256)  # evicted between lookup and open
+                continue
+            st = os.fstat(fd)
+            good = st.st_size == record.size
+            if good and verify_now and (record.sha256, st) not in self._verified:
+                good = await _hash_copy(fd, record.size) == record.sha256
+                if good:
+                    self._verified.add(record.sha256, st)
+            if good:
+                return _OpenCopy(located, fd, st)
+            os.close(fd)
+            # Evicts a bad cache copy (the next attempt fetches it again) or quarantines
+            # a bad primary object and raises IntegrityError.
+            await store._handle_bad_copy(record, located, _CorruptCopy())
+        raise store._unreadable(record)

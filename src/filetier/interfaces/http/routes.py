@@ -1,0 +1,388 @@
+"""The /v1 endpoints: parse the request, call the owner's FileStore view, answer.
+
+Every endpoint works on ``runtime.store_for(request)``, the store as seen by the owner the
+bearer token resolved to, so another owner's file is simply not found (404), never
+forbidden: its existence is not revealed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from email.utils import format_datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
+
+from filetier.errors import FileTooLargeError, InvalidInputError, InvalidMetadataError
+from filetier.interfaces.http.content import CHUNK_SIZE, ContentReader, find_record
+from filetier.interfaces.http.errors import error_response
+from filetier.interfaces.http.hashfirst import link_existing_content
+from filetier.interfaces.http.headers import (
+    content_disposition,
+    filename_from_disposition,
+    latin1_to_text,
+    repr_digest,
+)
+from filetier.interfaces.http.openapi import OFFSET_MAX
+from filetier.interfaces.http.ranges import (
+    UNSATISFIABLE,
+    ByteRange,
+    not_modified,
+    parse_range,
+    range_applies,
+    strong_etag,
+)
+from filetier.interfaces.http.runtime import Runtime
+from filetier.models import FileRecord, UploadResult
+from filetier.providers.manager import DEFAULT_PURPOSE
+
+JSON_BODY_MAX = 256 * 1024
+FILENAME_MAX = 1024
+LIMIT_MAX = 1000
+_MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_GENERIC_BODY_TYPES = frozenset(
+    {"application/octet-stream", "application/x-www-form-urlencoded", "multipart/form-data"}
+)
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _record_json(record: FileRecord) -> dict[str, Any]:
+    # The storage key is an internal object name: clients address files by id only.
+    return record.model_dump(mode="json", exclude={"storage_key"})
+
+
+def _created(result: UploadResult) -> JSONResponse:
+    return JSONResponse(
+        result.model_dump(mode="json"),
+        status_code=201,
+        headers={"Location": f"/v1/files/{result.file_id}"},
+    )
+
+
+def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"-?[0-9]{1,30}", raw.strip()):
+        raise InvalidInputError(f"{name} must be an integer, not {raw[:40]!r}")
+    value = int(raw)
+    if value > maximum:
+        raise InvalidInputError(f"{name} must be at most {maximum}, not {value}")
+    return value
+
+
+def _text_param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and "\x00" in value:
+        raise InvalidInputError(f"{name} must not contain a NUL character")
+    return value or None
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > JSON_BODY_MAX:
+            raise InvalidInputError(f"the JSON body is larger than {JSON_BODY_MAX:,} bytes")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError("the request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError("the request body must be a JSON object")
+    _require_unicode(value, "the request body")
+    return value
+
+
+def _require_unicode(value: object, what: str) -> None:
+    """JSON may escape lone UTF-16 surrogates (``"\\ud800"``): no valid text has them."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{what} contains invalid Unicode (a lone surrogate)") from None
+
+
+def _only_params(request: Request, *allowed: str) -> None:
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        raise InvalidInputError(f"unknown query parameter(s): {shown}")
+
+
+def _file_name(name: str) -> str:
+    if len(name) > FILENAME_MAX:
+        raise InvalidInputError(f"a file name may have at most {FILENAME_MAX} characters")
+    return name
+
+
+def _check_keys(body: dict[str, Any], allowed: set[str], required: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInputError(f"unknown field(s): {', '.join(unknown)}")
+    missing = sorted(required - set(body))
+    if missing:
+        raise InvalidInputError(f"missing field(s): {', '.join(missing)}")
+
+
+# -- upload -------------------------------------------------------------------------------
+
+
+async def _body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The request body as ~1 MiB chunks; stops with FileTooLargeError past ``limit``.
+
+    Nothing is read beyond the first chunk that crosses the limit: the 413 goes out while
+    the client is still sending, and the server closes the connection after it.
+    """
+    pending = bytearray()
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInputError("the client disconnected before the upload was complete")
+        chunk: bytes = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise FileTooLargeError(
+                f"the upload is larger than this store's limit of {limit:,} bytes"
+            )
+        more = message.get("more_body", False)
+        if not pending and (len(chunk) >= CHUNK_SIZE or not more):
+            if chunk:
+                yield chunk
+        else:
+            pending += chunk
+            if len(pending) >= CHUNK_SIZE or not more:
+                if pending:
+                    yield bytes(pending)
+                pending.clear()
+        if not more:
+            return
+
+
+def _declared_type(request: Request) -> str | None:
+    explicit = request.query_params.get("mime_type")
+    if explicit is not None:
+        return explicit  # validated by the store: a bad one is a 400
+    header = request.headers.get("content-type", "")
+    declared = header.split(";", 1)[0].strip().lower()
+    # A Content-Type that is not a plain type/subtype is ignored, not refused: many
+    # clients send their default for any body.
+    if declared in _GENERIC_BODY_TYPES or not _MIME_RE.match(declared):
+        return None
+    return declared
+
+
+def _metadata(request: Request) -> dict[str, Any] | None:
+    raw = request.headers.get("x-filetier-metadata")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(latin1_to_text(raw))
+    except ValueError:
+        raise InvalidMetadataError("X-Filetier-Metadata must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidMetadataError("X-Filetier-Metadata must be a JSON object")
+    _require_unicode(value, "X-Filetier-Metadata")
+    return value
+
+
+async def upload_file(request: Request) -> Response:
+    _only_params(request, "filename", "mime_type")
+    store = _runtime(request).store_for(request)
+    limit = store.settings.max_file_size
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.strip().isdigit():
+            raise InvalidInputError("Content-Length must be a number of bytes")
+        if int(length) > limit:
+            raise FileTooLargeError(
+                f"the upload is {int(length):,} bytes; this store's limit is {limit:,} bytes"
+            )
+        await store._check_quota(int(length))  # refused before a byte is read
+    name = request.query_params.get("filename")
+    if name is None:
+        name = filename_from_disposition(
+            latin1_to_text(request.headers.get("content-disposition", ""))
+        )
+    filename = _file_name(name) if name is not None else None
+    result = await store.upload_file(
+        _body_chunks(request.receive, limit),
+        filename=filename,
+        mime_type=_declared_type(request),
+        metadata=_metadata(request),
+    )
+    # ``deduplicated`` is reported relative to this owner: that another owner stores the
+    # same bytes is their business, and must not be learnt from an upload's answer.
+    owned = (await store.list(sha256=result.sha256, limit=1)).total
+    known_to_owner = owned > 1
+    return _created(
+        result.model_copy(
+            update={
+                "deduplicated": known_to_owner,
+                "bytes_written": 0 if known_to_owner else result.size,
+            }
+        )
+    )
+
+
+async def upload_by_hash(request: Request) -> Response:
+    _only_params(request)
+    store = _runtime(request).store_for(request)
+    body = await _json_object(request)
+    _check_keys(
+        body,
+        {"sha256", "size", "filename", "mime_type", "metadata"},
+        {"sha256", "size", "filename"},
+    )
+    sha256, size, filename = body["sha256"], body["size"], body["filename"]
+    mime_type, metadata = body.get("mime_type"), body.get("metadata")
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise InvalidInputError("sha256 must be 64 hexadecimal characters")
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)  # JSON does not tell 3 from 3.0
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InvalidInputError("size must be a non-negative integer")
+    if not isinstance(filename, str):
+        raise InvalidInputError("filename must be a string")
+    if mime_type is not None and not isinstance(mime_type, str):
+        raise InvalidInputError("mime_type must be a string")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidMetadataError("metadata must be a JSON object")
+    result = await link_existing_content(
+        store,
+        sha256=sha256.lower(),
+        size=size,
+        filename=_file_name(filename),
+        mime_type=mime_type,
+        metadata=metadata,
+    )
+    if result is None:
+        return error_response(
+            404,
+            "NotFoundError",
+            "no content with this SHA-256 and size is stored for you: send the bytes with "
+            "POST /v1/files",
+        )
+    return _created(result)
+
+
+# -- read, list, delete -------------------------------------------------------------------
+
+
+async def list_files(request: Request) -> Response:
+    _only_params(request, "name", "type", "sha256", "limit", "offset")
+    store = _runtime(request).store_for(request)
+    page = await store.list(
+        name_contains=_text_param(request, "name"),
+        mime_type=_text_param(request, "type"),
+        sha256=_text_param(request, "sha256"),
+        limit=_int_param(request, "limit", 100, LIMIT_MAX),
+        offset=_int_param(request, "offset", 0, OFFSET_MAX),
+    )
+    body = page.model_dump(mode="json", exclude={"items"})
+    body["items"] = [_record_json(item) for item in page.items]
+    return JSONResponse(body)
+
+
+async def get_file(request: Request) -> Response:
+    _only_params(request)
+    store = _runtime(request).store_for(request)
+    return JSONResponse(_record_json(await store.stat(request.path_params["file_id"])))
+
+
+async def delete_file(request: Request) -> Response:
+    _only_params(request)
+    store = _runtime(request).store_for(request)
+    await store.delete(request.path_params["file_id"])
+    return Response(status_code=204)
+
+
+async def provider_file_id(request: Request) -> Response:
+    _only_params(request)
+    store = _runtime(request).store_for(request)
+    body = await _json_object(request)
+    _check_keys(body, {"provider", "purpose", "verify"}, {"provider"})
+    provider, purpose, verify = body["provider"], body.get("purpose"), body.get("verify", False)
+    if not isinstance(provider, str) or not provider.strip():
+        raise InvalidInputError("provider must be a non-empty string such as 'kimi'")
+    if purpose is not None and (not isinstance(purpose, str) or not purpose.strip()):
+        raise InvalidInputError("purpose must be a non-empty string")
+    if not isinstance(verify, bool):
+        raise InvalidInputError("verify must be true or false")
+    result = await store.get_provider_file_id(
+        request.path_params["file_id"],
+        provider.strip(),
+        purpose.strip() if purpose else DEFAULT_PURPOSE,
+        verify=verify,
+    )
+    return JSONResponse(result.model_dump(mode="json"))
+
+
+# -- content ------------------------------------------------------------------------------
+
+
+def _content_headers(record: FileRecord) -> dict[str, str]:
+    return {
+        "etag": strong_etag(record.sha256),
+        "repr-digest": repr_digest(record.sha256),
+        "accept-ranges": "bytes",
+        "content-type": record.mime_type,
+        "content-disposition": content_disposition(record.filename),
+        "last-modified": format_datetime(record.upload_date, usegmt=True),
+        "cache-control": "private, no-cache",
+        # Uploaded bytes are served as a download, never interpreted by a browser.
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "sandbox; default-src 'none'",
+    }
+
+
+async def file_content(request: Request) -> Response:
+    _only_params(request)
+    runtime = _runtime(request)
+    store = runtime.store_for(request)
+    record = await find_record(store, request.path_params["file_id"])
+    headers = _content_headers(record)
+    etag = headers["etag"]
+    if not_modified(request.headers.get("if-none-match"), etag):
+        keep = ("etag", "cache-control", "last-modified")
+        return Response(status_code=304, headers={k: headers[k] for k in keep})
+    if request.method == "HEAD":
+        headers["content-length"] = str(record.size)
+        return Response(status_code=200, headers=headers)
+    byte_range: ByteRange | None = None
+    requested = request.headers.get("range")
+    if requested is not None and range_applies(request.headers.get("if-range"), etag):
+        parsed = parse_range(requested, record.size)
+        if parsed == UNSATISFIABLE:
+            return error_response(
+                416,
+                "RangeNotSatisfiable",
+                f"the file has {record.size} bytes; the range {requested[:80]!r} selects none",
+                {"content-range": f"bytes */{record.size}", "accept-ranges": "bytes"},
+            )
+        if isinstance(parsed, ByteRange):
+            byte_range = parsed
+            headers["content-range"] = parsed.content_range
+    reader = ContentReader(store, runtime.verified)
+    return await reader.body(
+        record, byte_range, status_code=206 if byte_range else 200, headers=headers
+    )
+
+
+__all__ = [
+    "delete_file",
+    "file_content",
+    "get_file",
+    "list_files",
+    "provider_file_id",
+    "upload_by_hash",
+    "upload_file",
+]

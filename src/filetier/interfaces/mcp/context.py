@@ -1,0 +1,91 @@
+"""What one MCP request acts on: the server's lifespan state and the caller's owner.
+
+Over streamable HTTP the HTTP layer authenticates every request and leaves the owner in
+the ASGI scope (``scope["state"]["filetier_owner"]``, also ``request.state.owner``); the SDK
+hands each handler the Starlette request that carried the message, so the owner is read
+per *request*, not per MCP session. Over stdio there is no request and the process's
+configured owner (``settings.owner``) applies. Everything a tool touches goes through
+``store.as_owner(owner)``, so one owner never reaches another's files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from filetier.config import Settings
+from filetier.paths import AllowedRoots
+from filetier.store import FileStore
+
+#: Keys of ``scope["state"]`` that may carry the authenticated owner, in order of preference.
+OWNER_STATE_KEYS = ("filetier_owner", "owner")
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """The MCP server's lifespan state: one store shared by every session and request."""
+
+    settings: Settings
+    store: FileStore
+    roots: AllowedRoots  # where upload sources and download destinations may be
+
+
+NO_OWNER_MESSAGE = (
+    "this request carries no authenticated owner: the MCP endpoint must be served behind "
+    "filetier's HTTP authentication (send the bearer token of your owner)"
+)
+
+
+def app_state(ctx: Context[AppState, Any]) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def request_owner(request: object, settings: Settings) -> str | None:
+    """The owner of the transport request that carried this message.
+
+    No request (stdio, in-process) means the process's own owner. ``None`` means an HTTP
+    request without an owner in its state: callers refuse it, because the app must sit
+    behind the authenticating layer and guessing would hand one caller another's files.
+    """
+    if request is None:
+        return settings.owner
+    scope = getattr(request, "scope", None)
+    state = scope.get("state") if isinstance(scope, Mapping) else None
+    if isinstance(state, Mapping):
+        for key in OWNER_STATE_KEYS:
+            owner = state.get(key)
+            if isinstance(owner, str) and owner:
+                return owner
+    return None
+
+
+def caller_owner(ctx: Context[AppState, Any]) -> str:
+    owner = request_owner(ctx.request_context.request, app_state(ctx).settings)
+    if owner is None:
+        raise ToolError(NO_OWNER_MESSAGE)
+    return owner
+
+
+def caller_store(ctx: Context[AppState, Any]) -> FileStore:
+    """The shared store, scoped to the caller's owner."""
+    return app_state(ctx).store.as_owner(caller_owner(ctx))
+
+
+def require_operator(ctx: Context[AppState, Any], what: str) -> FileStore:
+    """The store, for whole-store maintenance: only the process's own owner may run it.
+
+    Verify and cleanup look at every owner's content (hashes, delivered paths), so over a
+    shared HTTP endpoint they belong to the operator, never to one tenant of many.
+    """
+    state = app_state(ctx)
+    owner = caller_owner(ctx)
+    if owner != state.settings.owner:
+        raise ToolError(
+            f"{what} covers every owner's files, so only the server's operator may run it "
+            "(`filetier verify` / `filetier cleanup` on the server host)"
+        )
+    return state.store.as_owner(owner)

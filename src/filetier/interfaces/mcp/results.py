@@ -1,0 +1,127 @@
+"""The structured results of the MCP tools (their ``outputSchema``).
+
+Core results (:mod:`filetier.models`) are returned as they are where they already say what
+a model needs (``DownloadResult``, ``DeleteResult``, ``ProviderFileId``, ``AskResult``);
+the models here add what only an agent needs: how to address the file again
+(``resource_uri``, ``content_path``), paging of long text, and one ``ok`` flag. None of
+them ever carries file content beyond a bounded page of extracted text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from filetier.models import FileRecord, Finding, PlannedAction, StoreStats, Tier
+
+RESOURCE_TEMPLATE = "filetier://files/{file_id}"
+CONTENT_PATH_TEMPLATE = "/v1/files/{file_id}/content"
+
+
+def resource_uri(file_id: UUID | str) -> str:
+    return RESOURCE_TEMPLATE.format(file_id=file_id)
+
+
+def content_path(file_id: UUID | str) -> str:
+    return CONTENT_PATH_TEMPLATE.format(file_id=file_id)
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class FileInfo(_Result):
+    file_id: UUID
+    filename: str
+    size: int = Field(description="Size in bytes")
+    mime_type: str
+    sha256: str = Field(description="SHA-256 of the content, hex")
+    uploaded_at: datetime
+    last_accessed: datetime | None = None
+    access_count: int = 0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    provider_file_ids: dict[str, Any] = Field(
+        default_factory=dict, description="Provider copies already made, e.g. {'kimi': 'file-…'}"
+    )
+    resource_uri: str = Field(description="Read small text files through this MCP resource")
+    content_path: str = Field(description="HTTP API path of the original bytes")
+
+    @classmethod
+    def of(cls, record: FileRecord) -> FileInfo:
+        return cls(
+            file_id=record.file_id,
+            filename=record.filename,
+            size=record.size,
+            mime_type=record.mime_type,
+            sha256=record.sha256,
+            uploaded_at=record.upload_date,
+            last_accessed=record.last_accessed,
+            access_count=record.access_count,
+            metadata=record.metadata,
+            provider_file_ids=record.provider_file_ids,
+            resource_uri=resource_uri(record.file_id),
+            content_path=content_path(record.file_id),
+        )
+
+
+class UploadedFile(_Result):
+    file_id: UUID
+    sha256: str
+    size: int
+    mime_type: str
+    filename: str
+    source: Literal["path", "text", "base64"]
+    source_path: str | None = Field(
+        default=None, description="The resolved path read, for path uploads"
+    )
+    deduplicated: bool = Field(description="True when these bytes were already stored")
+    bytes_written: int = Field(description="Bytes written to the primary store by this call")
+    resource_uri: str
+
+
+class FileList(_Result):
+    items: list[FileInfo]
+    total: int = Field(description="Files matching the filters, over all pages")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="Pass as offset for the next page; null at the end")
+
+
+class FileText(_Result):
+    file_id: UUID | None = Field(description="Null for a file only the provider holds")
+    sha256: str | None
+    provider: str
+    provider_file_id: str | None
+    text: str = Field(description="This page of the provider's extracted text")
+    offset: int = Field(description="Index of the first character of this page")
+    total_chars: int
+    next_offset: int | None = Field(description="Pass as offset for the next page; null at the end")
+    cached: bool = Field(description="True when served from filetier's cache, no provider call")
+
+
+class VerifyOutcome(_Result):
+    scope: Literal["file", "store"]
+    ok: bool = Field(description="True when every byte checked matched its SHA-256")
+    file_id: UUID | None = None
+    sha256: str | None = None
+    size: int | None = None
+    tier: Tier | None = Field(default=None, description="Tier the verified bytes were read from")
+    bytes_verified: int
+    blobs_checked: int | None = None
+    cache_entries_checked: int | None = None
+    findings: list[Finding] = Field(default_factory=list)
+
+
+class CleanupOutcome(_Result):
+    dry_run: bool = Field(description="True: nothing was removed, this is the plan")
+    bytes_freed: int = Field(description="Bytes removed (or that would be, for a dry run)")
+    actions: list[PlannedAction]
+
+
+class CacheStats(StoreStats):
+    tier_hit_rates: dict[str, float] = Field(
+        description="Share of all-time downloads served by each tier"
+    )

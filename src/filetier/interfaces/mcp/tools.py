@@ -1,0 +1,510 @@
+"""The MCP tools: parse the arguments, call the caller's view of the store, shape the result.
+
+Each tool's docstring is its description for the model; :data:`TOOLS` adds the title and
+the behaviour hints clients use to decide what needs a confirmation. Domain errors are
+not handled here: the server turns every :class:`~filetier.errors.FiletierError` into a
+tool error with its message (see ``server.py``), so a tool reads as the happy path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from filetier.errors import (
+    FiletierError,
+    FileTooLargeError,
+    IntegrityError,
+    InvalidInputError,
+    PathNotAllowedError,
+)
+from filetier.interfaces.mcp.context import (
+    AppState,
+    app_state,
+    caller_store,
+    require_operator,
+)
+from filetier.interfaces.mcp.progress import TransferProgress
+from filetier.interfaces.mcp.results import (
+    CacheStats,
+    CleanupOutcome,
+    FileInfo,
+    FileList,
+    FileText,
+    UploadedFile,
+    VerifyOutcome,
+    resource_uri,
+)
+from filetier.models import (
+    AskResult,
+    DeleteResult,
+    DownloadResult,
+    Finding,
+    ProviderFileId,
+    Tier,
+)
+from filetier.paths import AllowedRoots
+from filetier.providers.manager import DEFAULT_PURPOSE
+from filetier.providers.registry import SPECS
+from filetier.store import FileStore
+
+Ctx = Context[AppState, Any]
+
+_PROVIDERS = ", ".join(SPECS)
+FileId = Annotated[str, Field(description="A file id returned by upload_file or list_files")]
+Provider = Annotated[str, Field(description=f"LLM provider: one of {_PROVIDERS}")]
+
+
+# -- upload / download ---------------------------------------------------------------------
+
+
+async def upload_file(
+    ctx: Ctx,
+    path: Annotated[
+        str | None,
+        Field(
+            description="A file on the server's disk, inside the allowed roots (relative paths "
+            "are taken from the first root)"
+        ),
+    ] = None,
+    # Plain `str`, not `str | None`: the SDK JSON-decodes string arguments of any other
+    # type, which would turn the text of a JSON document into an object. "" = not given.
+    text: Annotated[str, Field(description="Small UTF-8 text content to store, as is")] = "",
+    content_base64: Annotated[
+        str | None, Field(description="Small binary content, base64-encoded")
+    ] = None,
+    filename: Annotated[
+        str | None, Field(description="Name to record (default: the path's name)")
+    ] = None,
+    mime_type: Annotated[
+        str | None, Field(description="MIME type (default: sniffed from the content)")
+    ] = None,
+    metadata: Annotated[
+        dict[str, Any] | None, Field(description="Small JSON object kept with the file")
+    ] = None,
+) -> UploadedFile:
+    """Store a file and get its file id. Give exactly one source: `path` for a file on the
+    server's disk (any size, streamed, with progress), or `text` / `content_base64` for small
+    inline content (up to the server's inline limit, 1 MiB by default). Identical content is
+    stored once (`deduplicated` says so) but every call returns a new file id."""
+    state = app_state(ctx)
+    store = caller_store(ctx)
+    given = [
+        n
+        for n, v in (("path", path), ("text", text or None), ("content_base64", content_base64))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise InvalidInputError(
+            "give exactly one of path, text or content_base64"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    source: Literal["path", "text", "base64"]
+    source_path: str | None = None
+    if path is None:
+        data, source = _inline_bytes(
+            text or None, content_base64, state.settings.inline_upload_max_bytes
+        )
+        result = await store.upload_file(
+            data,
+            filename=filename or ("upload.txt" if source == "text" else "upload.bin"),
+            mime_type=mime_type,
+            metadata=metadata,
+        )
+    else:
+        resolved = _allowed_source(path, state.roots)
+        source, source_path = "path", str(resolved)
+        # Progress is a no-op unless the client asked for it (sent a progress token).
+        async with TransferProgress(
+            ctx.report_progress, _size_or_none(resolved), f"uploading {resolved.name}"
+        ) as progress:
+            result = await store.upload_file(
+                resolved,
+                filename=filename,
+                mime_type=mime_type,
+                metadata=metadata,
+                progress=progress,
+            )
+    return UploadedFile(
+        file_id=result.file_id,
+        sha256=result.sha256,
+        size=result.size,
+        mime_type=result.mime_type,
+        filename=result.filename,
+        source=source,
+        source_path=source_path,
+        deduplicated=result.deduplicated,
+        bytes_written=result.bytes_written,
+        resource_uri=resource_uri(result.file_id),
+    )
+
+
+def _inline_bytes(
+    text: str | None, content_base64: str | None, limit: int
+) -> tuple[bytes, Literal["text", "base64"]]:
+    """The bytes of an inline upload, refused before decoding anything over ``limit``."""
+    advice = (
+        f"inline uploads are limited to {limit:,} bytes (FILETIER_INLINE_UPLOAD_MAX_BYTES); "
+        "write the file under an allowed root and upload it by `path`"
+    )
+    if text is not None:
+        # UTF-8 takes at least one byte per character: refuse huge text before encoding it.
+        if len(text) > limit or len(data := text.encode("utf-8")) > limit:
+            raise FileTooLargeError(f"text is larger than the inline limit: {advice}")
+        return data, "text"
+    encoded = "".join((content_base64 or "").split())
+    if len(encoded) // 4 * 3 > limit + 2:
+        raise FileTooLargeError(f"content_base64 decodes to more than the inline limit: {advice}")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInputError(
+            "content_base64 is not valid base64 (standard alphabet, with padding)"
+        ) from None
+    if len(data) > limit:
+        raise FileTooLargeError(f"content_base64 is larger than the inline limit: {advice}")
+    return data, "base64"
+
+
+def _allowed_source(path: str, roots: AllowedRoots) -> Path:
+    """``path`` resolved (symlinks followed), refused unless strictly inside a root.
+
+    Relative paths and ``~`` mean what they mean for download destinations.
+    """
+    refusal = PathNotAllowedError(
+        f"Source {path!r} is outside the allowed roots, so it cannot be uploaded by path; "
+        f"allowed roots: {', '.join(repr(str(r)) for r in roots.roots)}. "
+        "Small content can be sent inline as text or content_base64."
+    )
+    if not roots.is_allowed(path):
+        raise refusal
+    candidate = Path(path)
+    if candidate.parts[:1] == ("~",):
+        candidate = Path.home().joinpath(*candidate.parts[1:])
+    elif not candidate.is_absolute():
+        candidate = roots.default_root / candidate
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):
+        raise refusal from None
+    if not roots.is_allowed(resolved):  # checked again on what will actually be opened
+        raise refusal
+    return resolved
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None  # the store reports the problem with the source
+
+
+async def download_file(
+    ctx: Ctx,
+    file_id: Annotated[
+        str, Field(description="A file id, or a provider file id (file-…) filetier recorded")
+    ],
+    destination: Annotated[
+        str | None,
+        Field(
+            description="Where to write it, inside the allowed roots: a file path, or a "
+            "directory to put it in under its own name. Relative paths are taken from the "
+            "first root; omitted: the first root."
+        ),
+    ] = None,
+) -> DownloadResult:
+    """Write a stored file to the server's disk and say where it went. Reads from the fastest
+    tier that holds it (memory, disk cache, primary store) and checks the SHA-256 on the way;
+    `tier` says which one served it. An existing file at the destination is replaced.
+    Sends progress notifications for large files."""
+    store = caller_store(ctx)
+    # Reading the record first costs nothing extra: the download reuses it.
+    total = await _size_of(store, file_id)
+    async with TransferProgress(ctx.report_progress, total, f"downloading {file_id}") as progress:
+        return await store.download(file_id, destination, downloaded_by="mcp", progress=progress)
+
+
+async def _size_of(store: FileStore, file_id: str) -> int | None:
+    try:
+        return (await store.stat(file_id)).size
+    except FiletierError:
+        return None  # a provider file id, or an error the download itself will report
+
+
+# -- records -------------------------------------------------------------------------------
+
+
+async def file_info(ctx: Ctx, file_id: FileId) -> FileInfo:
+    """Metadata of one stored file: name, size, MIME type, SHA-256, upload and access times,
+    user metadata, and which providers already hold a copy."""
+    return FileInfo.of(await caller_store(ctx).stat(file_id))
+
+
+async def list_files(
+    ctx: Ctx,
+    name_contains: Annotated[
+        str | None, Field(description="Only files whose name contains this text")
+    ] = None,
+    mime_type: Annotated[
+        str | None, Field(description="Only files of this MIME type (image/* for a family)")
+    ] = None,
+    sha256: Annotated[str | None, Field(description="Only files with this content hash")] = None,
+    limit: Annotated[int, Field(ge=1, le=1000, description="Page size")] = 50,
+    offset: Annotated[int, Field(ge=0, description="Files to skip (from next_offset)")] = 0,
+) -> FileList:
+    """List your stored files, newest first, with optional filters; page with
+    `offset` = `next_offset` until it is null."""
+    page = await caller_store(ctx).list(
+        name_contains=name_contains, mime_type=mime_type, sha256=sha256, limit=limit, offset=offset
+    )
+    return FileList(
+        items=[FileInfo.of(record) for record in page.items],
+        total=page.total,
+        offset=page.offset,
+        limit=page.limit,
+        next_offset=page.next_offset,
+    )
+
+
+async def delete_file(ctx: Ctx, file_id: FileId) -> DeleteResult:
+    """Delete a stored file. Its bytes are removed too (including provider copies) unless
+    another file has the same content (`blob_deleted` says which). Cannot be undone."""
+    return await caller_store(ctx).delete(file_id)
+
+
+# -- integrity and maintenance -------------------------------------------------------------
+
+
+async def verify_file(
+    ctx: Ctx,
+    file_id: Annotated[
+        str | None,
+        Field(description="The file to check; omitted: the whole store (operator only)"),
+    ] = None,
+) -> VerifyOutcome:
+    """Check that a file's stored bytes still match its SHA-256 by reading them in full.
+    A corrupt cache copy is dropped and the file read again from the primary store; a
+    corrupt primary copy is quarantined and reported (`ok` false). Without `file_id`,
+    re-hashes every stored object and cache copy (no repairs)."""
+    if file_id is None:
+        report = await require_operator(ctx, "verifying the whole store").verify(fix=False)
+        return VerifyOutcome(
+            scope="store",
+            ok=report.clean,
+            bytes_verified=report.bytes_verified,
+            blobs_checked=report.blobs_checked,
+            cache_entries_checked=report.cache_entries_checked,
+            findings=report.findings,
+        )
+    store = caller_store(ctx)
+    total = (await store.stat(file_id)).size
+    findings: list[Finding] = []
+    async with TransferProgress(ctx.report_progress, total, f"verifying {file_id}") as progress:
+        # A corrupt cache copy is evicted by the failed read; the second read then comes
+        # from the primary store, which is the copy that matters.
+        for _attempt in range(2):
+            tier: Tier | None = None
+            try:
+                async with store.open(file_id) as reader:
+                    tier, record = reader.tier, reader.record
+                    async for chunk in reader:
+                        progress(len(chunk))
+            except IntegrityError as exc:
+                cache_copy = tier == "disk"
+                findings.append(
+                    Finding(
+                        kind="corrupt_cache" if cache_copy else "corrupt_object",
+                        detail=str(exc),
+                        fixed=cache_copy,
+                    )
+                )
+                if cache_copy:
+                    continue
+                break
+            return VerifyOutcome(
+                scope="file",
+                ok=True,
+                file_id=record.file_id,
+                sha256=record.sha256,
+                size=record.size,
+                tier=tier,
+                bytes_verified=record.size,
+                findings=findings,
+            )
+    return VerifyOutcome(scope="file", ok=False, bytes_verified=0, findings=findings)
+
+
+async def cleanup_cache(
+    ctx: Ctx,
+    dry_run: Annotated[
+        bool, Field(description="Only list what would be removed; remove nothing")
+    ] = False,
+    max_age_days: Annotated[
+        float | None,
+        Field(ge=0, description="Evict cache copies unused for longer (default: configured)"),
+    ] = None,
+    max_size_mb: Annotated[
+        float | None,
+        Field(ge=0, description="Shrink the disk cache to this size (default: configured)"),
+    ] = None,
+) -> CleanupOutcome:
+    """Free disk space: evict disk-cache copies by age and size (least recently used first),
+    remove delivered downloads past their retention and leftover temp files. Stored files
+    are never lost (the primary store keeps them). Use dry_run to see the plan first.
+    Operator only on a shared server."""
+    store = require_operator(ctx, "cache cleanup")
+    report = await store.cleanup_cache(max_age_days, max_size_mb, dry_run=dry_run)
+    return CleanupOutcome(
+        dry_run=report.dry_run, bytes_freed=report.bytes_freed, actions=report.actions
+    )
+
+
+async def cache_stats(ctx: Ctx) -> CacheStats:
+    """Your file and byte counts, cache sizes and limits, and downloads served by each tier
+    (memory, disk, primary) with hit rates."""
+    stats = await caller_store(ctx).stats()
+    return CacheStats(**stats.model_dump(), tier_hit_rates=stats.hit_rates)
+
+
+# -- providers ---------------------------------------------------------------------------
+
+
+async def get_provider_file_id(
+    ctx: Ctx,
+    file_id: FileId,
+    provider: Provider,
+    purpose: Annotated[
+        str, Field(description="Provider purpose, e.g. file-extract, image, assistants")
+    ] = DEFAULT_PURPOSE,
+    verify: Annotated[
+        bool, Field(description="Ask the provider whether the recorded copy still exists")
+    ] = False,
+) -> ProviderFileId:
+    """The provider's id for a stored file (e.g. Kimi's `file-…`), for use in that provider's
+    chat API. The bytes are uploaded to the provider at most once per account and purpose;
+    later calls return the recorded id (`uploaded` false)."""
+    return await caller_store(ctx).get_provider_file_id(file_id, provider, purpose, verify=verify)
+
+
+async def get_file_text(
+    ctx: Ctx,
+    file_id: Annotated[
+        str, Field(description="A file id, or the provider's file id (file-…) of a file it holds")
+    ],
+    provider: Provider,
+    offset: Annotated[int, Field(ge=0, description="First character to return")] = 0,
+    max_chars: Annotated[
+        int, Field(ge=1, le=200_000, description="Most characters to return")
+    ] = 20_000,
+) -> FileText:
+    """The text a provider extracts from a file (PDF, Word, images, …), one page at a time:
+    continue with `offset` = `next_offset`. Extracted text, not the original bytes; cached
+    after the first call."""
+    extracted = await caller_store(ctx).get_file_text(file_id, provider)
+    text = extracted.text
+    end = min(len(text), offset + max_chars)
+    return FileText(
+        file_id=extracted.file_id,
+        sha256=extracted.sha256,
+        provider=extracted.provider,
+        provider_file_id=extracted.provider_file_id,
+        text=text[offset:end],
+        offset=offset,
+        total_chars=len(text),
+        next_offset=end if end < len(text) else None,
+        cached=extracted.cached,
+    )
+
+
+async def ask_file(
+    ctx: Ctx,
+    file_ids: Annotated[
+        list[str], Field(min_length=1, max_length=50, description="Files to ask about")
+    ],
+    question: Annotated[str, Field(min_length=1, description="The question")],
+    provider: Provider,
+    model: Annotated[
+        str | None, Field(description="Provider model (default: the configured one)")
+    ] = None,
+) -> AskResult:
+    """Ask a provider's model a question about one or more stored files; their extracted
+    text is given to the model as context (uploaded at most once per file)."""
+    return await caller_store(ctx).ask_file(file_ids, question, provider, model)
+
+
+# -- registration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    fn: Callable[..., Any]
+    title: str
+    annotations: ToolAnnotations
+
+
+def _hints(
+    *, read_only: bool, destructive: bool = False, idempotent: bool, open_world: bool = False
+) -> ToolAnnotations:
+    return ToolAnnotations(
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=open_world,
+    )
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(upload_file, "Upload a file", _hints(read_only=False, idempotent=False)),
+    ToolSpec(
+        download_file,
+        "Download a file to disk",
+        # Writes into the allowed roots and replaces a file already at the destination.
+        _hints(read_only=False, destructive=True, idempotent=True),
+    ),
+    ToolSpec(
+        get_provider_file_id,
+        "Get a provider file id",
+        _hints(read_only=False, idempotent=True, open_world=True),
+    ),
+    ToolSpec(file_info, "File metadata", _hints(read_only=True, idempotent=True)),
+    ToolSpec(list_files, "List files", _hints(read_only=True, idempotent=True)),
+    ToolSpec(
+        delete_file, "Delete a file", _hints(read_only=False, destructive=True, idempotent=True)
+    ),
+    ToolSpec(verify_file, "Verify file integrity", _hints(read_only=True, idempotent=True)),
+    ToolSpec(
+        cleanup_cache,
+        "Clean up caches",
+        _hints(read_only=False, destructive=True, idempotent=True),
+    ),
+    ToolSpec(cache_stats, "Cache statistics", _hints(read_only=True, idempotent=True)),
+    ToolSpec(
+        get_file_text,
+        "Get a file's extracted text",
+        # May upload the file to the provider on first use; repeats are served from cache.
+        _hints(read_only=False, idempotent=True, open_world=True),
+    ),
+    ToolSpec(
+        ask_file,
+        "Ask a provider about files",
+        _hints(read_only=False, idempotent=False, open_world=True),
+    ),
+)
+
+
+def register_tools(server: MCPServer[AppState]) -> None:
+    for spec in TOOLS:
+        server.add_tool(
+            spec.fn,
+            title=spec.title,
+            annotations=spec.annotations,
+            structured_output=True,
+        )

@@ -1,0 +1,117 @@
+"""``filetier serve``: the HTTP API and MCP over HTTP on one port, under uvicorn.
+
+:func:`run` blocks until the server stops (SIGINT/SIGTERM). On a signal uvicorn stops
+accepting connections and lets in-flight requests finish for ``graceful_shutdown_seconds``;
+transfers still running then are cancelled, which aborts their connections (the client
+sees a short body, never a complete-looking wrong one) and removes partial uploads. The
+store is closed last, writing the batched bookkeeping. Every log line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.config import LOGGING_CONFIG
+
+from filetier.config import Settings
+from filetier.interfaces.http.app import build_app as _build_http_app
+from filetier.interfaces.http.auth import is_loopback
+from filetier.interfaces.http.runtime import AUTH_REQUIRED_MESSAGE, Runtime
+
+GRACEFUL_SHUTDOWN_SECONDS = 30
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+log = logging.getLogger("filetier.http")
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The ASGI app ``run`` serves (bound address taken from the settings)."""
+    return _build_http_app(settings)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the access log moved from stdout to stderr, plus filetier's."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config["loggers"]["filetier"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+async def _has_stored_tokens(settings: Settings) -> bool:
+    from filetier.auth import TokenAuthority
+    from filetier.store import FileStore
+
+    async with FileStore(settings) as store:
+        return bool(await TokenAuthority(settings, store.db).list())
+
+
+def check_can_serve(settings: Settings, host: str) -> None:
+    """Refuse to start without tokens, unless allowed and on loopback (ConfigError)."""
+    from filetier.errors import ConfigError
+
+    if settings.token_owners or (settings.allow_no_auth and is_loopback(host)):
+        return
+    if asyncio.run(_has_stored_tokens(settings)):
+        return
+    if settings.allow_no_auth:
+        raise ConfigError(
+            f"FILETIER_ALLOW_NO_AUTH is honoured only on a loopback address, not on {host}: "
+            "configure API tokens (FILETIER_API_TOKENS)"
+        )
+    raise ConfigError(AUTH_REQUIRED_MESSAGE)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal after it has shut down: ``run``
+    returns normally after SIGTERM or SIGINT, and its caller decides what comes next."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals can only be handled on the main thread
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def run(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    graceful_shutdown_seconds: int = GRACEFUL_SHUTDOWN_SECONDS,
+) -> None:
+    """Serve until stopped. Raises ConfigError when the server cannot start."""
+    check_can_serve(settings, host)
+    app = _build_http_app(settings, bind_host=host, bind_port=port)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_config=log_config(),
+        timeout_graceful_shutdown=graceful_shutdown_seconds,
+        proxy_headers=False,
+        server_header=False,
+    )
+    server = _Server(config)
+    server.run()
+    runtime: Runtime = app.state.runtime
+    if runtime.startup_error is not None:
+        raise runtime.startup_error
+
+
+__all__ = ["build_app", "check_can_serve", "log_config", "run"]

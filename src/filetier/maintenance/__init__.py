@@ -1,0 +1,1 @@
+"""Maintenance: verify, cleanup and gc. Each plans first, then executes."""

@@ -1,0 +1,94 @@
+"""``gc``: remove content that no file references any more.
+
+Two kinds of garbage, both only when older than the grace window, so an upload in flight
+(object published, rows not yet committed) is never collected:
+
+- blob rows that no file row references (a delete that crashed before removing them);
+- objects in the primary store that no blob row names (an upload that crashed after
+  publishing its object).
+
+Each removal re-checks, under the same per-hash lock uploads take, that nothing has
+started referencing the content since the plan was made.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from filetier.metadata.repository import utcnow
+from filetier.models import MaintenanceReport, PlannedAction
+from filetier.tiers.protocols import PartialUploads
+
+if TYPE_CHECKING:
+    from filetier.store import FileStore
+
+
+async def collect_garbage(
+    store: FileStore, *, dry_run: bool, grace_seconds: float
+) -> MaintenanceReport:
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    blobs = await store.repo.all_blobs()
+    referenced = await store.repo.referenced_hashes()
+    actions: list[PlannedAction] = []
+    for blob in blobs:
+        if blob.sha256 not in referenced and blob.created_at <= cutoff:
+            actions.append(
+                PlannedAction(
+                    kind="delete_orphan_blob_row",
+                    target=blob.sha256,
+                    bytes=blob.size,
+                    reason="no file references this content",
+                )
+            )
+    known = {b.storage_key for b in blobs}
+    async for info in store.primary.list_objects("sha256/"):
+        if info.key not in known and info.modified <= cutoff:
+            actions.append(
+                PlannedAction(
+                    kind="delete_orphan_object",
+                    target=info.key,
+                    bytes=info.size,
+                    reason="object has no blob row (an interrupted upload)",
+                )
+            )
+    partials = store.primary if isinstance(store.primary, PartialUploads) else None
+    if partials is not None:
+        for info in await partials.partial_uploads():
+            if info.modified <= cutoff:
+                actions.append(
+                    PlannedAction(
+                        kind="remove_partial_upload",
+                        target=info.key,
+                        bytes=info.size,
+                        reason="partial write left by a process that died mid-upload",
+                    )
+                )
+    if dry_run:
+        return MaintenanceReport(operation="gc", dry_run=True, actions=actions)
+
+    done: list[PlannedAction] = []
+    for action in actions:
+        if action.kind == "remove_partial_upload":
+            assert partials is not None
+            await partials.remove_partial(action.target)
+            done.append(action)
+            continue
+        sha256 = action.target.rsplit("/", 1)[-1]
+        async with store.content_locks.hold(sha256) as locked:
+            if not locked:
+                continue
+            if action.kind == "delete_orphan_blob_row":
+                if not await store.repo.delete_blob_row_if_unreferenced(sha256):
+                    continue
+                from filetier.store import storage_key
+
+                await store.primary.delete(storage_key(sha256))
+            else:
+                if await store.repo.blob_referenced(sha256):
+                    continue
+                await store.primary.delete(action.target)
+        store.disk.evict(sha256)
+        store.memory.evict(sha256)
+        done.append(action)
+    return MaintenanceReport(operation="gc", dry_run=False, actions=done)

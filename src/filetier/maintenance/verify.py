@@ -1,0 +1,189 @@
+"""``verify``: re-hash every stored object and cache copy; report, and repair only if asked.
+
+Repairs (``fix=True``), each the least destructive that restores a consistent store:
+
+- corrupt or missing primary object: restored from a disk-cache copy that verifies,
+  otherwise the bad object is quarantined and the blob marked so;
+- corrupt cache copy: evicted (the primary still has the bytes);
+- file rows whose blob row is missing: the blob row is recreated when the object verifies;
+- quarantined blob with a verified cache copy: restored;
+- unreferenced blob rows and objects: reported; ``gc`` removes them after the grace window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from filetier.digest import StreamDigest, hash_file
+from filetier.models import Finding, VerifyReport
+from filetier.tiers.protocols import ObjectMissing
+
+if TYPE_CHECKING:
+    from filetier.store import FileStore
+
+
+async def hash_object(store: FileStore, key: str) -> StreamDigest | None:
+    """SHA-256 of a primary object, or None when it is missing."""
+    if store._local is not None:
+        path = store._local.local_path(key)
+        if not path.is_file():
+            return None
+        return await asyncio.to_thread(hash_file, path)
+    digest = StreamDigest()
+    try:
+        async for chunk in store.primary.get_stream(key):
+            digest.update(chunk)
+    except ObjectMissing:
+        return None
+    return digest
+
+
+async def _restore_from_cache(store: FileStore, sha256: str, key: str) -> bool:
+    """Put a verified disk-cache copy back into the primary store."""
+    if store._local is not None:
+        return False
+    path = store.disk.lookup(sha256)
+    if path is None:
+        return False
+    digest = await asyncio.to_thread(hash_file, path)
+    if digest.sha256 != sha256:
+        store.disk.evict(sha256)
+        return False
+    await store.primary.delete(key)
+    await store.primary.put_file(key, path)
+    await store.repo.set_blob_status(sha256, "ok", verified=True)
+    return True
+
+
+async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
+    findings: list[Finding] = []
+    bytes_verified = 0
+    blobs = await store.repo.all_blobs()
+    blob_hashes = {b.sha256 for b in blobs}
+    referenced = await store.repo.referenced_hashes()
+
+    for blob in blobs:
+        if blob.status == "quarantined":
+            fixed = fix and await _restore_from_cache(store, blob.sha256, blob.storage_key)
+            findings.append(
+                Finding(
+                    kind="quarantined",
+                    sha256=blob.sha256,
+                    detail="object failed verification earlier and was quarantined; "
+                    + (
+                        "restored from a verified cache copy"
+                        if fixed
+                        else "upload the original again"
+                    ),
+                    fixed=fixed,
+                )
+            )
+            continue
+        digest = await hash_object(store, blob.storage_key)
+        if digest is None:
+            fixed = fix and await _restore_from_cache(store, blob.sha256, blob.storage_key)
+            findings.append(
+                Finding(
+                    kind="missing_object",
+                    sha256=blob.sha256,
+                    detail=f"object {blob.storage_key} is missing from the primary store"
+                    + ("; restored from a verified cache copy" if fixed else ""),
+                    fixed=fixed,
+                )
+            )
+            continue
+        if digest.sha256 != blob.sha256:
+            fixed = False
+            if fix:
+                await store.primary.quarantine(blob.storage_key)
+                fixed = await _restore_from_cache(store, blob.sha256, blob.storage_key)
+                if not fixed:
+                    await store.repo.set_blob_status(blob.sha256, "quarantined")
+            findings.append(
+                Finding(
+                    kind="corrupt_object",
+                    sha256=blob.sha256,
+                    detail=f"object {blob.storage_key} does not match its SHA-256"
+                    + (
+                        "; restored from a verified cache copy"
+                        if fixed
+                        else "; quarantined"
+                        if fix
+                        else " (run with --fix to quarantine it)"
+                    ),
+                    fixed=fix,
+                )
+            )
+            continue
+        bytes_verified += digest.size
+        if fix:
+            await store.repo.set_blob_status(blob.sha256, "ok", verified=True)
+
+    for sha256 in sorted(referenced - blob_hashes):
+        from filetier.store import storage_key
+
+        key = storage_key(sha256)
+        fixed = False
+        if fix:
+            digest = await hash_object(store, key)
+            if digest is not None and digest.sha256 == sha256:
+                await store.repo.insert_blob_row(sha256, digest.size, key)
+                fixed = True
+        findings.append(
+            Finding(
+                kind="missing_blob_row",
+                sha256=sha256,
+                detail="files reference content with no blob row"
+                + ("; recreated from the verified object" if fixed else ""),
+                fixed=fixed,
+            )
+        )
+
+    for sha256 in sorted(blob_hashes - referenced):
+        findings.append(
+            Finding(
+                kind="orphan_blob_row",
+                sha256=sha256,
+                detail="no file references this content; `filetier gc` removes it after the grace window",
+            )
+        )
+
+    known_keys = {b.storage_key for b in blobs}
+    async for info in store.primary.list_objects("sha256/"):
+        if info.key not in known_keys:
+            findings.append(
+                Finding(
+                    kind="orphan_object",
+                    sha256=info.key.rsplit("/", 1)[-1],
+                    detail=f"object {info.key} has no blob row; `filetier gc` removes it after "
+                    "the grace window",
+                )
+            )
+
+    entries = await asyncio.to_thread(store.disk.entries)
+    for entry in entries:
+        digest = await asyncio.to_thread(hash_file, entry.path)
+        if digest.sha256 != entry.sha256:
+            if fix:
+                store.disk.evict(entry.sha256)
+                store.memory.evict(entry.sha256)
+            findings.append(
+                Finding(
+                    kind="corrupt_cache",
+                    sha256=entry.sha256,
+                    detail="disk cache copy does not match its SHA-256"
+                    + ("; evicted" if fix else " (run with --fix to evict it)"),
+                    fixed=fix,
+                )
+            )
+        else:
+            bytes_verified += digest.size
+
+    return VerifyReport(
+        blobs_checked=len(blobs),
+        cache_entries_checked=len(entries),
+        bytes_verified=bytes_verified,
+        findings=findings,
+        fix=fix,
+    )

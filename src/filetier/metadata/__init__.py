@@ -1,0 +1,1 @@
+"""Metadata: the schema, its migrations, and the queries FileStore runs."""

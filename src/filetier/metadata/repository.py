@@ -1,0 +1,511 @@
+"""Every query FileStore runs, as small named functions over :class:`Database`.
+
+Ordering rules the callers rely on (diskcache's ``_transact`` discipline):
+objects are written before the rows that reference them are committed, and an object
+is deleted only after the commit that removed its last reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from uuid6 import uuid7
+
+from filetier.metadata.database import Database
+from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
+from filetier.models import DownloadEvent, FileRecord, TierStats
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> UUID:
+    # Time-ordered keys: batched inserts into a B-tree stay at its right edge.
+    return UUID(bytes=uuid7().bytes)
+
+
+def record_from_row(row: RowMapping) -> FileRecord:
+    return FileRecord(
+        file_id=row["file_id"],
+        owner=row["owner"],
+        filename=row["original_filename"],
+        size=row["file_size"],
+        mime_type=row["mime_type"],
+        sha256=row["file_hash"],
+        storage_key=row["supabase_storage_path"],
+        provider_file_ids=row["provider_file_ids"] or {},
+        metadata=row["metadata"] or {},
+        upload_date=row["upload_date"],
+        last_accessed=row["last_accessed"],
+        access_count=row["access_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One download, recorded in memory and written in batches."""
+
+    file_id: UUID
+    owner: str
+    at: datetime
+    tier: str
+    bytes: int
+    duration_ms: float
+    verified: bool
+    destination_path: str | None = None
+    downloaded_by: str | None = None
+    cleanup_policy: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRow:
+    sha256: str
+    size: int
+    storage_key: str
+    status: str
+    created_at: datetime
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def get_file(self, owner: str, file_id: UUID) -> FileRecord | None:
+        async with self.db.read() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(file_metadata).where(
+                            file_metadata.c.file_id == file_id, file_metadata.c.owner == owner
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return record_from_row(row) if row else None
+
+    async def list_files(
+        self,
+        owner: str,
+        *,
+        name_contains: str | None,
+        mime_type: str | None,
+        sha256: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[FileRecord], int]:
+        where = [file_metadata.c.owner == owner]
+        if name_contains:
+            escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(file_metadata.c.original_filename.ilike(f"%{escaped}%", escape="\\"))
+        if mime_type:
+            if mime_type.endswith("/*"):
+                where.append(file_metadata.c.mime_type.startswith(mime_type[:-1], autoescape=True))
+            else:
+                where.append(file_metadata.c.mime_type == mime_type)
+        if sha256:
+            where.append(file_metadata.c.file_hash == sha256)
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(
+                    sa.select(sa.func.count()).select_from(file_metadata).where(*where)
+                )
+            ).scalar_one()
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(file_metadata)
+                        .where(*where)
+                        .order_by(file_metadata.c.created_at.desc(), file_metadata.c.file_id.desc())
+                        .limit(limit)
+                        .offset(offset)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [record_from_row(r) for r in rows], int(total)
+
+    async def owner_usage(self, owner: str) -> tuple[int, int]:
+        """(files, bytes) stored by ``owner``."""
+        f = file_metadata
+        async with self.db.read() as conn:
+            files, total = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
+                    ).where(f.c.owner == owner)
+                )
+            ).one()
+        return int(files), int(total)
+
+    async def owner_has_content(self, owner: str, sha256: str, *, exclude: UUID) -> bool:
+        """Whether ``owner`` has a file with this content other than ``exclude``."""
+        f = file_metadata
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(f.c.file_id)
+                .where(f.c.owner == owner, f.c.file_hash == sha256, f.c.file_id != exclude)
+                .limit(1)
+            )
+            return found.first() is not None
+
+    async def blob_of_size_exists(self, size: int) -> bool:
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(blobs.c.sha256)
+                .where(blobs.c.size == size, blobs.c.status == "ok")
+                .limit(1)
+            )
+            return found.first() is not None
+
+    async def get_blob(self, sha256: str) -> BlobRow | None:
+        async with self.db.read() as conn:
+            return await self._get_blob(conn, sha256)
+
+    @staticmethod
+    async def _get_blob(conn: AsyncConnection, sha256: str) -> BlobRow | None:
+        row = (
+            (await conn.execute(sa.select(blobs).where(blobs.c.sha256 == sha256)))
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return BlobRow(
+            row["sha256"], row["size"], row["storage_key"], row["status"], row["created_at"]
+        )
+
+    async def insert_file(
+        self,
+        *,
+        owner: str,
+        filename: str,
+        size: int,
+        mime_type: str,
+        sha256: str,
+        storage_key: str,
+        metadata: dict[str, Any],
+        local_cache_path: str | None,
+    ) -> FileRecord:
+        """Record a file whose object already exists; the blob row is created if new."""
+        now = utcnow()
+        file_id = new_id()
+        values = {
+            "file_id": file_id,
+            "owner": owner,
+            "original_filename": filename,
+            "file_size": size,
+            "mime_type": mime_type,
+            "supabase_storage_path": storage_key,
+            "local_cache_path": local_cache_path,
+            "file_hash": sha256,
+            "provider_file_ids": {},
+            "upload_date": now,
+            "last_accessed": None,
+            "access_count": 0,
+            "metadata": metadata,
+            "created_at": now,
+            "updated_at": now,
+        }
+        async with self.db.write() as conn:
+            blob = await self._get_blob(conn, sha256)
+            if blob is None:
+                await conn.execute(
+                    sa.insert(blobs).values(
+                        sha256=sha256,
+                        size=size,
+                        storage_key=storage_key,
+                        status="ok",
+                        created_at=now,
+                    )
+                )
+            elif blob.status != "ok":
+                # Fresh, verified bytes replace a quarantined object under the same key.
+                await conn.execute(
+                    sa.update(blobs)
+                    .where(blobs.c.sha256 == sha256)
+                    .values(status="ok", last_verified_at=now)
+                )
+            await conn.execute(sa.insert(file_metadata).values(**values))
+        return FileRecord(
+            file_id=file_id,
+            owner=owner,
+            filename=filename,
+            size=size,
+            mime_type=mime_type,
+            sha256=sha256,
+            storage_key=storage_key,
+            metadata=metadata,
+            upload_date=now,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def delete_file(
+        self, owner: str, file_id: UUID
+    ) -> tuple[FileRecord, BlobRow | None] | None:
+        """Delete the file row; also the blob row when nothing else references it.
+
+        Returns the deleted record and, when the blob lost its last reference, the blob
+        row that was removed (its object is the caller's to delete, after this commit).
+        """
+        async with self.db.write() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(file_metadata).where(
+                            file_metadata.c.file_id == file_id, file_metadata.c.owner == owner
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            record = record_from_row(row)
+            await conn.execute(sa.delete(file_metadata).where(file_metadata.c.file_id == file_id))
+            still_used = (
+                await conn.execute(
+                    sa.select(file_metadata.c.file_id)
+                    .where(file_metadata.c.file_hash == record.sha256)
+                    .limit(1)
+                )
+            ).first()
+            blob = None
+            if still_used is None:
+                blob = await self._get_blob(conn, record.sha256)
+                await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == record.sha256))
+        return record, blob
+
+    async def blob_referenced(self, sha256: str) -> bool:
+        """True when a blob row or any file row still names ``sha256``."""
+        async with self.db.read() as conn:
+            if await self._get_blob(conn, sha256) is not None:
+                return True
+            found = await conn.execute(
+                sa.select(file_metadata.c.file_id)
+                .where(file_metadata.c.file_hash == sha256)
+                .limit(1)
+            )
+            return found.first() is not None
+
+    # -- blobs (maintenance) --------------------------------------------------------------
+
+    async def all_blobs(self) -> list[BlobRow]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(blobs).order_by(blobs.c.sha256))).mappings().all()
+        return [
+            BlobRow(r["sha256"], r["size"], r["storage_key"], r["status"], r["created_at"])
+            for r in rows
+        ]
+
+    async def referenced_hashes(self) -> set[str]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(sa.select(file_metadata.c.file_hash).distinct())
+            return {r[0] for r in rows}
+
+    async def set_blob_status(self, sha256: str, status: str, *, verified: bool = False) -> None:
+        values: dict[str, Any] = {"status": status}
+        if verified:
+            values["last_verified_at"] = utcnow()
+        async with self.db.write() as conn:
+            await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(**values))
+
+    async def insert_blob_row(self, sha256: str, size: int, storage_key: str) -> None:
+        async with self.db.write() as conn:
+            if await self._get_blob(conn, sha256) is None:
+                await conn.execute(
+                    sa.insert(blobs).values(
+                        sha256=sha256,
+                        size=size,
+                        storage_key=storage_key,
+                        status="ok",
+                        created_at=utcnow(),
+                    )
+                )
+
+    async def delete_blob_row_if_unreferenced(self, sha256: str) -> bool:
+        async with self.db.write() as conn:
+            used = (
+                await conn.execute(
+                    sa.select(file_metadata.c.file_id)
+                    .where(file_metadata.c.file_hash == sha256)
+                    .limit(1)
+                )
+            ).first()
+            if used is not None:
+                return False
+            result = await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == sha256))
+            return bool(result.rowcount)
+
+    # -- access bookkeeping ---------------------------------------------------------------
+
+    async def record_accesses(self, events: Sequence[AccessEvent]) -> None:
+        """Append history and bump counters for a batch of downloads, in one transaction."""
+        if not events:
+            return
+        per_file: dict[UUID, tuple[int, datetime]] = {}
+        for ev in events:
+            count, last = per_file.get(ev.file_id, (0, ev.at))
+            per_file[ev.file_id] = (count + 1, max(last, ev.at))
+        async with self.db.write() as conn:
+            await conn.execute(
+                sa.insert(file_download_history),
+                [
+                    {
+                        "id": new_id(),
+                        "file_id": ev.file_id,
+                        "owner": ev.owner,
+                        "provider_file_id": None,
+                        "downloaded_at": ev.at,
+                        "downloaded_by": ev.downloaded_by,
+                        "destination_path": ev.destination_path,
+                        "tier": ev.tier,
+                        "bytes": ev.bytes,
+                        "duration_ms": ev.duration_ms,
+                        "verified": ev.verified,
+                        "cleanup_policy": ev.cleanup_policy,
+                        "expires_at": ev.expires_at,
+                        "removed_at": None,
+                    }
+                    for ev in events
+                ],
+            )
+            # A new delivery to a path supersedes earlier ones: their cleanup policy no
+            # longer describes the file that is there now.
+            for ev in events:
+                if ev.destination_path is not None:
+                    await conn.execute(
+                        sa.update(file_download_history)
+                        .where(
+                            file_download_history.c.destination_path == ev.destination_path,
+                            file_download_history.c.downloaded_at < ev.at,
+                            file_download_history.c.removed_at.is_(None),
+                        )
+                        .values(removed_at=ev.at)
+                    )
+            for file_id, (count, last) in per_file.items():
+                await conn.execute(
+                    sa.update(file_metadata)
+                    .where(file_metadata.c.file_id == file_id)
+                    .values(
+                        access_count=file_metadata.c.access_count + count,
+                        # Batches from several processes may land out of order.
+                        last_accessed=sa.case(
+                            (
+                                sa.or_(
+                                    file_metadata.c.last_accessed.is_(None),
+                                    file_metadata.c.last_accessed < last,
+                                ),
+                                sa.literal(last, UTCDateTime()),
+                            ),
+                            else_=file_metadata.c.last_accessed,
+                        ),
+                        updated_at=utcnow(),
+                    )
+                )
+
+    async def history(self, owner: str, file_id: UUID | None, limit: int) -> list[DownloadEvent]:
+        h = file_download_history
+        query = sa.select(h).where(h.c.owner == owner)
+        if file_id is not None:
+            query = query.where(h.c.file_id == file_id)
+        async with self.db.read() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        query.order_by(h.c.downloaded_at.desc(), h.c.id.desc()).limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            DownloadEvent(
+                file_id=r["file_id"],
+                downloaded_at=r["downloaded_at"],
+                downloaded_by=r["downloaded_by"],
+                destination_path=r["destination_path"],
+                tier=r["tier"],
+                bytes=r["bytes"],
+                duration_ms=r["duration_ms"],
+                verified=r["verified"],
+                cleanup_policy=r["cleanup_policy"],
+                expires_at=r["expires_at"],
+                removed_at=r["removed_at"],
+            )
+            for r in rows
+        ]
+
+    async def expired_deliveries(self, now: datetime) -> list[tuple[UUID, str, str]]:
+        """(history id, destination path, sha256) of delivered copies due for removal.
+
+        ``retain`` copies expire after the retention period; ``immediate`` ones after a
+        safety net, for when the process that should have removed them died.
+        """
+        h = file_download_history
+        due = sa.and_(h.c.cleanup_policy.in_(("retain", "immediate")), h.c.expires_at <= now)
+        query = (
+            sa.select(h.c.id, h.c.destination_path, file_metadata.c.file_hash)
+            .select_from(h.outerjoin(file_metadata, file_metadata.c.file_id == h.c.file_id))
+            .where(due, h.c.removed_at.is_(None), h.c.destination_path.is_not(None))
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(r[0], r[1], r[2] or "") for r in rows]
+
+    async def mark_removed(self, history_ids: Sequence[UUID]) -> None:
+        if not history_ids:
+            return
+        async with self.db.write() as conn:
+            await conn.execute(
+                sa.update(file_download_history)
+                .where(file_download_history.c.id.in_(list(history_ids)))
+                .values(removed_at=utcnow())
+            )
+
+    # -- stats ----------------------------------------------------------------------------
+
+    async def totals(self, owner: str) -> tuple[int, int, int, int, int, dict[str, TierStats]]:
+        f, b, h = file_metadata, blobs, file_download_history
+        async with self.db.read() as conn:
+            files, logical = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
+                    ).where(f.c.owner == owner)
+                )
+            ).one()
+            blob_count, unique = (
+                await conn.execute(
+                    sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(b.c.size), 0))
+                )
+            ).one()
+            tier_rows = (
+                await conn.execute(
+                    sa.select(
+                        h.c.tier, sa.func.count(), sa.func.coalesce(sa.func.sum(h.c.bytes), 0)
+                    )
+                    .where(h.c.owner == owner)
+                    .group_by(h.c.tier)
+                )
+            ).all()
+        tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
+        downloads = sum(t.hits for t in tiers.values())
+        return int(files), int(logical), int(blob_count), int(unique), downloads, tiers

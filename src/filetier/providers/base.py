@@ -1,0 +1,83 @@
+"""The Protocol every LLM provider adapter implements, and the values it returns.
+
+Adapters are thin: one network call per method, errors translated to
+:class:`filetier.errors.ProviderError` subclasses at their boundary. The upload-once
+logic, quotas and caching live in :mod:`filetier.providers.manager`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimits:
+    """What a provider accepts, checked before any byte is sent."""
+
+    purposes: frozenset[str]
+    max_file_bytes: dict[str, int]  # per purpose; missing = no stated limit
+    max_files: int | None = None
+    max_total_bytes: int | None = None
+
+    def file_limit(self, purpose: str) -> int | None:
+        return self.max_file_bytes.get(purpose)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFile:
+    id: str
+    bytes: int
+    filename: str | None = None
+    purpose: str | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatAnswer:
+    content: str
+    model: str
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """One provider account: a name (``kimi``), an account (its base URL), its limits."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def limits(self) -> ProviderLimits: ...
+
+    @property
+    def default_model(self) -> str: ...
+
+    @property
+    def returns_original_bytes(self) -> bool:
+        """False for Kimi and GLM: their ``content`` is extracted text, not the file."""
+        ...
+
+    async def upload(self, filename: str, data: bytes, purpose: str) -> ProviderFile: ...
+
+    async def retrieve(self, file_id: str) -> ProviderFile | None:
+        """The file's metadata, or None when the provider no longer has it (404)."""
+        ...
+
+    async def delete(self, file_id: str) -> bool:
+        """True when deleted, False when the provider did not have it."""
+        ...
+
+    async def list_files(self) -> list[ProviderFile]: ...
+
+    async def extracted_text(self, file_id: str) -> str | None:
+        """The provider's extraction of the file (raw body), or None on 404."""
+        ...
+
+    async def chat(self, model: str, messages: list[dict[str, str]]) -> ChatAnswer: ...
+
+    async def close(self) -> None: ...

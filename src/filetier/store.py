@@ -1,0 +1,1247 @@
+"""FileStore: the orchestration of tiers, metadata and delivery.
+
+Reads look in memory, then the disk cache, then the primary store, and every byte that
+leaves a tier is checked against its SHA-256 on the way out. When the primary store is a
+local directory (the embedded default) its files are read in place, so there is no disk
+cache copy: the primary *is* this host's disk tier.
+
+Order of side effects (the invariants the crash tests check):
+
+- upload: temp file -> hash -> object published (atomic) -> rows committed;
+- delete: rows committed -> object deleted, only if nothing references it any more;
+- fetch into a cache: temp file -> hash checked -> atomic rename.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import copy
+import hashlib
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any, Literal, Self
+from uuid import UUID
+
+from filetier.config import Settings
+from filetier.coordination import build_content_locks
+from filetier.delivery import remove_delivered
+from filetier.digest import Progress, StreamDigest, copy_and_hash, sniff_mime
+from filetier.errors import (
+    FiletierError,
+    IntegrityError,
+    InvalidFileIdError,
+    InvalidInputError,
+    NotFoundError,
+    QuotaExceededError,
+    StorageUnavailableError,
+    StoreClosedError,
+)
+from filetier.ingest import (
+    Staged,
+    UploadSource,
+    check_filename,
+    check_limits,
+    check_space,
+    effective_mime,
+    hash_path,
+    iterate_file_object,
+    name_of_path,
+    read_head,
+    source_path,
+    stage_bytes,
+    stage_path,
+    stage_stream,
+    translate_os_error,
+    validate_metadata,
+    write_staged_bytes,
+)
+from filetier.metadata.database import Database
+from filetier.metadata.repository import AccessEvent, Repository, utcnow
+from filetier.models import (
+    AskResult,
+    BatchItem,
+    CleanupPolicy,
+    DeleteResult,
+    DownloadEvent,
+    DownloadResult,
+    ExtractedText,
+    FilePage,
+    FileRecord,
+    MaintenanceReport,
+    ProviderFileId,
+    StoreStats,
+    SyncReport,
+    Tier,
+    TierStats,
+    UploadResult,
+    VerifyReport,
+)
+from filetier.paths import AllowedRoots, SafeDestination
+from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
+from filetier.singleflight import SingleFlight, process_lock
+from filetier.tiers.disk import DiskCache
+from filetier.tiers.factory import build_primary
+from filetier.tiers.memory import MemoryTier
+from filetier.tiers.protocols import LocalPath, ObjectMissing, PrimaryStore
+
+log = logging.getLogger(__name__)
+
+# Immediate deliveries are removed by their own process when it closes; should it crash,
+# `cleanup` removes them after this long.
+IMMEDIATE_SAFETY_NET = timedelta(hours=1)
+# File records are immutable but for counters; this many are reused from memory.
+RECORD_CACHE_MAX = 10_000
+CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
+# Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
+PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
+
+
+def _unknown_provider_file_id(text: str) -> InvalidFileIdError:
+    return InvalidFileIdError(
+        f"{text[:64]!r} is not a file id (expected a UUID such as "
+        "0192b5e0-7c1a-7d3e-9f00-1a2b3c4d5e6f) nor a provider file id filetier knows"
+    )
+
+
+def storage_key(sha256: str) -> str:
+    return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def parse_file_id(file_id: str | UUID) -> UUID:
+    if isinstance(file_id, UUID):
+        return file_id
+    try:
+        return UUID(str(file_id).strip())
+    except (ValueError, AttributeError):
+        shown = str(file_id)[:64]
+        raise InvalidFileIdError(
+            f"{shown!r} is not a file id (expected a UUID such as 0192b5e0-7c1a-7d3e-9f00-1a2b3c4d5e6f)"
+        ) from None
+
+
+@dataclass(slots=True)
+class _SharedCounters:
+    """Mutable state shared by a store and its owner views."""
+
+    primary_reads: int = 0
+    disk_estimate: int | None = None
+
+
+class _CorruptCopy(Exception):
+    """A copy failed its hash check (internal: handled by falling back a tier)."""
+
+
+class _VanishedCopy(Exception):
+    """A cache copy was evicted between lookup and read (internal: fetch again)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """A local file holding a file's content, and what kind of copy it is."""
+
+    tier: Tier
+    path: Path
+    cache_copy: bool  # True: a disk-cache copy (evict if bad); False: the local primary
+
+
+# A read retries after evicting a bad or vanished cache copy; the primary is read last.
+READ_ATTEMPTS = 3
+
+
+class FileStore:
+    """A content-addressed, three-tier file store. Use as ``async with FileStore() as s``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        owner: str | None = None,
+        primary: PrimaryStore | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.owner = owner or self.settings.owner
+        self._primary_given = primary
+        self._state: Literal["new", "open", "closed"] = "new"
+        self._root: FileStore = self
+        self._views: dict[str, FileStore] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Connect, migrate a new database, start bookkeeping (``async with`` calls it)."""
+        from filetier.bookkeeping import AccessRecorder
+
+        settings = self.settings
+        settings.home.expanduser().mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
+        try:
+            await self.db.upgrade(lock_dir=settings.home.expanduser())
+        except BaseException:
+            await self.db.close()
+            raise
+        self.repo = Repository(self.db)
+        self.primary: PrimaryStore = self._primary_given or build_primary(settings)
+        self._local = self.primary if isinstance(self.primary, LocalPath) else None
+        self.memory = MemoryTier(settings.max_memory_cache_size, settings.memory_item_max_bytes)
+        self.disk = DiskCache(settings.cache_dir)
+        self.content_locks = build_content_locks(
+            self.db, self.disk.locks, settings.lock_timeout_seconds
+        )
+        self.roots = AllowedRoots(settings.allowed_roots)
+        self._recorder = AccessRecorder(self.repo, flush_seconds=settings.bookkeeping_flush_seconds)
+        self._recorder.start()
+        self._fetches: SingleFlight[tuple[Path, bool]] = SingleFlight()
+        # Keyed by the UUID and by its text: callers pass either.
+        self._records: dict[UUID | str, tuple[float, FileRecord]] = {}
+        self._session: dict[str, list[int]] = {"memory": [0, 0], "disk": [0, 0], "primary": [0, 0]}
+        self._shared = _SharedCounters()
+        self._immediate: list[tuple[Path, str]] = []
+        self.providers = ProviderFiles(self)
+        self._state = "open"
+
+    async def close(self) -> None:
+        if self._root is not self or self._state != "open":
+            return  # views close with the store they came from
+        self._state = "closed"
+        try:
+            await self._recorder.close()
+        finally:
+            downloads = self.settings.downloads_dir.expanduser()
+            for path, sha256 in self._immediate:
+                remove_delivered(path, downloads, sha256)
+            await self.providers.close()
+            await self.primary.close()
+            await self.db.close()
+
+    def as_owner(self, owner: str) -> FileStore:
+        """This store as seen by another owner: the same tiers, database and caches, but
+        every record and query scoped to ``owner``. Views close with their store."""
+        self._require_open()
+        if not owner or len(owner) > 255 or "\x00" in owner:
+            raise InvalidInputError("owner must be 1-255 characters without NUL")
+        root = self._root
+        if owner == root.owner:
+            return root
+        view = root._views.get(owner)
+        if view is None:
+            view = copy.copy(root)
+            view.owner = owner
+            view._records = {}  # records are owner-scoped: never shared between owners
+            view.providers = root.providers.bind(view)
+            root._views[owner] = view
+        return view
+
+    @property
+    def primary_reads(self) -> int:
+        """Primary-store reads made by this process."""
+        return self._shared.primary_reads
+
+    def _require_open(self) -> None:
+        if self._root._state != "open":
+            raise StoreClosedError(
+                "this FileStore is closed; open a new one with `async with FileStore(...)`"
+                if self._root._state == "closed"
+                else "this FileStore is not open yet: use `async with FileStore(...) as store`"
+            )
+
+    async def flush(self) -> None:
+        """Write batched download bookkeeping now (it is also written on close)."""
+        self._require_open()
+        await self._recorder.flush()
+
+    # -- records --------------------------------------------------------------------------
+
+    async def _record(self, file_id: str | UUID) -> FileRecord:
+        self._require_open()
+        if type(file_id) is str:
+            # The same id string asked again: skip parsing it (a third of a memory hit).
+            hit = self._records.get(file_id)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+        try:
+            fid = parse_file_id(file_id)
+        except InvalidFileIdError:
+            # Downloads may name a provider's file id (``file-…``) instead of ours.
+            if isinstance(file_id, str) and PROVIDER_FILE_ID_RE.match(file_id.strip()):
+                return await self._record_for_provider_file_id(file_id.strip())
+            raise
+        cached = self._records.get(fid)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        record = await self.repo.get_file(self.owner, fid)
+        if record is None:
+            self._forget_record(fid)
+            raise NotFoundError(f"no file with id {fid}")
+        self._remember(record)
+        return record
+
+    async def _record_for_provider_file_id(self, provider_file_id: str) -> FileRecord:
+        held = await self.providers.resolve(provider_file_id)
+        if held is None or held.file_hash is None:
+            raise _unknown_provider_file_id(provider_file_id)
+        page, _total = await self.repo.list_files(
+            self.owner, name_contains=None, mime_type=None, sha256=held.file_hash, limit=1, offset=0
+        )
+        if not page:
+            # Same answer as an unknown id: another owner's copy must stay invisible.
+            raise _unknown_provider_file_id(provider_file_id)
+        return page[0]
+
+    def _forget_record(self, file_id: UUID) -> None:
+        self._records.pop(file_id, None)
+        self._records.pop(str(file_id), None)
+
+    def _forget_records_with(self, sha256: str) -> None:
+        """Drop cached records of this content (their provider ids changed), in every
+        owner view."""
+        root = self._root
+        for store in (root, *root._views.values()):
+            stale = [fid for fid, (_t, r) in store._records.items() if r.sha256 == sha256]
+            for fid in stale:
+                store._records.pop(fid, None)
+
+    def _remember(self, record: FileRecord) -> None:
+        if len(self._records) >= RECORD_CACHE_MAX:
+            # Drop the oldest insertion: dicts keep insertion order.
+            self._records.pop(next(iter(self._records)))
+        # Jittered, so records loaded together do not all expire (and reload) together.
+        ttl = self.settings.record_cache_ttl_seconds * (0.75 + random.random() / 2)  # noqa: S311
+        entry = (time.monotonic() + ttl, record)
+        self._records[record.file_id] = entry
+        self._records[str(record.file_id)] = entry
+
+    async def stat(self, file_id: str | UUID) -> FileRecord:
+        """The file's metadata record, always read fresh from the database."""
+        with contextlib.suppress(InvalidFileIdError):  # a provider file id resolves below
+            self._forget_record(parse_file_id(file_id))
+        return await self._record(file_id)
+
+    async def list(
+        self,
+        *,
+        name_contains: str | None = None,
+        mime_type: str | None = None,
+        sha256: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> FilePage:
+        self._require_open()
+        if not 1 <= limit <= 1000:
+            raise InvalidInputError(f"limit must be between 1 and 1000, not {limit}")
+        if offset < 0:
+            raise InvalidInputError(f"offset cannot be negative ({offset})")
+        items, total = await self.repo.list_files(
+            self.owner,
+            name_contains=name_contains,
+            mime_type=mime_type,
+            sha256=sha256.lower() if sha256 else None,
+            limit=limit,
+            offset=offset,
+        )
+        next_offset = offset + len(items) if offset + len(items) < total else None
+        return FilePage(
+            items=items, total=total, offset=offset, limit=limit, next_offset=next_offset
+        )
+
+    # -- upload ---------------------------------------------------------------------------
+
+    def _staging_dir(self) -> Path:
+        return self._local.staging_dir() if self._local is not None else self.disk.tmp
+
+    async def upload_file(
+        self,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        mime_type: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+    ) -> UploadResult:
+        """Store a file from a path, bytes, a binary file object or an async iterator.
+
+        Bytes already stored are not written again (``deduplicated`` in the result),
+        but every call creates its own file record.
+        """
+        self._require_open()
+        meta = validate_metadata(metadata)
+        if filename is not None:
+            check_filename(filename)
+        if isinstance(source, bytes | bytearray | memoryview):
+            await self._check_quota(len(source))
+        elif isinstance(source, str | os.PathLike):
+            await self._check_quota(source_path(source)[1])
+        else:
+            await self._check_quota(0)
+        if isinstance(source, str | os.PathLike):
+            staged, dedup = await self._stage_path(source, filename, mime_type, progress)
+        elif isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            staged = (
+                await asyncio.to_thread(
+                    stage_bytes,
+                    data,
+                    filename=filename or "upload.bin",
+                    declared_mime=mime_type,
+                    settings=self.settings,
+                )
+                if len(data) > 1024 * 1024
+                else stage_bytes(
+                    data,
+                    filename=filename or "upload.bin",
+                    declared_mime=mime_type,
+                    settings=self.settings,
+                )
+            )
+            dedup = await self._already_stored(staged.sha256)
+            if progress:
+                progress(len(data))
+        elif hasattr(source, "read"):
+            stream = iterate_file_object(source)  # type: ignore[arg-type]
+            name = filename or Path(str(getattr(source, "name", "upload.bin"))).name
+            staged = await stage_stream(
+                stream,
+                filename=name,
+                declared_mime=mime_type,
+                settings=self.settings,
+                staging=self._staging_dir(),
+                progress=progress,
+            )
+            dedup = await self._already_stored(staged.sha256)
+        elif isinstance(source, AsyncIterable):
+            staged = await stage_stream(
+                source,
+                filename=filename or "upload.bin",
+                declared_mime=mime_type,
+                settings=self.settings,
+                staging=self._staging_dir(),
+                progress=progress,
+            )
+            dedup = await self._already_stored(staged.sha256)
+        else:
+            raise InvalidInputError(
+                "upload source must be a path, bytes, a binary file object or an async "
+                f"iterator of bytes, not {type(source).__name__}"
+            )
+        try:
+            if not isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
+                await self._check_quota(staged.size)  # a stream's size is known only now
+            return await self._commit_upload(staged, dedup, meta)
+        finally:
+            staged.discard()
+
+    async def _check_quota(self, incoming: int) -> None:
+        """Refuse an upload that would take this owner over its quota, before storing."""
+        settings = self.settings
+        if settings.owner_quota_bytes is None and settings.owner_quota_files is None:
+            return
+        files, used = await self.repo.owner_usage(self.owner)
+        if settings.owner_quota_files is not None and files + 1 > settings.owner_quota_files:
+            raise QuotaExceededError(
+                f"owner {self.owner!r} already stores {files} files, the quota is "
+                f"{settings.owner_quota_files}: delete files to make room"
+            )
+        if settings.owner_quota_bytes is not None and used + incoming > settings.owner_quota_bytes:
+            raise QuotaExceededError(
+                f"owner {self.owner!r} stores {used:,} bytes; {incoming:,} more would exceed the "
+                f"quota of {settings.owner_quota_bytes:,} bytes: delete files to make room"
+            )
+
+    async def _already_stored(self, sha256: str) -> bool:
+        """A hint for dedup, confirmed under the content lock before it is relied on."""
+        if self._local is not None:
+            # A stat of the object costs microseconds; a database read a thread hop.
+            return self._local.local_path(storage_key(sha256)).exists()
+        blob = await self.repo.get_blob(sha256)
+        return blob is not None and blob.status == "ok"
+
+    async def _stage_path(
+        self,
+        source: str | os.PathLike[str],
+        filename: str | None,
+        declared_mime: str | None,
+        progress: Progress | None,
+    ) -> tuple[Staged, bool]:
+        path, size = source_path(source)
+        name = filename or name_of_path(path)
+        try:
+            head = read_head(path)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
+        mime = effective_mime(sniff_mime(head, name), declared_mime)
+        check_limits(self.settings, mime, size)
+        # Only content of a size already stored can be a duplicate. For such files a
+        # read-only hash pass decides; when it matches, nothing is written at all.
+        if await self.repo.blob_of_size_exists(size):
+            digest = await hash_path(path, progress)
+            if await self._already_stored(digest.sha256):
+                return Staged(digest.sha256, digest.size, mime, name, source_path=path), True
+            progress = None  # the bar already reached 100% once
+        staged = await stage_path(
+            path,
+            size=size,
+            mime_type=mime,
+            filename=name,
+            settings=self.settings,
+            staging=self._staging_dir(),
+            progress=progress,
+        )
+        return staged, await self._already_stored(staged.sha256)
+
+    async def _commit_upload(
+        self, staged: Staged, dedup: bool, meta: dict[str, Any]
+    ) -> UploadResult:
+        key = storage_key(staged.sha256)
+        bytes_written = 0
+        wrote_object = False
+        # The hash lock orders this upload against a delete of the same content: either
+        # the delete sees our new row and keeps the object, or we see the object gone
+        # and write it again.
+        async with self.content_locks.hold(staged.sha256):
+            if dedup and await self.primary.head(key) is None:
+                dedup = False
+            if not dedup:
+                if staged.temp is None:
+                    if staged.data is not None:
+                        await asyncio.to_thread(
+                            write_staged_bytes, staged, self._staging_dir(), self.settings
+                        )
+                    else:
+                        assert staged.source_path is not None
+                        staged = await stage_path(
+                            staged.source_path,
+                            size=staged.size,
+                            mime_type=staged.mime_type,
+                            filename=staged.filename,
+                            settings=self.settings,
+                            staging=self._staging_dir(),
+                            progress=None,
+                        )
+                assert staged.temp is not None
+                if await self.primary.put_file(key, staged.temp):
+                    bytes_written = staged.size
+                    wrote_object = True
+                self._keep_upload_in_caches(staged)
+            record = await self.repo.insert_file(
+                owner=self.owner,
+                filename=staged.filename,
+                size=staged.size,
+                mime_type=staged.mime_type,
+                sha256=staged.sha256,
+                storage_key=key,
+                metadata=meta,
+                local_cache_path=None,
+            )
+        if staged.data is not None:
+            self.memory.put(staged.sha256, staged.data)
+        self._remember(record)
+        deduplicated = not wrote_object
+        if deduplicated and self._root is not self:
+            # In a shared server, "already stored" must not reveal that another owner
+            # holds these bytes: report it only when this owner had them.
+            deduplicated = await self.repo.owner_has_content(
+                self.owner, staged.sha256, exclude=record.file_id
+            )
+        return UploadResult(
+            file_id=record.file_id,
+            sha256=staged.sha256,
+            size=staged.size,
+            mime_type=staged.mime_type,
+            filename=staged.filename,
+            deduplicated=deduplicated,
+            bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
+        )
+
+    def _keep_upload_in_caches(self, staged: Staged) -> None:
+        """With a remote primary, the verified temp file becomes the disk-cache copy."""
+        if self._local is not None or staged.temp is None:
+            return
+        if staged.size <= self._disk_cap():
+            self.disk.adopt(staged.sha256, staged.temp)
+            staged.temp = None
+            self._disk_added(staged.sha256, staged.size)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _track(
+        self,
+        record: FileRecord,
+        tier: Tier,
+        started: float,
+        *,
+        destination: Path | None = None,
+        downloaded_by: str | None = None,
+        cleanup: CleanupPolicy | None = None,
+    ) -> None:
+        counters = self._session[tier]
+        counters[0] += 1
+        counters[1] += record.size
+        now = utcnow()
+        expires = None
+        if cleanup == "retain":
+            expires = now + timedelta(hours=self.settings.delivery_retention_hours)
+        elif cleanup == "immediate":
+            expires = now + IMMEDIATE_SAFETY_NET
+        self._recorder.record(
+            AccessEvent(
+                file_id=record.file_id,
+                owner=self.owner,
+                at=now,
+                tier=tier,
+                bytes=record.size,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                verified=True,
+                destination_path=str(destination) if destination else None,
+                downloaded_by=downloaded_by,
+                cleanup_policy=cleanup,
+                expires_at=expires,
+            )
+        )
+
+    async def read_bytes(self, file_id: str | UUID) -> bytes:
+        """The whole file in memory, verified. For large files prefer :meth:`open`."""
+        started = time.perf_counter()
+        record = await self._record(file_id)
+        data = self.memory.get(record.sha256)
+        tier: Tier = "memory"
+        if data is None:
+            data, tier = await self._read_from_tiers(record)
+        counters = self._session[tier]
+        counters[0] += 1
+        counters[1] += record.size
+        self._recorder.record_hit(
+            record.file_id, self.owner, tier, record.size, (time.perf_counter() - started) * 1000
+        )
+        return data
+
+    async def _content_bytes(self, record: FileRecord) -> bytes:
+        """Verified bytes for internal use (provider uploads): not counted as a download."""
+        data = self.memory.get(record.sha256)
+        if data is None:
+            data, _tier = await self._read_from_tiers(record)
+        return data
+
+    async def _read_from_tiers(self, record: FileRecord) -> tuple[bytes, Tier]:
+        for _attempt in range(READ_ATTEMPTS):
+            located = await self._locate_file(record)
+            try:
+                data = await asyncio.to_thread(self._read_verified, located, record)
+            except (_CorruptCopy, _VanishedCopy) as exc:
+                await self._handle_bad_copy(record, located, exc)
+                continue
+            self.memory.put(record.sha256, data)
+            return data, located.tier
+        raise self._unreadable(record)
+
+    def _read_verified(self, located: _Located, record: FileRecord) -> bytes:
+        try:
+            data = located.path.read_bytes()
+        except FileNotFoundError:
+            raise _VanishedCopy() from None
+        if hashlib.sha256(data).hexdigest() != record.sha256:
+            raise _CorruptCopy()
+        return data
+
+    async def _locate_file(self, record: FileRecord) -> _Located:
+        """A local file holding the content: the local primary, or a disk-cache copy."""
+        if self._local is not None:
+            path = self._local.local_path(record.storage_key)
+            if not path.exists():
+                raise await self._missing(record)
+            return _Located("primary", path, cache_copy=False)
+        cached = self.disk.lookup(record.sha256)
+        if cached is not None:
+            return _Located("disk", cached, cache_copy=True)
+        # Fetched from the primary just now (verified on the way in), unless another
+        # process filled the cache while this one waited for the lock.
+        path, fetched = await self._fetches.run(
+            record.sha256, lambda: self._fill_disk_cache(record)
+        )
+        return _Located("primary" if fetched else "disk", path, cache_copy=True)
+
+    async def _fill_disk_cache(self, record: FileRecord) -> tuple[Path, bool]:
+        """Copy one object from the primary into this host's disk cache, verified."""
+        async with process_lock(
+            self.disk.lock_path(record.sha256), self.settings.lock_timeout_seconds
+        ):
+            cached = self.disk.lookup(record.sha256)
+            if cached is not None:
+                return cached, False  # another process filled it while we waited
+            check_space(self.disk.tmp, record.size, self.settings.min_free_bytes)
+            temp = self.disk.new_temp()
+            digest = StreamDigest()
+            self._shared.primary_reads += 1
+            try:
+                with temp.open("wb") as out:
+                    # Pipelined: a worker hashes and writes chunk N while the loop
+                    # receives chunk N+1 (hashlib and file writes release the GIL).
+                    received = 0
+                    absorbing: asyncio.Future[None] | None = None
+                    try:
+                        async for chunk in self.primary.get_stream(record.storage_key):
+                            received += len(chunk)
+                            if absorbing is not None:
+                                await absorbing
+                            if received > record.size:
+                                break
+                            absorbing = asyncio.ensure_future(
+                                asyncio.to_thread(_hash_and_write, digest, out, chunk)
+                            )
+                    finally:
+                        # Never close the file under a write still in flight.
+                        if absorbing is not None:
+                            await asyncio.gather(absorbing, return_exceptions=True)
+                    if absorbing is not None:
+                        absorbing.result()  # re-raise a failed write
+            except ObjectMissing:
+                temp.unlink(missing_ok=True)
+                raise await self._missing(record) from None
+            except OSError as exc:
+                temp.unlink(missing_ok=True)
+                if isinstance(exc, FiletierError):
+                    raise
+                raise translate_os_error(exc, f"cache copy of {record.file_id}") from exc
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+            if digest.sha256 != record.sha256 or digest.size != record.size:
+                temp.unlink(missing_ok=True)
+                await self._quarantine_primary(record)
+                raise self._integrity_error(record)
+            path = self.disk.adopt(record.sha256, temp)
+        self._disk_added(record.sha256, record.size)
+        return path, True
+
+    async def _missing(self, record: FileRecord) -> FiletierError:
+        """The error for content that is gone: usually another process deleted the file
+        after this one cached its record; otherwise the store lost the bytes."""
+        self._forget_record(record.file_id)
+        if await self.repo.get_file(self.owner, record.file_id) is None:
+            return NotFoundError(f"no file with id {record.file_id}")
+        blob = await self.repo.get_blob(record.sha256)
+        if blob is not None and blob.status == "quarantined":
+            return IntegrityError(
+                f"file {record.file_id} ({record.filename}) failed its SHA-256 check earlier and "
+                "its bytes were quarantined; upload the original again to repair it"
+            )
+        return StorageUnavailableError(
+            f"the stored bytes of file {record.file_id} ({record.filename}) are missing from "
+            f"the primary store; run `filetier verify` to see what else is affected"
+        )
+
+    def _integrity_error(self, record: FileRecord) -> IntegrityError:
+        return IntegrityError(
+            f"file {record.file_id} ({record.filename}) failed its SHA-256 check in the primary "
+            f"store; the corrupt copy was quarantined. Upload the original again to repair it"
+        )
+
+    async def _quarantine_primary(self, record: FileRecord) -> None:
+        where = await self.primary.quarantine(record.storage_key)
+        await self.repo.set_blob_status(record.sha256, "quarantined")
+        log.error(
+            "quarantined corrupt object %s of file %s at %s", record.sha256, record.file_id, where
+        )
+
+    async def _handle_bad_copy(
+        self, record: FileRecord, located: _Located, problem: Exception
+    ) -> None:
+        """A copy failed verification or vanished: drop a cache copy and let the caller
+        fetch again; quarantine a bad local primary object and raise."""
+        self.memory.evict(record.sha256)
+        if isinstance(problem, _VanishedCopy):
+            if located.cache_copy:
+                return
+            raise await self._missing(record)
+        if located.cache_copy:
+            log.warning("disk cache copy of %s was corrupt; evicted, fetching again", record.sha256)
+            self.disk.evict(record.sha256)
+            return
+        await self._quarantine_primary(record)
+        raise self._integrity_error(record)
+
+    def _unreadable(self, record: FileRecord) -> IntegrityError:
+        return IntegrityError(
+            f"file {record.file_id} ({record.filename}) could not be read intact after "
+            f"{READ_ATTEMPTS} attempts: its cache copies keep changing; try again"
+        )
+
+    @asynccontextmanager
+    async def open(
+        self, file_id: str | UUID, *, chunk_size: int = 1024 * 1024
+    ) -> AsyncIterator[FileReader]:
+        """Stream a file: ``async with store.open(fid) as r: async for chunk in r``.
+
+        The SHA-256 is checked as the bytes pass; a mismatch raises IntegrityError at the
+        end of the stream (and the bad copy is evicted or quarantined).
+        """
+        started = time.perf_counter()
+        record = await self._record(file_id)
+        data = self.memory.get(record.sha256)
+        if data is not None:
+            reader = FileReader(self, record, None, data=data, chunk_size=chunk_size)
+        else:
+            located = await self._locate_file(record)
+            try:
+                handle = located.path.open("rb")
+            except FileNotFoundError:
+                # Evicted between lookup and open: fetch it once more.
+                self.disk.evict(record.sha256)
+                located = await self._locate_file(record)
+                handle = located.path.open("rb")
+            reader = FileReader(self, record, located, handle=handle, chunk_size=chunk_size)
+        try:
+            yield reader
+        finally:
+            reader.close()
+        if reader.completed:
+            self._track(record, reader.tier, started)
+
+    # -- download -------------------------------------------------------------------------
+
+    async def download_file(
+        self,
+        file_id: str | UUID,
+        destination: str | os.PathLike[str] | None = None,
+        *,
+        cleanup: CleanupPolicy | None = None,
+        downloaded_by: str | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
+        """Write the file to ``destination`` (inside the allowed roots) and return the path."""
+        result = await self.download(
+            file_id, destination, cleanup=cleanup, downloaded_by=downloaded_by, progress=progress
+        )
+        return Path(result.path)
+
+    async def download(
+        self,
+        file_id: str | UUID,
+        destination: str | os.PathLike[str] | None = None,
+        *,
+        cleanup: CleanupPolicy | None = None,
+        downloaded_by: str | None = None,
+        progress: Progress | None = None,
+    ) -> DownloadResult:
+        """Like :meth:`download_file`, returning which tier served it.
+
+        ``cleanup`` applies to copies delivered into the default downloads folder:
+        ``"retain"`` (default there) removes them after the retention period,
+        ``"immediate"`` when this store closes, ``"keep"`` never.
+        """
+        started = time.perf_counter()
+        record = await self._record(file_id)
+        target = self.roots.resolve_destination(destination, default_name=record.filename)
+        policy = self._policy_for(target.path, cleanup)
+        check_space(
+            target.path.parent if target.path.parent.exists() else self.settings.home,
+            record.size,
+            self.settings.min_free_bytes,
+        )
+        tier: Tier
+        for _attempt in range(READ_ATTEMPTS):
+            data = self.memory.get(record.sha256)
+            if data is not None:
+                tier = "memory"
+                await asyncio.to_thread(_deliver_bytes, target, data)
+                if progress:
+                    progress(len(data))
+                break
+            located = await self._locate_file(record)
+            tier = located.tier
+            try:
+                if self.memory.accepts(record.size):
+                    data = await asyncio.to_thread(self._read_verified, located, record)
+                    self.memory.put(record.sha256, data)
+                    await asyncio.to_thread(_deliver_bytes, target, data)
+                    if progress:
+                        progress(len(data))
+                else:
+                    await asyncio.to_thread(_deliver_file, target, located, record, progress)
+            except (_CorruptCopy, _VanishedCopy) as exc:
+                await self._handle_bad_copy(record, located, exc)
+                continue
+            break
+        else:
+            raise self._unreadable(record)
+        if policy == "immediate":
+            self._immediate.append((target.path, record.sha256))
+        if isinstance(file_id, str) and str(record.file_id) != file_id.strip():
+            # Addressed by a provider file id: count it on the provider copy too.
+            held = await self.providers.resolve(file_id.strip())
+            if held is not None:
+                await self.providers.repo.count_download(held)
+        self._track(
+            record,
+            tier,
+            started,
+            destination=target.path,
+            downloaded_by=downloaded_by,
+            cleanup=policy,
+        )
+        return DownloadResult(
+            file_id=record.file_id,
+            path=str(target.path),
+            sha256=record.sha256,
+            size=record.size,
+            mime_type=record.mime_type,
+            tier=tier,
+            verified=True,
+            cleanup=policy,
+        )
+
+    def _policy_for(self, path: Path, requested: CleanupPolicy | None) -> CleanupPolicy | None:
+        if requested not in CLEANUP_POLICIES:
+            raise InvalidInputError(
+                f"cleanup must be one of immediate, retain or keep, not {requested!r}"
+            )
+        downloads = self.settings.downloads_dir.expanduser().resolve()
+        if not path.is_relative_to(downloads):
+            if requested not in (None, "keep"):
+                raise InvalidInputError(
+                    f"cleanup={requested!r} applies only to the downloads folder {downloads}; "
+                    "a destination you chose is yours to remove"
+                )
+            return None
+        return requested or "retain"
+
+    @asynccontextmanager
+    async def delivered(self, file_id: str | UUID, **kwargs: Any) -> AsyncIterator[Path]:
+        """A copy in the downloads folder that is removed as soon as the block exits."""
+        result = await self.download(file_id, None, cleanup="immediate", **kwargs)
+        path = Path(result.path)
+        try:
+            yield path
+        finally:
+            downloads = self.settings.downloads_dir.expanduser()
+            await asyncio.to_thread(remove_delivered, path, downloads, result.sha256)
+
+    async def download_many(
+        self,
+        file_ids: Iterable[str | UUID],
+        destination_dir: str | os.PathLike[str] | None = None,
+        *,
+        concurrency: int = 4,
+        cleanup: CleanupPolicy | None = None,
+    ) -> builtins.list[BatchItem]:
+        """Download several files with bounded concurrency; one result per id, in order."""
+        self._require_open()
+        if concurrency < 1:
+            raise InvalidInputError("concurrency must be at least 1")
+        if isinstance(file_ids, str | UUID):
+            raise InvalidInputError("download_many takes a list of file ids, not a single id")
+        if cleanup not in CLEANUP_POLICIES:
+            raise InvalidInputError(
+                f"cleanup must be one of immediate, retain or keep, not {cleanup!r}"
+            )
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(fid: str | UUID) -> BatchItem:
+            async with gate:
+                try:
+                    dest = None
+                    if destination_dir is not None:
+                        record = await self._record(fid)
+                        dest = Path(destination_dir) / f"{record.file_id}-{record.filename}"
+                    result = await self.download(fid, dest, cleanup=cleanup)
+                except FiletierError as exc:
+                    return BatchItem(file_id=str(fid), ok=False, error=str(exc))
+                return BatchItem(file_id=str(fid), ok=True, path=result.path, tier=result.tier)
+
+        return list(await asyncio.gather(*(one(fid) for fid in file_ids)))
+
+    # -- delete ---------------------------------------------------------------------------
+
+    async def delete(self, file_id: str | UUID) -> DeleteResult:
+        self._require_open()
+        fid = parse_file_id(file_id)
+        self._forget_record(fid)
+        deleted = await self.repo.delete_file(self.owner, fid)
+        if deleted is None:
+            raise NotFoundError(f"no file with id {fid}")
+        record, blob = deleted
+        blob_deleted = False
+        if blob is not None:
+            blob_deleted = await self._delete_object_if_unreferenced(
+                record.sha256, blob.storage_key
+            )
+        return DeleteResult(file_id=fid, sha256=record.sha256, blob_deleted=blob_deleted)
+
+    async def _delete_object_if_unreferenced(self, sha256: str, key: str) -> bool:
+        """After the commit that dropped the last reference: remove the bytes everywhere."""
+        async with self.content_locks.hold(sha256) as locked:
+            if not locked or await self.repo.blob_referenced(sha256):
+                return False  # an upload took it back (or we could not be sure): GC decides
+            await self.primary.delete(key)
+        self.disk.evict(sha256)
+        self.memory.evict(sha256)
+        await self.providers.forget_content(sha256)
+        return True
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    async def verify(self, *, fix: bool = False) -> VerifyReport:
+        self._require_open()
+        from filetier.maintenance.verify import verify_store
+
+        return await verify_store(self, fix=fix)
+
+    async def cleanup_cache(
+        self,
+        max_age_days: float | None = None,
+        max_size_mb: float | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> MaintenanceReport:
+        self._require_open()
+        from filetier.maintenance.cleanup import cleanup_store
+
+        return await cleanup_store(
+            self, max_age_days=max_age_days, max_size_mb=max_size_mb, dry_run=dry_run
+        )
+
+    async def gc(
+        self, *, dry_run: bool = False, grace_seconds: float | None = None
+    ) -> MaintenanceReport:
+        self._require_open()
+        from filetier.maintenance.gc import collect_garbage
+
+        grace = self.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+        return await collect_garbage(self, dry_run=dry_run, grace_seconds=grace)
+
+    def _disk_cap(self) -> int:
+        return self.settings.max_cache_size_mb * 1_000_000
+
+    def _disk_added(self, sha256: str, size: int) -> None:
+        """Keep the disk cache under its cap as copies arrive (LRU by last access).
+
+        The copy just added is never the one evicted: its reader is about to open it. A
+        file larger than the whole cap therefore stays until the next copy arrives or
+        ``cleanup`` runs.
+        """
+        if self._shared.disk_estimate is None:
+            self._shared.disk_estimate = self.disk.size_bytes()
+        else:
+            self._shared.disk_estimate += size
+        if self._shared.disk_estimate > self._disk_cap():
+            entries = sorted(self.disk.entries(), key=lambda e: e.last_access)
+            total = sum(e.size for e in entries)
+            for entry in entries:
+                if total <= self._disk_cap():
+                    break
+                if entry.sha256 != sha256 and self.disk.evict(entry.sha256):
+                    total -= entry.size
+            self._shared.disk_estimate = total
+
+    async def stats(self) -> StoreStats:
+        self._require_open()
+        await self.flush()
+        files, logical, blob_count, unique, downloads, tiers = await self.repo.totals(self.owner)
+        entries = await asyncio.to_thread(self.disk.entries) if self._local is None else []
+        return StoreStats(
+            files=files,
+            blobs=blob_count,
+            unique_bytes=unique,
+            logical_bytes=logical,
+            memory_entries=len(self.memory),
+            memory_bytes=self.memory.size_bytes,
+            memory_max_bytes=self.memory.max_bytes,
+            disk_cache_entries=len(entries),
+            disk_cache_bytes=sum(e.size for e in entries),
+            disk_cache_max_bytes=self._disk_cap(),
+            downloads=downloads,
+            tiers={name: tiers.get(name, TierStats()) for name in ("memory", "disk", "primary")},
+            session={k: TierStats(hits=v[0], bytes_served=v[1]) for k, v in self._session.items()},
+            primary_reads=self.primary_reads,
+        )
+
+    async def history(
+        self, file_id: str | UUID | None = None, *, limit: int = 50
+    ) -> Sequence[DownloadEvent]:
+        self._require_open()
+        await self.flush()
+        fid = parse_file_id(file_id) if file_id is not None else None
+        return await self.repo.history(self.owner, fid, limit)
+
+    # -- providers --------------------------------------------------------------------
+
+    async def get_provider_file_id(
+        self,
+        file_id: str | UUID,
+        provider: str,
+        purpose: str = DEFAULT_PURPOSE,
+        *,
+        verify: bool = False,
+    ) -> ProviderFileId:
+        """The provider's id for this file, uploading its bytes there at most once."""
+        self._require_open()
+        return await self.providers.get_provider_file_id(file_id, provider, purpose, verify=verify)
+
+    async def get_file_text(self, file_id: str | UUID, provider: str) -> ExtractedText:
+        """The provider's text extraction of the file (cached): not the original bytes."""
+        self._require_open()
+        return await self.providers.get_file_text(file_id, provider)
+
+    async def ask_file(
+        self,
+        file_ids: Sequence[str | UUID] | str | UUID,
+        question: str,
+        provider: str,
+        model: str | None = None,
+    ) -> AskResult:
+        """Ask the provider a question about one or more files."""
+        self._require_open()
+        ids = [file_ids] if isinstance(file_ids, str | UUID) else list(file_ids)
+        return await self.providers.ask_file(ids, question, provider, model)
+
+    async def sync_providers(
+        self, providers: Sequence[str] | None = None, *, dry_run: bool = True
+    ) -> SyncReport:
+        """Reconcile provider records with the providers' file lists (a plan by default)."""
+        self._require_open()
+        return await self.providers.sync(list(providers) if providers else None, dry_run=dry_run)
+
+
+UnifiedFileHandler = FileStore
+"""The name of the original design, kept for its callers."""
+
+
+class FileReader:
+    """Chunks of one file, verified against its SHA-256 as they pass."""
+
+    def __init__(
+        self,
+        store: FileStore,
+        record: FileRecord,
+        located: _Located | None,
+        *,
+        data: bytes | None = None,
+        handle: IO[bytes] | None = None,
+        chunk_size: int,
+    ) -> None:
+        self.record = record
+        self.tier: Tier = located.tier if located is not None else "memory"
+        self._located = located
+        self._store = store
+        self._data = data
+        self._handle = handle
+        self._chunk_size = chunk_size
+        self._digest = StreamDigest()
+        self._offset = 0
+        self.completed = False
+
+    @property
+    def size(self) -> int:
+        return self.record.size
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read(self._chunk_size):
+            yield chunk
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that remain when ``n`` < 0); b"" at the end."""
+        if self._data is not None:
+            end = len(self._data) if n < 0 else min(len(self._data), self._offset + n)
+            chunk = self._data[self._offset : end]
+        elif self._handle is not None:
+            chunk = await asyncio.to_thread(self._handle.read, n)
+        else:
+            chunk = b""
+        self._offset += len(chunk)
+        if chunk:
+            self._digest.update(chunk)
+        elif not self.completed:
+            await self._finish()
+        return chunk
+
+    async def _finish(self) -> None:
+        if self._located is not None and (
+            self._digest.sha256 != self.record.sha256 or self._digest.size != self.record.size
+        ):
+            # Raises IntegrityError itself (after quarantine) when the primary was bad.
+            await self._store._handle_bad_copy(self.record, self._located, _CorruptCopy())
+            raise IntegrityError(
+                f"file {self.record.file_id} ({self.record.filename}) changed on disk while it "
+                "was read; the bad copy was removed, read it again"
+            )
+        self.completed = True
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes) -> None:
+    digest.update(chunk)
+    out.write(chunk)
+
+
+def _deliver_bytes(target: SafeDestination, data: bytes) -> None:
+    parent = target.open_parent()
+    try:
+        fd, temp = target.create_temp(parent)
+        try:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        except OSError as exc:
+            os.close(fd)
+            target.discard(parent, temp)
+            raise translate_os_error(exc, str(target.path)) from exc
+        os.close(fd)
+        target.publish(parent, temp)
+    finally:
+        os.close(parent)
+
+
+def _deliver_file(
+    target: SafeDestination, source: _Located, record: FileRecord, progress: Progress | None
+) -> None:
+    parent = target.open_parent()
+    try:
+        fd, temp = target.create_temp(parent)
+        try:
+            digest = copy_and_hash(source.path, fd, limit=record.size, progress=progress)
+        except FileNotFoundError:
+            os.close(fd)
+            target.discard(parent, temp)
+            raise _VanishedCopy() from None
+        except OverflowError:
+            os.close(fd)
+            target.discard(parent, temp)
+            raise _CorruptCopy() from None
+        except OSError as exc:
+            os.close(fd)
+            target.discard(parent, temp)
+            raise translate_os_error(exc, str(target.path)) from exc
+        os.close(fd)
+        if digest.sha256 != record.sha256 or digest.size != record.size:
+            target.discard(parent, temp)
+            raise _CorruptCopy()
+        target.publish(parent, temp)
+    finally:
+        os.close(parent)
+
+
+__all__ = ["FileReader", "FileStore", "UnifiedFileHandler", "parse_file_id", "storage_key"]

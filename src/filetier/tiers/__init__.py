@@ -1,0 +1,1 @@
+"""The three tiers: memory (bytes), disk cache (files), primary store (objects)."""

@@ -1,0 +1,202 @@
+"""A primary store backed by any ``obstore`` store: memory, a local or mounted directory
+(``file://``, e.g. an NFS share kept behind a disk cache), or S3-compatible buckets.
+
+This is the one place obstore's exceptions are translated into filetier's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import stat
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import obstore
+import stamina
+from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
+from obstore.exceptions import NotFoundError as ObstoreNotFound
+
+from filetier.errors import StorageUnavailableError
+from filetier.tiers.local import check_key
+from filetier.tiers.protocols import ObjectInfo, ObjectMissing
+
+if TYPE_CHECKING:
+    from obstore.store import ObjectStore
+
+# Objects up to this size are written with a conditional single PUT (put-if-absent);
+# larger ones go multipart, where overwriting identical content is harmless.
+SINGLE_PUT_MAX = 64 * 1024 * 1024
+
+
+# S3 error codes that mean the configuration, not the network, is wrong.
+_HINTS = (
+    ("NoSuchBucket", "the bucket does not exist: create it or fix FILETIER_S3_BUCKET"),
+    ("InvalidAccessKeyId", "the access key is not known to the server: check the S3 keys"),
+    ("SignatureDoesNotMatch", "the secret key is wrong: check FILETIER_S3_SECRET_ACCESS_KEY"),
+    ("AccessDenied", "the credentials may not use this bucket: check its policy"),
+    ("PermissionDenied", "the credentials may not use this bucket: check its policy"),
+    ("Unauthenticated", "the server refused the credentials: check the S3 keys"),
+    ("error sending request", "the endpoint did not answer: is it running and reachable?"),
+    ("timed out", "the request timed out: the store is down or slow"),
+)
+
+
+def _unavailable(action: str, key: str, exc: BaseException) -> StorageUnavailableError:
+    # obstore messages carry request URLs and server bodies but never credentials; keep
+    # only the class name and a hint, so nothing about the deployment leaks further.
+    text = str(exc)
+    hint = next((h for needle, h in _HINTS if needle in text), None)
+    return StorageUnavailableError(
+        f"storage unavailable: could not {action} {key} ({type(exc).__name__}"
+        + (f": {hint})" if hint else ")")
+    )
+
+
+class ObstorePrimary:
+    """Primary store over an obstore ``ObjectStore``."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        name: str,
+        retry_attempts: int = 1,
+        retry_timeout: float = 30.0,
+        write_store: ObjectStore | None = None,
+    ) -> None:
+        self._store = store
+        # Writes are retried by the stamina loop below; a store without retries of its
+        # own keeps "N attempts" meaning N requests, not N times obstore's.
+        self._write_store = write_store or store
+        self._name = name
+        self._retry_attempts = max(1, retry_attempts)
+        self._retry_timeout = retry_timeout
+        self._conditional_put = True
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        try:
+            meta = await obstore.head_async(self._store, check_key(key))
+        except (ObstoreNotFound, FileNotFoundError):
+            return None
+        except (BaseError, OSError) as exc:
+            raise _unavailable("read", key, exc) from exc
+        return ObjectInfo(key, meta["size"], meta["last_modified"])
+
+    async def get_stream(self, key: str, chunk_size: int = 4 * 1024 * 1024) -> AsyncIterator[bytes]:
+        try:
+            result = await obstore.get_async(self._store, check_key(key))
+            async for chunk in result.stream(min_chunk_size=chunk_size):
+                yield bytes(chunk)
+        except (ObstoreNotFound, FileNotFoundError):
+            raise ObjectMissing(f"no object {key}") from None
+        except (BaseError, OSError) as exc:
+            raise _unavailable("read", key, exc) from exc
+
+    async def put_file(self, key: str, source: Path) -> bool:
+        """Put-if-absent, retried with exponential backoff and jitter when the store fails;
+        the whole object is re-sent from ``source`` on each attempt."""
+        check_key(key)
+        async for attempt in stamina.retry_context(
+            on=StorageUnavailableError,
+            attempts=self._retry_attempts,
+            timeout=self._retry_timeout,
+            wait_initial=0.2,
+            wait_max=5.0,
+            wait_jitter=0.5,
+        ):
+            with attempt:
+                return await self._put_once(key, source)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _put_once(self, key: str, source: Path) -> bool:
+        try:
+            if self._conditional_put and source.stat().st_size <= SINGLE_PUT_MAX:
+                try:
+                    await obstore.put_async(self._write_store, key, source, mode="create")
+                except AlreadyExistsError:
+                    return False
+                except NotSupportedError:
+                    # The server ignores If-None-Match; from now on head, then put:
+                    # overwriting identical content-addressed bytes is harmless.
+                    self._conditional_put = False
+                else:
+                    return True
+            if await self.head(key) is not None:
+                return False
+            await obstore.put_async(self._write_store, key, source)
+        except (BaseError, OSError) as exc:
+            raise _unavailable("write", key, exc) from exc
+        return True
+
+    async def delete(self, key: str) -> None:
+        try:
+            await obstore.delete_async(self._store, check_key(key))
+        except (ObstoreNotFound, FileNotFoundError):
+            return
+        except (BaseError, OSError) as exc:
+            raise _unavailable("delete", key, exc) from exc
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        try:
+            async for batch in obstore.list(self._store, prefix or None):
+                for meta in batch:
+                    path = meta["path"]
+                    if path.startswith("quarantine/"):
+                        continue
+                    yield ObjectInfo(path, meta["size"], meta["last_modified"])
+        except (BaseError, OSError) as exc:
+            raise _unavailable("list", prefix or "/", exc) from exc
+
+    async def quarantine(self, key: str) -> str | None:
+        target = f"quarantine/{key.replace('/', '_')}.{time.time_ns()}"
+        try:
+            await obstore.copy_async(self._store, check_key(key), target)
+        except (ObstoreNotFound, FileNotFoundError):
+            return None
+        except (BaseError, OSError) as exc:
+            raise _unavailable("quarantine", key, exc) from exc
+        await self.delete(key)
+        return target
+
+    async def close(self) -> None:
+        return None
+
+
+class ObstoreLocalPrimary(ObstorePrimary):
+    """A ``file://`` directory through obstore's LocalStore.
+
+    LocalStore writes each object to ``<key>#<n>`` and renames it into place; a process
+    killed mid-write leaves that partial file, which listings do not show.
+    :meth:`partial_uploads` finds them so ``gc`` can remove them after the grace window.
+    """
+
+    def __init__(self, store: ObjectStore, *, root: Path, **kwargs: Any) -> None:
+        super().__init__(store, **kwargs)
+        self.root = root
+
+    async def partial_uploads(self) -> list[ObjectInfo]:
+        found: list[ObjectInfo] = []
+        for path in self.root.rglob("*#*"):
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                if stat.S_ISREG(st.st_mode):
+                    found.append(
+                        ObjectInfo(
+                            path.relative_to(self.root).as_posix(),
+                            st.st_size,
+                            datetime.fromtimestamp(st.st_mtime, UTC),
+                        )
+                    )
+        return found
+
+    async def remove_partial(self, key: str) -> None:
+        if "#" not in key:
+            raise ValueError(f"not a partial upload: {key!r}")
+        (self.root / key).unlink(missing_ok=True)

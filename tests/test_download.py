@@ -1,0 +1,382 @@
+"""Downloads: where the bytes land, which tier served them, streaming reads, batches and
+the bookkeeping a download leaves behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from filetier import FileStore, Settings
+
+
+def with_roots(home: Path, *roots: Path, **extra: object) -> Settings:
+    return Settings(
+        home=home,
+        fsync=False,
+        allowed_roots=os.pathsep.join(str(r) for r in roots),
+        bookkeeping_flush_seconds=0.05,
+        **extra,
+    )
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> tuple[Path, Path]:
+    first, second = tmp_path / "exports", tmp_path / "shared"
+    second.mkdir()
+    return first.resolve(), second.resolve()
+
+
+@pytest.fixture
+async def rooted_store(home: Path, roots: tuple[Path, Path]) -> AsyncIterator[FileStore]:
+    async with FileStore(with_roots(home, *roots)) as opened:
+        yield opened
+
+
+# --------------------------------------------------------------------------- destinations
+
+
+async def test_download_to_default_destination(store: FileStore, settings: Settings) -> None:
+    data = b"weekly report body"
+    uploaded = await store.upload_file(data, filename="weekly-report.txt")
+
+    path = await store.download_file(uploaded.file_id)
+
+    assert path == settings.downloads_dir.resolve() / "weekly-report.txt"
+    assert path.read_bytes() == data
+
+
+async def test_default_destination_keeps_a_hostile_name_inside_downloads(
+    store: FileStore, settings: Settings, tmp_path: Path
+) -> None:
+    uploaded = await store.upload_file(b"payload", filename="../../escape.txt")
+
+    path = await store.download_file(uploaded.file_id)
+
+    assert path.parent == settings.downloads_dir.resolve()
+    assert path.name == "escape.txt"
+    assert path.read_bytes() == b"payload"
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (settings.home / "escape.txt").exists()
+
+
+async def test_relative_destination_is_inside_the_first_root(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    uploaded = await rooted_store.upload_file(b"relative", filename="orig.txt")
+
+    path = await rooted_store.download_file(uploaded.file_id, "nested/dir/renamed.txt")
+
+    assert path == roots[0] / "nested" / "dir" / "renamed.txt"
+    assert path.read_bytes() == b"relative"
+
+
+async def test_absolute_destination_in_another_allowed_root(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    uploaded = await rooted_store.upload_file(b"second root", filename="orig.txt")
+    target = roots[1] / "team" / "copy.txt"
+
+    path = await rooted_store.download_file(uploaded.file_id, target)
+
+    assert path == target
+    assert target.read_bytes() == b"second root"
+
+
+async def test_existing_directory_receives_the_original_name(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    uploaded = await rooted_store.upload_file(b"into a folder", filename="invoice-7.txt")
+    folder = roots[1] / "inbox"
+    folder.mkdir()
+
+    path = await rooted_store.download_file(uploaded.file_id, folder)
+
+    assert path == folder / "invoice-7.txt"
+    assert path.read_bytes() == b"into a folder"
+
+
+async def test_root_itself_receives_the_original_name(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    uploaded = await rooted_store.upload_file(b"at the root", filename="top.txt")
+
+    path = await rooted_store.download_file(uploaded.file_id, str(roots[1]))
+
+    assert path == roots[1] / "top.txt"
+    assert path.read_bytes() == b"at the root"
+
+
+async def test_existing_file_in_a_root_is_replaced(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    target = roots[1] / "existing.txt"
+    target.write_bytes(b"old content that is longer than the new one")
+    uploaded = await rooted_store.upload_file(b"new content", filename="x.txt")
+
+    path = await rooted_store.download_file(uploaded.file_id, target)
+
+    assert path == target
+    assert target.read_bytes() == b"new content"
+    leftovers = [p.name for p in roots[1].iterdir() if p.name != "existing.txt"]
+    assert leftovers == [], "no temp file is left next to the destination"
+
+
+async def test_download_result_describes_the_copy(rooted_store: FileStore) -> None:
+    data = os.urandom(4096)
+    uploaded = await rooted_store.upload_file(data, filename="r.bin")
+
+    result = await rooted_store.download(uploaded.file_id, "r-copy.bin")
+
+    assert result.file_id == uploaded.file_id
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert result.size == len(data)
+    assert result.mime_type == uploaded.mime_type
+    assert result.verified is True
+    assert Path(result.path).read_bytes() == data
+
+
+# --------------------------------------------------------------------------- tiers
+
+
+async def test_small_bytes_upload_is_served_from_memory(store: FileStore) -> None:
+    uploaded = await store.upload_file(b"small and recent", filename="s.txt")
+
+    result = await store.download(uploaded.file_id)
+
+    assert result.tier == "memory"
+    assert Path(result.path).read_bytes() == b"small and recent"
+
+
+async def test_path_upload_is_served_from_the_local_primary_then_memory(
+    store: FileStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "doc.bin"
+    source.write_bytes(os.urandom(10_000))
+    uploaded = await store.upload_file(source)
+
+    first = await store.download(uploaded.file_id)
+    second = await store.download(uploaded.file_id)
+
+    assert first.tier == "primary"
+    assert second.tier == "memory"
+    assert Path(second.path).read_bytes() == source.read_bytes()
+
+
+async def test_remote_primary_then_disk_cache_on_another_host(
+    remote_store: FileStore, remote_settings: Settings, tmp_path: Path
+) -> None:
+    data = os.urandom(20_000)
+    uploaded = await remote_store.upload_file(data, filename="shared.bin")
+    # A second host: same database and primary, its own (empty) disk cache.
+    other_host = Settings(
+        home=remote_settings.home,
+        primary_url=remote_settings.primary_url,
+        cache_dir=tmp_path / "host-b-cache",
+        fsync=False,
+    )
+
+    async with FileStore(other_host) as store_b:
+        first = await store_b.download(uploaded.file_id, "from-primary.bin")
+        store_b.memory.clear()
+        second = await store_b.download(uploaded.file_id, "from-disk.bin")
+        third = await store_b.download(uploaded.file_id, "from-memory.bin")
+
+    assert (first.tier, second.tier, third.tier) == ("primary", "disk", "memory")
+    for result in (first, second, third):
+        assert Path(result.path).read_bytes() == data
+
+
+async def test_remote_uploader_keeps_its_copy_in_the_disk_cache(
+    remote_store: FileStore,
+) -> None:
+    data = os.urandom(20_000)
+    uploaded = await remote_store.upload_file(data)
+    remote_store.memory.clear()
+
+    result = await remote_store.download(uploaded.file_id)
+
+    assert result.tier == "disk"
+    assert Path(result.path).read_bytes() == data
+    assert (await remote_store.stats()).primary_reads == 0
+
+
+async def test_read_bytes_returns_the_content(store: FileStore, tmp_path: Path) -> None:
+    source = tmp_path / "r.bin"
+    source.write_bytes(os.urandom(100_000))
+    uploaded = await store.upload_file(source)
+
+    assert await store.read_bytes(uploaded.file_id) == source.read_bytes()
+    assert await store.read_bytes(str(uploaded.file_id)) == source.read_bytes()
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["memory", "primary"])
+async def test_open_streams_chunks(store: FileStore, warm: bool) -> None:
+    data = os.urandom(10_000)
+    uploaded = await store.upload_file(data)
+    if not warm:
+        store.memory.clear()
+
+    received: list[bytes] = []
+    async with store.open(uploaded.file_id, chunk_size=3000) as reader:
+        assert reader.size == len(data)
+        async for chunk in reader:
+            received.append(chunk)
+
+    assert b"".join(received) == data
+    assert [len(c) for c in received] == [3000, 3000, 3000, 1000]
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["memory", "primary"])
+async def test_open_read_n(store: FileStore, warm: bool) -> None:
+    data = os.urandom(5000)
+    uploaded = await store.upload_file(data)
+    if not warm:
+        store.memory.clear()
+
+    async with store.open(uploaded.file_id) as reader:
+        head = await reader.read(100)
+        middle = await reader.read(4000)
+        rest = await reader.read()
+        end = await reader.read(10)
+
+    assert head == data[:100]
+    assert middle == data[100:4100]
+    assert rest == data[4100:]
+    assert end == b""
+
+
+async def test_large_files_never_enter_memory(home: Path, tmp_path: Path) -> None:
+    settings = Settings(home=home, fsync=False, memory_item_max_bytes="64KiB")
+    big = os.urandom(200_000)
+    source = tmp_path / "big.bin"
+    source.write_bytes(big)
+
+    async with FileStore(settings) as store:
+        from_path = await store.upload_file(source)
+        from_bytes = await store.upload_file(big[::-1])
+        for uploaded in (from_path, from_bytes):
+            first = await store.download(uploaded.file_id, f"{uploaded.file_id}.bin")
+            second = await store.download(uploaded.file_id, f"{uploaded.file_id}-2.bin")
+            assert Path(second.path).read_bytes() == await store.read_bytes(uploaded.file_id)
+            async with store.open(uploaded.file_id) as reader:
+                assert await reader.read() == Path(first.path).read_bytes()
+            assert uploaded.sha256 not in store.memory
+            assert (first.tier, second.tier) == ("primary", "primary")
+        assert len(store.memory) == 0
+        assert (await store.stats()).memory_bytes == 0
+
+
+# --------------------------------------------------------------------------- batches
+
+
+async def test_download_many_reports_each_id_in_order(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    a = await rooted_store.upload_file(b"alpha", filename="a.txt")
+    b = await rooted_store.upload_file(b"bravo", filename="b.txt")
+    c = await rooted_store.upload_file(b"charlie", filename="c.txt")
+    missing = str(uuid.uuid4())
+    ids = [str(a.file_id), "not-a-uuid", missing, str(b.file_id), c.file_id]
+
+    results = await rooted_store.download_many(ids, concurrency=2)
+
+    assert [r.file_id for r in results] == [str(i) for i in ids]
+    assert [r.ok for r in results] == [True, False, False, True, True]
+    assert "not-a-uuid" in (results[1].error or "")
+    assert "not a file id" in (results[1].error or "")
+    assert missing in (results[2].error or "")
+    assert "no file" in (results[2].error or "")
+    for result, expected in zip(
+        [results[0], results[3], results[4]], [b"alpha", b"bravo", b"charlie"], strict=True
+    ):
+        assert result.error is None
+        assert result.tier in {"memory", "disk", "primary"}
+        assert result.path is not None
+        assert Path(result.path).read_bytes() == expected
+        assert Path(result.path).parent == roots[0]
+    assert results[1].path is None and results[2].path is None
+
+
+async def test_download_many_into_a_directory(
+    rooted_store: FileStore, roots: tuple[Path, Path]
+) -> None:
+    # Two files with the same name must not overwrite each other.
+    one = await rooted_store.upload_file(b"one", filename="same.txt")
+    two = await rooted_store.upload_file(b"two", filename="same.txt")
+
+    results = await rooted_store.download_many([one.file_id, two.file_id], "batch")
+
+    assert all(r.ok for r in results)
+    paths = [Path(r.path or "") for r in results]
+    assert all(p.parent == roots[0] / "batch" for p in paths)
+    assert [p.read_bytes() for p in paths] == [b"one", b"two"]
+
+
+# --------------------------------------------------------------------------- bookkeeping
+
+
+async def test_downloads_update_counters_and_history(store: FileStore, tmp_path: Path) -> None:
+    source = tmp_path / "tracked.bin"
+    source.write_bytes(os.urandom(2048))
+    uploaded = await store.upload_file(source)
+    before = await store.stat(uploaded.file_id)
+
+    first = await store.download(uploaded.file_id)
+    second = await store.download(uploaded.file_id, "elsewhere.bin")
+    await store.read_bytes(uploaded.file_id)
+    await store.flush()
+
+    record = await store.stat(uploaded.file_id)
+    assert before.access_count == 0 and before.last_accessed is None
+    assert record.access_count == 3
+    assert record.last_accessed is not None
+    assert record.last_accessed >= record.upload_date
+
+    events = await store.history(uploaded.file_id)
+    assert len(events) == 3
+    assert all(e.file_id == uploaded.file_id for e in events)
+    assert all(e.bytes == 2048 for e in events)
+    assert all(e.verified for e in events)
+    assert sorted(e.tier for e in events) == ["memory", "memory", "primary"]
+    destinations = {e.destination_path for e in events}
+    assert destinations == {first.path, second.path, None}
+    by_destination = {e.destination_path: e.tier for e in events}
+    assert by_destination[first.path] == "primary"
+
+
+async def test_history_of_one_file_excludes_others(store: FileStore) -> None:
+    a = await store.upload_file(b"a-file")
+    b = await store.upload_file(b"b-file")
+    await store.read_bytes(a.file_id)
+    await store.read_bytes(b.file_id)
+    await store.read_bytes(b.file_id)
+
+    assert len(await store.history(a.file_id)) == 1
+    assert len(await store.history(b.file_id)) == 2
+    assert len(await store.history()) == 3
+
+
+async def test_closing_the_store_persists_every_event(home: Path) -> None:
+    # A flush interval far longer than the test: only close() can write the events.
+    settings = Settings(home=home, fsync=False, bookkeeping_flush_seconds=3600)
+    async with FileStore(settings) as store:
+        uploaded = await store.upload_file(b"hot file", filename="hot.txt")
+        for _ in range(50):
+            assert await store.read_bytes(uploaded.file_id) == b"hot file"
+        await store.download_file(uploaded.file_id)
+
+    async with FileStore(settings) as reopened:
+        events = await reopened.history(uploaded.file_id, limit=500)
+        record = await reopened.stat(uploaded.file_id)
+        stats = await reopened.stats()
+
+    assert len(events) == 51
+    assert record.access_count == 51
+    assert record.last_accessed is not None
+    assert stats.downloads == 51
+    assert stats.tiers["memory"].hits == 51

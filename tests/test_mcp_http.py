@@ -1,0 +1,273 @@
+"""The MCP server over streamable HTTP, through the SDK's own client, against a real server.
+
+uvicorn serves, on loopback and in a thread, a small Starlette app shaped like filetier's
+HTTP process: the MCP app routed at ``/mcp`` and, in front of it, a stand-in for the
+authentication layer that puts the caller's owner in ``scope["state"]["filetier_owner"]``
+(here taken from a test header). Owner separation is checked through that real path.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import uvicorn
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from filetier import FileStore, Settings
+from filetier.interfaces.mcp import mcp_http_app
+
+OWNER_HEADER = "x-test-owner"
+
+
+class OwnerFromHeader:
+    """Stands in for filetier's bearer-token authentication: header -> scope state."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            owner = Headers(scope=scope).get(OWNER_HEADER)
+            if owner:
+                scope.setdefault("state", {})["filetier_owner"] = owner
+        await self.app(scope, receive, send)
+
+
+def build_app(settings: Settings) -> Starlette:
+    store = FileStore(settings)  # opened by the lifespan, shared with the MCP app
+    mcp = mcp_http_app(settings, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        async with store, mcp.lifespan():
+            yield
+
+    app = Starlette(routes=[Route("/mcp", endpoint=mcp)], lifespan=lifespan)
+    app.add_middleware(OwnerFromHeader)
+    return app
+
+
+class ServerThread:
+    """uvicorn on 127.0.0.1 and a free port, in a daemon thread."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="on", ws="none", http="h11"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert self.thread.is_alive(), "uvicorn did not start"
+            assert time.monotonic() < deadline, "uvicorn did not start in time"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+        assert not self.thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> Path:
+    path = tmp_path / "roots"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def server(home: Path, roots: Path) -> Iterator[ServerThread]:
+    settings = Settings(
+        home=home, fsync=False, bookkeeping_flush_seconds=0.05, allowed_roots=str(roots)
+    )
+    with ServerThread(build_app(settings)) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    server: ServerThread, owner: str | None, mode: str = "auto", *, token: str | None = None
+) -> AsyncIterator[Client]:
+    headers = {OWNER_HEADER: owner} if owner else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        transport = streamable_http_client(server.url, http_client=http)
+        async with Client(transport, mode=mode) as client:
+            yield client
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error_text(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    assert "Traceback" not in text
+    return text
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_tools_upload_and_download_over_http(
+    server: ServerThread, roots: Path, mode: str
+) -> None:
+    async with connect(server, "alice", mode) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"upload_file", "download_file", "file_info", "list_files", "delete_file"} <= names
+
+        uploaded = await call(client, "upload_file", text="over http\n", filename="h.txt")
+        assert uploaded["size"] == 10 and uploaded["source"] == "text"
+
+        events: list[tuple[float, float | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            events.append((progress, total))
+
+        result = await client.call_tool(
+            "download_file",
+            {"file_id": uploaded["file_id"], "destination": "out/h.txt"},
+            progress_callback=on_progress,
+        )
+        assert not result.is_error, result.content
+        downloaded = result.structured_content
+        assert downloaded is not None
+        assert downloaded["path"] == str(roots.resolve() / "out" / "h.txt")
+        assert downloaded["sha256"] == uploaded["sha256"]
+        assert downloaded["tier"] in {"memory", "disk", "primary"}
+        assert (roots / "out" / "h.txt").read_text() == "over http\n"
+        assert events and events[-1] == (10, 10)
+
+
+async def test_owners_cannot_reach_each_others_files(server: ServerThread, roots: Path) -> None:
+    async with connect(server, "alice") as alice, connect(server, "bob") as bob:
+        secret = await call(alice, "upload_file", text="alice's notes", filename="a.txt")
+        fid = secret["file_id"]
+        await call(bob, "upload_file", text="bob's notes", filename="b.txt")
+
+        for tool, extra in (
+            ("file_info", {}),
+            ("download_file", {"destination": "stolen.txt"}),
+            ("delete_file", {}),
+            ("verify_file", {}),
+        ):
+            text = await error_text(bob, tool, file_id=fid, **extra)
+            assert f"no file with id {fid}" in text, (tool, text)
+        assert not (roots / "stolen.txt").exists()
+
+        bobs = await call(bob, "list_files")
+        assert [item["filename"] for item in bobs["items"]] == ["b.txt"]
+        assert bobs["total"] == 1
+        # Same content, different owner: a search by hash does not reveal alice's file.
+        by_hash = await call(bob, "list_files", sha256=secret["sha256"])
+        assert by_hash["total"] == 0
+
+        # Resources are owner-scoped too.
+        assert (await alice.read_resource(f"filetier://files/{fid}")).contents
+        with pytest.raises(MCPError, match="no file with id"):
+            await bob.read_resource(f"filetier://files/{fid}")
+
+        # Alice still has her file, untouched by bob's attempts.
+        info = await call(alice, "file_info", file_id=fid)
+        assert info["filename"] == "a.txt"
+
+        # Whole-store maintenance is the operator's (settings.owner), not a tenant's.
+        text = await error_text(bob, "verify_file")
+        assert "operator" in text
+        text = await error_text(bob, "cleanup_cache", dry_run=True)
+        assert "operator" in text
+
+
+async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
+    home: Path, roots: Path
+) -> None:
+    settings = Settings(home=home, fsync=False, allowed_roots=str(roots))
+    with ServerThread(mcp_http_app(settings)) as alone:  # its own store, its own lifespan
+        async with connect(alone, None) as anonymous:
+            assert len((await anonymous.list_tools()).tools) == 11
+            text = await error_text(anonymous, "list_files")
+            assert "no authenticated owner" in text
+
+
+async def test_behind_filetiers_http_api_each_token_is_its_own_owner(
+    home: Path, roots: Path
+) -> None:
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice},bob:{bob}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with (
+            connect(api, None, token=alice) as as_alice,
+            connect(api, None, token=bob) as as_bob,
+        ):
+            uploaded = await call(as_alice, "upload_file", text="alice only")
+            assert (await call(as_alice, "list_files"))["total"] == 1
+            assert (await call(as_bob, "list_files"))["total"] == 0
+            text = await error_text(as_bob, "file_info", file_id=uploaded["file_id"])
+            assert "no file with id" in text
+        async with httpx2.AsyncClient(timeout=30) as http:
+            assert (await http.post(api.url, json={})).status_code == 401
+
+
+async def test_the_process_owner_may_run_store_wide_maintenance(server: ServerThread) -> None:
+    async with connect(server, "default") as operator:
+        await call(operator, "upload_file", text="x" * 100)
+        report = await call(operator, "verify_file")
+        assert report["scope"] == "store" and report["ok"] is True
+        plan = await call(operator, "cleanup_cache", dry_run=True)
+        assert plan["dry_run"] is True
+
+
+def test_inline_upload_limit_fits_in_a_request_body(home: Path, roots: Path) -> None:
+    """Base64 of an upload at the inline limit must not be cut by the body-size guard."""
+    settings = Settings(
+        home=home, inline_upload_max_bytes=8 * 1024 * 1024, allowed_roots=str(roots)
+    )
+    app = mcp_http_app(settings, FileStore(settings))
+    assert app.session_manager.max_request_body_size > 8 * 1024 * 1024 * 4 // 3
+
+
+async def test_large_base64_upload_over_http(server: ServerThread) -> None:
+    data = os.urandom(1024 * 1024)  # the default inline limit, 1.33 MiB as base64
+    async with connect(server, "alice") as client:
+        uploaded = await call(
+            client, "upload_file", content_base64=base64.b64encode(data).decode(), filename="r.bin"
+        )
+        assert uploaded["size"] == len(data) and uploaded["source"] == "base64"

@@ -1,0 +1,251 @@
+"""The MCP server over stdio: a real subprocess, driven by the SDK's own stdio client.
+
+The server is started the way ``filetier mcp`` starts it (``run_stdio(Settings())`` and then
+``os._exit``), configured only through its environment, in an empty working directory.
+Its stderr is kept in a file so the tests can check that it exited cleanly and that no
+traceback ever reached the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import pytest
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.types import TextResourceContents
+
+from filetier import FileStore, Settings
+
+STOPPED = "filetier-mcp-test: run_stdio returned"
+LAUNCH = (
+    "import os, sys\n"
+    "from filetier.config import Settings\n"
+    "from filetier.interfaces.mcp.server import run_stdio\n"
+    "run_stdio(Settings())\n"
+    f"print({STOPPED!r}, file=sys.stderr, flush=True)\n"
+    "os._exit(0)\n"
+)
+INLINE_LIMIT = 64 * 1024
+EXPECTED_TOOLS = {
+    "upload_file",
+    "download_file",
+    "get_provider_file_id",
+    "file_info",
+    "list_files",
+    "delete_file",
+    "verify_file",
+    "cleanup_cache",
+    "cache_stats",
+    "get_file_text",
+    "ask_file",
+}
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> Path:
+    path = tmp_path / "roots"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def env(home: Path, roots: Path) -> dict[str, str]:
+    return {
+        "FILETIER_HOME": str(home),
+        "FILETIER_ALLOWED_ROOTS": str(roots),
+        "FILETIER_FSYNC": "false",
+        "FILETIER_INLINE_UPLOAD_MAX_BYTES": str(INLINE_LIMIT),
+    }
+
+
+@contextlib.asynccontextmanager
+async def stdio_session(env: dict[str, str], cwd: Path, log: TextIO) -> AsyncIterator[Client]:
+    params = StdioServerParameters(command=sys.executable, args=["-c", LAUNCH], env=env, cwd=cwd)
+    async with Client(stdio_client(params, errlog=log)) as client:
+        yield client
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[TextIO]:
+    with (tmp_path / "server-stderr.log").open("w+") as handle:
+        yield handle
+
+
+def server_log(log: TextIO) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def error_text(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    assert result.structured_content is None
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    assert "Traceback" not in text and 'File "' not in text, text
+    return text
+
+
+async def test_tools_round_trip_and_clean_exit(
+    env: dict[str, str], tmp_path: Path, roots: Path, home: Path, log: TextIO
+) -> None:
+    (roots / "in").mkdir()
+    (roots / "in" / "report.csv").write_text("a,b\n1,2\n")
+    async with stdio_session(env, tmp_path, log) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert set(tools) == EXPECTED_TOOLS
+        for tool in tools.values():
+            assert tool.description and len(tool.description) > 40, tool.name
+            assert tool.output_schema is not None and tool.output_schema["type"] == "object"
+            assert tool.annotations is not None
+        assert tools["file_info"].annotations.read_only_hint is True
+        assert tools["list_files"].annotations.read_only_hint is True
+        assert tools["delete_file"].annotations.destructive_hint is True
+        assert tools["delete_file"].annotations.read_only_hint is False
+        assert tools["upload_file"].annotations.idempotent_hint is False
+        assert tools["get_provider_file_id"].annotations.open_world_hint is True
+        download_props = tools["download_file"].output_schema["properties"]
+        assert {"file_id", "path", "sha256", "size", "mime_type", "tier"} <= set(download_props)
+
+        inline = await call(client, "upload_file", text="hello, stdio\n", filename="hello.txt")
+        assert inline["source"] == "text" and inline["size"] == 13
+        assert inline["resource_uri"] == f"filetier://files/{inline['file_id']}"
+
+        by_path = await call(client, "upload_file", path="in/report.csv", metadata={"project": "x"})
+        assert by_path["source_path"] == str((roots / "in" / "report.csv").resolve())
+        assert by_path["filename"] == "report.csv" and by_path["size"] == 8
+
+        downloaded = await call(
+            client, "download_file", file_id=by_path["file_id"], destination="out/"
+        )
+        assert downloaded["path"] == str(roots.resolve() / "out" / "report.csv")
+        assert downloaded["sha256"] == by_path["sha256"] and downloaded["verified"] is True
+        assert downloaded["tier"] in {"memory", "disk", "primary"}
+        assert (roots / "out" / "report.csv").read_text() == "a,b\n1,2\n"
+
+        info = await call(client, "file_info", file_id=by_path["file_id"])
+        assert info["metadata"] == {"project": "x"} and info["mime_type"].startswith("text/")
+        assert info["content_path"] == f"/v1/files/{by_path['file_id']}/content"
+
+        listed = await call(client, "list_files", limit=1)
+        assert listed["total"] == 2 and len(listed["items"]) == 1 and listed["next_offset"] == 1
+
+        text = await client.read_resource(inline["resource_uri"])
+        content = text.contents[0]
+        assert isinstance(content, TextResourceContents)
+        assert content.text == "hello, stdio\n" and content.mime_type == "text/plain"
+
+        deleted = await call(client, "delete_file", file_id=inline["file_id"])
+        assert deleted["file_id"] == inline["file_id"]
+        gone = await error_text(client, "file_info", file_id=inline["file_id"])
+        assert f"no file with id {inline['file_id']}" in gone
+
+    output = server_log(log)
+    assert STOPPED in output
+    assert "Traceback" not in output
+    # Exited through the lifespan: the download bookkeeping was flushed before it closed.
+    async with FileStore(Settings(home=home, fsync=False)) as store:
+        assert (await store.stats()).downloads >= 1
+        assert (await store.stat(by_path["file_id"])).access_count >= 1
+
+
+async def test_errors_are_tool_errors_with_actionable_text(
+    env: dict[str, str], tmp_path: Path, roots: Path, log: TextIO
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not for upload")
+    (roots / "escape").symlink_to(tmp_path)
+    async with stdio_session(env, tmp_path, log) as client:
+        text = await error_text(client, "upload_file", path=str(outside))
+        assert "outside the allowed roots" in text and str(roots) in text
+        text = await error_text(client, "upload_file", path="escape/outside.txt")
+        assert "outside the allowed roots" in text
+        text = await error_text(client, "upload_file", path="../outside.txt")
+        assert "outside the allowed roots" in text
+
+        text = await error_text(client, "file_info", file_id="not-a-uuid")
+        assert "is not a file id" in text
+        text = await error_text(
+            client, "download_file", file_id="0192b5e0-7c1a-7d3e-9f00-1a2b3c4d5e6f"
+        )
+        assert "no file with id" in text
+
+        text = await error_text(client, "upload_file", text="x" * (INLINE_LIMIT + 1))
+        assert "inline" in text and "path" in text
+        text = await error_text(client, "upload_file", content_base64="@@not base64@@")
+        assert "not valid base64" in text
+        text = await error_text(client, "upload_file")
+        assert "exactly one of path, text or content_base64" in text
+        text = await error_text(client, "upload_file", text="a", path="a.txt")
+        assert "(got path, text)" in text
+
+        uploaded = await call(client, "upload_file", text="x")
+        text = await error_text(
+            client, "download_file", file_id=uploaded["file_id"], destination="/etc/passwd"
+        )
+        assert "outside every allowed root" in text
+        text = await error_text(client, "list_files", limit=0)
+        assert "limit" in text
+        text = await error_text(
+            client, "get_provider_file_id", file_id=uploaded["file_id"], provider="kimi"
+        )
+        assert "KIMI_API_KEY" in text
+
+    assert "Traceback" not in server_log(log)
+
+
+async def test_progress_notifications_for_large_transfers(
+    env: dict[str, str], tmp_path: Path, roots: Path, log: TextIO
+) -> None:
+    size = 6 * 1024 * 1024  # over the 4 MiB memory-item limit: streamed in chunks
+    (roots / "big.bin").write_bytes(os.urandom(size))
+    events: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        events.append((progress, total, message))
+
+    async with stdio_session(env, tmp_path, log) as client:
+        result = await client.call_tool(
+            "upload_file", {"path": "big.bin"}, progress_callback=on_progress
+        )
+        assert not result.is_error, result.content
+        uploaded = result.structured_content
+        assert uploaded is not None and uploaded["size"] == size
+        assert len(events) >= 2
+        assert events[0][0] == 0 and events[-1][:2] == (size, size)
+        assert all(later[0] >= earlier[0] for earlier, later in itertools.pairwise(events))
+        assert "big.bin" in (events[-1][2] or "")
+
+        events.clear()
+        result = await client.call_tool(
+            "download_file",
+            {"file_id": uploaded["file_id"], "destination": "copy.bin"},
+            progress_callback=on_progress,
+        )
+        assert not result.is_error, result.content
+        assert len(events) >= 2 and events[-1][:2] == (size, size)
+        assert (roots / "copy.bin").read_bytes() == (roots / "big.bin").read_bytes()
+
+        # A large file read as a resource is described, never sent as base64.
+        described = await client.read_resource(uploaded["resource_uri"])
+        content = described.contents[0]
+        assert isinstance(content, TextResourceContents)
+        assert content.mime_type == "application/json" and len(content.text) < 2000
+        description = json.loads(content.text)
+        assert description["size"] == size
+        assert description["content_path"] == f"/v1/files/{uploaded['file_id']}/content"

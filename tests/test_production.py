@@ -1,0 +1,304 @@
+"""Production mode: PostgreSQL metadata and an S3 primary (moto and a real Ceph RGW)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from filetier import (
+    FileStore,
+    MetadataUnavailableError,
+    NotFoundError,
+    Settings,
+    StorageUnavailableError,
+)
+from filetier.tiers.protocols import LocalPath
+from tests.services import MotoProcess, S3Server
+
+
+def prod_settings(
+    home: Path, pg_url: str, server: S3Server, bucket: str, **extra: object
+) -> Settings:
+    options: dict[str, object] = {
+        "home": home,
+        "database_url": pg_url,
+        "fsync": False,
+        "bookkeeping_flush_seconds": 0.05,
+        **server.settings_overrides(bucket),
+        **extra,
+    }
+    return Settings(**options)  # type: ignore[arg-type]
+
+
+def pg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def test_round_trip_on_postgres_and_s3(home: Path, pg_url: str, s3: S3Server) -> None:
+    bucket = s3.create_bucket()
+    settings = prod_settings(home, pg_url, s3, bucket)
+    payload = os.urandom(3 * 1024 * 1024)
+    async with FileStore(settings) as store:
+        assert not isinstance(store.primary, LocalPath)
+        first = await store.upload_file(payload, filename="data.bin", metadata={"k": [1, 2]})
+        second = await store.upload_file(payload, filename="copy.bin")
+        assert second.deduplicated and second.bytes_written == 0
+        assert s3.object_keys(bucket) == [
+            f"sha256/{first.sha256[:2]}/{first.sha256[2:4]}/{first.sha256}"
+        ]
+        store.memory.clear()
+        store.disk.evict(first.sha256)
+        assert await store.read_bytes(first.file_id) == payload  # from S3
+        assert (await store.stats()).primary_reads == 1
+        store.memory.clear()
+        assert await store.read_bytes(second.file_id) == payload  # from the disk cache
+        assert (await store.stats()).primary_reads == 1
+        assert (await store.stat(first.file_id)).metadata == {"k": [1, 2]}
+        assert (await store.verify()).findings == []
+        await store.delete(first.file_id)
+        assert len(s3.object_keys(bucket)) == 1  # still shared with the second file
+        result = await store.delete(second.file_id)
+        assert result.blob_deleted
+        assert s3.object_keys(bucket) == []
+
+
+async def test_plain_postgresql_url_and_jsonb_trigger(
+    home: Path, pg_url: str, moto: S3Server
+) -> None:
+    plain = pg_dsn(pg_url)
+    assert plain.startswith("postgresql://")
+    settings = prod_settings(home, plain, moto, moto.create_bucket())
+    async with FileStore(settings) as store:
+        up = await store.upload_file(b"hello jsonb", filename="j.txt", metadata={"a": {"b": 1}})
+        before = await store.stat(up.file_id)
+        await asyncio.sleep(0.01)
+        await store.read_bytes(up.file_id)
+        await store.flush()
+        after = await store.stat(up.file_id)
+    assert after.access_count == 1
+    assert after.updated_at > before.updated_at
+    conn = await asyncpg.connect(plain)
+    try:
+        types = dict(
+            await conn.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'file_metadata'"
+            )
+        )
+        triggers = await conn.fetch(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'file_metadata'::regclass"
+        )
+        # The trigger sets updated_at even for writes that do not go through filetier.
+        await conn.execute("UPDATE file_metadata SET updated_at = '2000-01-01' , access_count = 5")
+        touched = await conn.fetchval("SELECT updated_at FROM file_metadata")
+    finally:
+        await conn.close()
+    assert types["metadata"] == "jsonb" and types["provider_file_ids"] == "jsonb"
+    assert types["file_size"] == "bigint"
+    assert "update_file_metadata_updated_at" in {t["tgname"] for t in triggers}
+    assert touched.year >= 2026
+
+
+async def test_row_level_security_scopes_a_tenant_role_to_its_owner(
+    home: Path, pg_url: str, moto: S3Server
+) -> None:
+    settings = prod_settings(home, pg_url, moto, moto.create_bucket())
+    async with FileStore(settings, owner="alice") as alice:
+        a = await alice.upload_file(b"alice's notes", filename="a.txt")
+    async with FileStore(settings, owner="bob") as bob:
+        b = await bob.upload_file(b"bob's notes", filename="b.txt")
+        with pytest.raises(NotFoundError):
+            await bob.stat(a.file_id)  # owners are separate in the app too
+        assert [r.file_id for r in (await bob.list()).items] == [b.file_id]
+
+    dsn = pg_dsn(pg_url)
+    role = f"tenant_{os.getpid()}_{int(time.time() * 1000) % 100000}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {role} NOLOGIN")
+        await admin.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON file_metadata, file_download_history TO {role}"
+        )
+        async with admin.transaction():
+            await admin.execute(f"SET LOCAL ROLE {role}")
+            await admin.execute("SELECT set_config('filetier.owner', 'alice', true)")
+            seen = await admin.fetch("SELECT original_filename FROM file_metadata")
+            deleted = await admin.execute("DELETE FROM file_metadata WHERE owner = 'bob'")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await admin.execute(
+                    "UPDATE file_metadata SET owner = 'bob' WHERE original_filename = 'a.txt'"
+                )
+        async with admin.transaction():
+            await admin.execute(f"SET LOCAL ROLE {role}")
+            unset = await admin.fetch("SELECT 1 FROM file_metadata")  # no owner: nothing
+        remaining = await admin.fetchval("SELECT count(*) FROM file_metadata")
+        await admin.execute(f"REVOKE ALL ON file_metadata, file_download_history FROM {role}")
+        await admin.execute(f"DROP ROLE {role}")
+    finally:
+        await admin.close()
+    assert [r["original_filename"] for r in seen] == ["a.txt"]
+    assert deleted == "DELETE 0"
+    assert unset == []
+    assert remaining == 2
+
+
+async def test_database_down_says_so(home: Path, moto: S3Server) -> None:
+    from tests.services import free_port
+
+    settings = prod_settings(
+        home,
+        f"postgresql://postgres@127.0.0.1:{free_port()}/nothing",
+        moto,
+        moto.create_bucket(),
+        database_timeout_seconds=2,
+    )
+    started = time.monotonic()
+    with pytest.raises(MetadataUnavailableError) as excinfo:
+        async with FileStore(settings):
+            pass
+    assert "metadata database unavailable" in str(excinfo.value)
+    assert "postgresql" in str(excinfo.value)
+    assert time.monotonic() - started < 15
+
+
+async def test_missing_bucket_is_an_actionable_error(
+    home: Path, pg_url: str, moto: S3Server
+) -> None:
+    settings = prod_settings(home, pg_url, moto, "no-such-bucket-here")
+    async with FileStore(settings) as store:
+        with pytest.raises(StorageUnavailableError) as excinfo:
+            await store.upload_file(b"x" * 100)
+        assert "bucket does not exist" in str(excinfo.value)
+        assert (await store.list()).total == 0
+
+
+async def test_s3_outage_cached_reads_succeed_uploads_fail_cleanly(home: Path, pg_url: str) -> None:
+    server_proc = MotoProcess().start()
+    try:
+        server = server_proc.server()
+        bucket = server.create_bucket()
+        settings = prod_settings(
+            home,
+            pg_url,
+            server,
+            bucket,
+            storage_retry_attempts=3,
+            storage_retry_timeout_seconds=4,
+            storage_timeout_seconds=2,
+            storage_connect_timeout_seconds=1,
+        )
+        big = os.urandom(6 * 1024 * 1024)  # above the memory item cap below
+        async with FileStore(
+            settings.model_copy(update={"memory_item_max_bytes": 1024 * 1024})
+        ) as store:
+            small = await store.upload_file(b"small and cached", filename="s.txt")
+            large = await store.upload_file(big, filename="big.bin")
+            await store.read_bytes(small.file_id)
+            server_proc.stop()  # the object store goes away
+
+            assert await store.read_bytes(small.file_id) == b"small and cached"  # memory
+            path = await store.download_file(large.file_id)  # disk cache
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == large.sha256
+
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailableError) as excinfo:
+                await store.upload_file(os.urandom(2048), filename="new.bin")
+            elapsed = time.monotonic() - started
+            assert "storage unavailable" in str(excinfo.value)
+            assert elapsed < 15, elapsed  # bounded retries
+            assert (await store.list()).total == 2  # no row without its object
+
+            server_proc.start()  # back on the same port; moto starts empty
+            fresh = server.create_bucket()
+            assert fresh
+        # A new store on the restarted server works again.
+        settings2 = prod_settings(home, pg_url, server, fresh)
+        async with FileStore(settings2) as store:
+            again = await store.upload_file(b"after the outage")
+            assert await store.read_bytes(again.file_id) == b"after the outage"
+    finally:
+        server_proc.stop()
+
+
+def _rgw_pid() -> int:
+    pid_file = Path(os.environ.get("CEPH_DIR", "/tmp/filetier-ceph")) / "run" / "rgw.pid"
+    return int(pid_file.read_text().strip())
+
+
+def _restart_rgw() -> None:
+    ceph_dir = Path(os.environ.get("CEPH_DIR", "/tmp/filetier-ceph"))
+    env = {**os.environ, "CEPH_CONF": str(ceph_dir / "ceph.conf")}
+    subprocess.run(
+        ["radosgw", "-n", "client.rgw.a", "--pid-file", str(ceph_dir / "run" / "rgw.pid")],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 60
+    from tests.services import RGW_ENDPOINT, answers
+
+    while not answers(RGW_ENDPOINT):
+        assert time.monotonic() < deadline, "radosgw did not come back"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+async def test_ceph_gateway_stalled_then_killed_then_restarted(
+    home: Path, pg_url: str, ceph: S3Server
+) -> None:
+    """The real S3 server stalls (SIGSTOP), dies (SIGKILL) and comes back mid-run."""
+    bucket = ceph.create_bucket()
+    settings = prod_settings(
+        home,
+        pg_url,
+        ceph,
+        bucket,
+        storage_retry_attempts=2,
+        storage_retry_timeout_seconds=6,
+        storage_timeout_seconds=2,
+        storage_connect_timeout_seconds=1,
+        memory_item_max_bytes=64 * 1024,
+    )
+    before = {os.urandom(8).hex(): os.urandom(200_000) for _ in range(3)}
+    async with FileStore(settings) as store:
+        ids = {}
+        for name, data in before.items():
+            ids[name] = (await store.upload_file(data, filename=name)).file_id
+        pid = _rgw_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # Stalled: cached reads still succeed, a write fails within its bound.
+            for name, data in before.items():
+                assert await store.read_bytes(ids[name]) == data
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailableError, match="storage unavailable"):
+                await store.upload_file(os.urandom(1000), filename="during-stall.bin")
+            assert time.monotonic() - started < 20
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        os.kill(pid, signal.SIGKILL)
+        try:
+            with pytest.raises(StorageUnavailableError):
+                await store.upload_file(os.urandom(1000), filename="while-down.bin")
+            assert (await store.list()).total == len(before)  # no row without its object
+        finally:
+            _restart_rgw()
+        after = await store.upload_file(b"after the restart", filename="after.txt")
+        # The bytes written before the outage are still in the object store.
+        store.memory.clear()
+        for name in before:
+            store.disk.evict(hashlib.sha256(before[name]).hexdigest())
+        for name, data in before.items():
+            assert await store.read_bytes(ids[name]) == data
+        assert await store.read_bytes(after.file_id) == b"after the restart"
+        report = await store.verify()
+        assert report.findings == []
+        assert len(ceph.object_keys(bucket)) == len(before) + 1
