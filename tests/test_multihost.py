@@ -22,6 +22,7 @@ Hosts run the real ``filetier`` CLI (``tests/procs/mh_host.py``) or the library
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -542,3 +543,42 @@ async def test_delete_on_one_host_while_another_downloads(
         f"download outcomes while deleting: {outcomes}; "
         f"fetch seen before the last delete: {store_delete['trigger_seen']}"
     )
+
+
+async def test_delete_of_the_last_file_waits_for_another_hosts_insert_of_the_same_content(
+    tmp_path: Path, pg_url: str, moto: S3Server
+) -> None:
+    """Another host is mid-way through recording an upload of the same bytes (its
+    transaction holds the blob row and has inserted its file row, not yet committed): a
+    delete of the last committed file must wait for it and then keep the blob row and
+    object, never leave the new file without its blob."""
+    bucket = moto.create_bucket()
+    settings = store_settings(tmp_path / "host", pg_url, moto, bucket)
+    async with FileStore(settings) as store:
+        first = await store.upload_file(b"shared by two hosts" * 100, filename="a.txt")
+        other_host = await asyncpg.connect(pg_url.replace("+asyncpg", ""), timeout=10)
+        try:
+            transaction = other_host.transaction()
+            await transaction.start()
+            await other_host.execute(
+                "SELECT sha256 FROM blobs WHERE sha256 = $1 FOR UPDATE", first.sha256
+            )
+            await other_host.execute(
+                "CREATE TEMP TABLE pending AS SELECT * FROM file_metadata WHERE file_id = $1;"
+                " UPDATE pending SET file_id = gen_random_uuid();"
+                " INSERT INTO file_metadata SELECT * FROM pending;".replace(
+                    "$1", f"'{first.file_id}'"
+                )
+            )
+            delete = asyncio.create_task(store.delete(first.file_id))
+            await asyncio.sleep(0.5)
+            assert not delete.done(), "the delete did not wait for the other host's insert"
+            await transaction.commit()
+            result = await asyncio.wait_for(delete, timeout=10)
+        finally:
+            await other_host.close()
+        assert result.blob_deleted is False
+        files, blobs = await database_rows(pg_url)
+        assert files == [first.sha256]
+        assert set(blobs) == {first.sha256}
+        assert await assert_rows_match_objects(pg_url, moto, bucket) == {storage_key(first.sha256)}

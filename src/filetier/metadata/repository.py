@@ -178,12 +178,20 @@ class Repository:
             return await self._get_blob(conn, sha256)
 
     @staticmethod
-    async def _get_blob(conn: AsyncConnection, sha256: str) -> BlobRow | None:
-        row = (
-            (await conn.execute(sa.select(blobs).where(blobs.c.sha256 == sha256)))
-            .mappings()
-            .first()
-        )
+    async def _get_blob(
+        conn: AsyncConnection, sha256: str, *, lock: bool = False
+    ) -> BlobRow | None:
+        """The blob row; with ``lock``, row-locked until the transaction ends.
+
+        The lock is what orders an insert of a file against the delete of the last file
+        with the same content on PostgreSQL (READ COMMITTED): without it, the delete
+        cannot see the uncommitted new file and drops the blob row from under it. SQLite
+        serializes writers already and ignores the clause.
+        """
+        query = sa.select(blobs).where(blobs.c.sha256 == sha256)
+        if lock:
+            query = query.with_for_update()
+        row = (await conn.execute(query)).mappings().first()
         if row is None:
             return None
         return BlobRow(
@@ -223,7 +231,7 @@ class Repository:
             "updated_at": now,
         }
         async with self.db.write() as conn:
-            blob = await self._get_blob(conn, sha256)
+            blob = await self._get_blob(conn, sha256, lock=True)
             if blob is None:
                 await conn.execute(
                     sa.insert(blobs).values(
@@ -280,6 +288,10 @@ class Repository:
                 return None
             record = record_from_row(row)
             await conn.execute(sa.delete(file_metadata).where(file_metadata.c.file_id == file_id))
+            # Lock the blob row before asking whether it is still used: an insert of the
+            # same content holds this lock until it commits, so the question below (a new
+            # statement, a new snapshot) sees its file row.
+            locked_blob = await self._get_blob(conn, record.sha256, lock=True)
             still_used = (
                 await conn.execute(
                     sa.select(file_metadata.c.file_id)
@@ -289,7 +301,7 @@ class Repository:
             ).first()
             blob = None
             if still_used is None:
-                blob = await self._get_blob(conn, record.sha256)
+                blob = locked_blob
                 await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == record.sha256))
         return record, blob
 
