@@ -23,8 +23,9 @@ the descriptor count within a band of 64, and the disk cache directory within it
 In the middle of the run a slow-loris check opens 20 raw sockets: half send an upload's
 headers and then trickle its body one byte per second, half trickle the headers
 themselves. Meanwhile ``GET /healthz`` from a fresh connection must answer within 1 s
-every time; what happens to the slow connections (closed by the server, answered, or
-still open) is reported, not judged.
+every time, and the server (run with a ``SLOW_HEAD_TIMEOUT``-second head timeout and its
+default 1 KiB/s body floor) must close every slow connection before the check ends: the
+head tricklers with ``408 Request Timeout``, the body tricklers without an answer.
 
 The summary is printed as JSON; the exit status is 1 on any unexpected error, a failed
 flatness check or a failed slow-loris check.
@@ -63,6 +64,9 @@ RANGE_MAX_SIZE = 8 * MiB  # bigger files are verified whole, never ranged
 LIVE_PER_CLIENT = 12  # past this a client deletes before it uploads again
 CHUNK = 1 * MiB
 CACHE_CAP_MB = 64
+# The server's head timeout (also its body-rate grace) during a load run: short enough for
+# the 20 s CI run's slow-loris window to see every slow connection closed.
+SLOW_HEAD_TIMEOUT = 2
 WARMUP_FRACTION = 0.2
 RSS_GROWTH_MAX = 200 * MiB
 FD_BAND_MAX = 64
@@ -171,8 +175,9 @@ class Sample:
 class Server:
     """One ``filetier serve`` process in its own home; stopped with SIGINT."""
 
-    def __init__(self, home: Path, token: str) -> None:
+    def __init__(self, home: Path, token: str, **extra_env: str) -> None:
         self.home = home
+        self.extra_env = extra_env
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.token = token
@@ -187,7 +192,9 @@ class Server:
             FILETIER_FSYNC="0",
             FILETIER_API_TOKENS=f"alice:{self.token}",
             MAX_CACHE_SIZE_MB=str(CACHE_CAP_MB),
+            FILETIER_HTTP_HEAD_TIMEOUT_SECONDS=str(SLOW_HEAD_TIMEOUT),
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:
@@ -492,11 +499,13 @@ class LoadRun:
                     outcome["after_s"] = round(time.monotonic() - (until - self.slow_seconds), 1)
                     return outcome
                 outcome["end"] = "answered: " + data.split(b"\r\n", 1)[0].decode(errors="replace")
+                outcome["after_s"] = round(time.monotonic() - (until - self.slow_seconds), 1)
                 return outcome
             outcome["end"] = "still open"
             return outcome
         except OSError as exc:
             outcome["end"] = f"closed by server ({type(exc).__name__})"
+            outcome["after_s"] = round(time.monotonic() - (until - self.slow_seconds), 1)
             return outcome
         finally:
             writer.close()
@@ -526,7 +535,15 @@ class LoadRun:
         sockets = [self._slow_socket(i, until) for i in range(SLOW_SOCKETS)]
         probes, *ends = await asyncio.gather(self._healthz_probes(until), *sockets)
         finite = [t for t in probes if math.isfinite(t)]
-        ok = bool(probes) and len(finite) == len(probes) and max(finite) < HEALTHZ_MAX_SECONDS
+        closed = [
+            e for e in ends if e["end"].startswith(("closed by server", "answered: HTTP/1.1 408"))
+        ]
+        ok = (
+            bool(probes)
+            and len(finite) == len(probes)
+            and max(finite) < HEALTHZ_MAX_SECONDS
+            and len(closed) == len(ends)
+        )
         self.slow = {
             "ok": ok,
             "sockets": SLOW_SOCKETS,
@@ -535,6 +552,8 @@ class LoadRun:
             "healthz_failed": len(probes) - len(finite),
             "healthz_max_ms": round(max(finite) * 1000, 1) if finite else None,
             "healthz_p50_ms": _percentile(finite, 0.5),
+            "closed_by_server": len(closed),
+            "closed_after_max_s": max((e.get("after_s", 0.0) for e in closed), default=None),
             "outcomes": dict(Counter(f"{e['mode']}: {e['end']}" for e in ends)),
         }
 

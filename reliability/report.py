@@ -3,8 +3,9 @@
     python -m reliability.report --results DIR --command "scripts/reliability" --out F
 
 ``DIR`` holds what the suites wrote: ``crash-embedded.json``, ``crash-production.json``,
-``faults.json`` (their summaries), ``hostile-counts.json`` (hypothesis examples per
-category), and ``hostile.xml`` / ``secrets.xml`` (pytest's JUnit reports). Any of them may
+``faults.json``, ``load.json`` (their summaries), ``hostile-counts.json`` (hypothesis
+examples per category), and ``hostile.xml`` / ``http.xml`` / ``secrets.xml`` (pytest's
+JUnit reports). Any of them may
 be missing; the report says so rather than inventing a figure.
 """
 
@@ -214,6 +215,61 @@ def faults_section(faults: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def load_section(load: dict[str, Any] | None) -> list[str]:
+    lines = ["## Load (HTTP)", ""]
+    if load is None:
+        return [*lines, "Not run.", ""]
+    ops = load["requests_by_op"]
+    lat = load["latency_ms"]
+    by_op = lat["by_op"]
+    flat = load["flatness"]
+    slow = load["slow_loris"]
+
+    def op_latency(op: str) -> str:
+        row = by_op.get(op)
+        return f"{op} {row['p50_ms']:,} / {row['p95_ms']:,} / {row['p99_ms']:,} ms" if row else ""
+
+    lines += [
+        f"A real `filetier serve` (embedded default, bearer token) under {load['clients']} "
+        f"clients for {load['seconds']:.0f} s of mixed uploads (1 KiB to "
+        f"{_mib(load['max_size'])}), full downloads, ranged reads and deletes, every byte "
+        "read back checked against its SHA-256; 20 slow-loris sockets in the middle "
+        f"(seed {load['seed']}).",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| requests | {load['requests']:,} ({load['requests_per_second']:,}/s): "
+        + ", ".join(f"{n:,} {op}" for op, n in sorted(ops.items()))
+        + " |",
+        f"| unexpected errors | {load['unexpected_errors']:,}"
+        + (f" ({_cell('; '.join(load['error_samples'][:3]))})" if load["error_samples"] else "")
+        + " |",
+        f"| latency p50 / p95 / p99 | {lat['p50']:,} / {lat['p95']:,} / {lat['p99']:,} ms ("
+        + "; ".join(x for x in (op_latency(op) for op in sorted(by_op)) if x)
+        + ") |",
+        f"| bytes uploaded / downloaded / verified | {_mib(load['bytes_uploaded'])} / "
+        f"{_mib(load['bytes_downloaded'])} / {_mib(load['bytes_verified'])} |",
+        f"| flat after warm-up ({flat['warmup_seconds']:.0f} s) | "
+        + ("yes" if flat["ok"] else "**no**")
+        + f": RSS {flat['rss_mib']['after_warmup_min']}-{flat['rss_mib']['after_warmup_max']} "
+        f"MiB (warm-up peak {flat['rss_mib']['warmup_peak']}, bound {flat['rss_mib']['bound']}); "
+        f"open fds {flat['fds']['after_warmup_min']}-{flat['fds']['after_warmup_max']} "
+        f"(band {flat['fds']['band_bound']}); disk cache at most "
+        f"{_mib(flat['disk_cache']['max_bytes'])} of {_mib(flat['disk_cache']['cap_bytes'])}"
+        + (f" ({_cell(flat['disk_cache']['note'])})" if flat["disk_cache"].get("note") else "")
+        + " |",
+        f"| slow-loris | {slow.get('healthz_probes', 0)} `/healthz` probes during it, "
+        f"{slow.get('healthz_failed', 0)} failed, max {slow.get('healthz_max_ms')} ms; "
+        f"{slow.get('closed_by_server', 0)}/{slow.get('sockets', 0)} slow sockets closed by "
+        f"the server within {slow.get('closed_after_max_s')} s ("
+        + _cell("; ".join(f"{k}: {v}" for k, v in sorted(slow.get("outcomes", {}).items())))
+        + ") |",
+        f"| server exit on SIGINT | {load['server_exit_code']} |",
+        "",
+    ]
+    return lines
+
+
 def tests_section(
     title: str, intro: str, junit: JUnit | None, counts: dict[str, int] | None = None
 ) -> list[str]:
@@ -248,6 +304,8 @@ def render(results: Path, command: str) -> str:
     counts = _load(results / "hostile-counts.json")
     hostile = JUnit.read(results / "hostile.xml")
     secrets = JUnit.read(results / "secrets.xml")
+    http = JUnit.read(results / "http.xml")
+    load = _load(results / "load.json")
 
     commit = _git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = (
@@ -260,7 +318,8 @@ def render(results: Path, command: str) -> str:
     seconds = (
         sum(r["seconds"] for r in crash.values() if r)
         + (faults["seconds"] if faults else 0)
-        + sum(j.seconds for j in (hostile, secrets) if j)
+        + sum(j.seconds for j in (hostile, secrets, http) if j)
+        + (load["seconds"] if load else 0)
     )
     lines = [
         "# Reliability figures",
@@ -270,7 +329,8 @@ def render(results: Path, command: str) -> str:
         f"{platform.system()} {platform.machine()}"
         + f"; the suites ran for {seconds / 60:.0f} minutes.",
         "Every figure below is counted by the suites themselves in that run "
-        "(`reliability/`, `tests/test_hostile_input.py`, `tests/test_secrets.py`); run "
+        "(`reliability/`, `tests/test_hostile_input.py`, `tests/test_http_*.py`, "
+        "`tests/test_secrets.py`); run "
         "the command again to check them.",
         "",
         "| suite | result |",
@@ -302,8 +362,20 @@ def render(results: Path, command: str) -> str:
         "| secrets | "
         + (f"{secrets.passed}/{secrets.tests} tests pass" if secrets else "not run")
         + " |",
-        "| load (HTTP) | not part of this command yet: the HTTP load, schemathesis, "
-        "slow-loris, header-injection and token suites come with the HTTP API |",
+        "| load (HTTP) | "
+        + (
+            f"{load['requests']:,} requests from {load['clients']} clients in "
+            f"{load['seconds']:.0f} s, {load['unexpected_errors']} unexpected errors, "
+            f"p50/p99 {load['latency_ms']['p50']:,}/{load['latency_ms']['p99']:,} ms, "
+            f"{_mib(load['bytes_verified'])} verified; "
+            + ("flat and slow-loris-proof" if load["ok"] else "**a check failed**")
+            if load
+            else "not run"
+        )
+        + " |",
+        "| HTTP hostile input | "
+        + (f"{http.passed}/{http.tests} tests pass" if http else "not run")
+        + " |",
         "",
     ]
     lines += crash_section(crash)
@@ -321,6 +393,17 @@ def render(results: Path, command: str) -> str:
         "result.",
         hostile,
         counts,
+    )
+    lines += load_section(load)
+    lines += tests_section(
+        "HTTP hostile input",
+        "schemathesis against the served OpenAPI document (every operation, generated "
+        "bodies, parameters and headers; no 5xx, responses match the schema); tokens "
+        "missing, wrong and another owner's, and CLI-created ones; a `Content-Disposition` header "
+        "injection through a filename; slow clients (a head trickled past the head "
+        "timeout gets 408, a body under the minimum rate is cut off and nothing of it is "
+        "kept, honest slow clients are served).",
+        http,
     )
     lines += tests_section(
         "Secrets",
@@ -344,8 +427,9 @@ def render(results: Path, command: str) -> str:
         "It needs the machine's PostgreSQL on 127.0.0.1:5432 and, for production mode on "
         "Ceph, `scripts/start-ceph-rgw.sh` (otherwise moto is used and the report says "
         "so); it runs as root for the tmpfs mount and the private PostgreSQL server "
-        "(`runuser -u postgres`). `tests/test_reliability_short.py` is the short version "
-        "CI runs on every push.",
+        "(`runuser -u postgres`). CI runs the short versions on every push: "
+        "`tests/test_reliability_short.py`, `tests/test_load_short.py`, and the hostile-input, "
+        "HTTP and secrets suites as they are.",
         "",
     ]
     return "\n".join(lines)

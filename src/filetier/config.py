@@ -303,6 +303,19 @@ class Settings(BaseSettings):
         default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST", "http_host")
     )
     http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT", "http_port"))
+    http_head_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=_env("FILETIER_HTTP_HEAD_TIMEOUT_SECONDS", "http_head_timeout_seconds"),
+        description="A request's headers must arrive within this many seconds (else 408); "
+        "also the grace period before the body rate is checked.",
+    )
+    http_min_body_rate: Size = Field(
+        default=1024,
+        validation_alias=_env("FILETIER_HTTP_MIN_BODY_RATE", "http_min_body_rate"),
+        description="Slowest average request-body rate, bytes per second, before a "
+        "connection is closed (slow-loris defence).",
+    )
     allow_no_auth: bool = Field(
         default=False,
         validation_alias=_env("FILETIER_ALLOW_NO_AUTH", "allow_no_auth"),

@@ -25,6 +25,7 @@ from uvicorn.config import LOGGING_CONFIG
 from filetier.config import Settings
 from filetier.interfaces.http.app import build_app as _build_http_app
 from filetier.interfaces.http.auth import is_loopback
+from filetier.interfaces.http.deadlines import deadline_protocol
 from filetier.interfaces.http.runtime import AUTH_REQUIRED_MESSAGE, Runtime
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -106,6 +107,10 @@ def run(
         timeout_graceful_shutdown=graceful_shutdown_seconds,
         proxy_headers=False,
         server_header=False,
+        http=deadline_protocol(
+            head_timeout=settings.http_head_timeout_seconds,
+            min_body_rate=settings.http_min_body_rate,
+        ),
     )
     server = _Server(config)
     server.run()
