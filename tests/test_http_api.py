@@ -633,6 +633,66 @@ def test_a_corrupt_copy_aborts_the_download_before_its_last_byte(
     assert str(server.home) not in again.text
 
 
+def copies_counters(client: httpx.Client) -> tuple[int, int]:
+    text = client.get("/metrics").text
+    found = dict(re.findall(r"^(filetier_http_copies_\w+_total) (\d+)$", text, re.M))
+    return (
+        int(found["filetier_http_copies_hashed_total"]),
+        int(found["filetier_http_copies_trusted_total"]),
+    )
+
+
+def stream_all(client: httpx.Client, fid: str) -> bytes:
+    with client.stream("GET", f"/v1/files/{fid}/content") as response:
+        assert response.status_code == 200
+        return response.read()
+
+
+def test_a_copy_hashed_in_full_is_trusted_while_unchanged_and_hashed_again_once_touched(
+    server: LiveServer, alice: httpx.Client
+) -> None:
+    """Within FILETIER_VERIFIED_COPY_SECONDS the same unchanged copy is served without a
+    second SHA-256 pass; any write to it (even one that puts the mtime back) changes its
+    identity, so the damage is caught before the last byte."""
+    data = os.urandom(6 * MiB)
+    fid = upload(alice, data, "hot.bin")["file_id"]
+    hashed, trusted = copies_counters(alice)
+    assert stream_all(alice, fid) == data
+    assert copies_counters(alice) == (hashed + 1, trusted)
+    assert stream_all(alice, fid) == data
+    assert stream_all(alice, fid) == data
+    assert copies_counters(alice) == (hashed + 1, trusted + 2)
+
+    digest = sha(data)
+    stored = server.home / "objects" / "sha256" / digest[:2] / digest[2:4] / digest
+    before = stored.stat()
+    with stored.open("r+b") as handle:
+        handle.seek(5 * MiB)
+        handle.write(bytes([handle.read(1)[0] ^ 0xFF]))
+    os.utime(stored, ns=(before.st_atime_ns, before.st_mtime_ns))  # hide it from mtime
+    assert stored.stat().st_mtime_ns == before.st_mtime_ns
+
+    received = bytearray()
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        alice.stream("GET", f"/v1/files/{fid}/content") as response,
+    ):
+        for chunk in response.iter_raw():
+            received += chunk
+    assert len(received) < len(data)
+    assert copies_counters(alice)[1] == trusted + 2  # not served from the window
+
+
+def test_with_the_window_off_every_whole_download_is_hashed(tmp_path: Path) -> None:
+    settings = {"FILETIER_API_TOKENS": TOKENS, "FILETIER_VERIFIED_COPY_SECONDS": "0"}
+    with LiveServer(tmp_path / "home", settings) as live, live.client(ALICE) as client:
+        data = os.urandom(6 * MiB)  # above the memory tier's item size
+        fid = upload(client, data, "cold.bin")["file_id"]
+        for _ in range(3):
+            assert stream_all(client, fid) == data
+        assert copies_counters(client) == (3, 0)
+
+
 # ------------------------------------------------------------------ content disposition
 
 

@@ -303,6 +303,13 @@ class Settings(BaseSettings):
         default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST", "http_host")
     )
     http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT", "http_port"))
+    verified_copy_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        validation_alias=_env("FILETIER_VERIFIED_COPY_SECONDS", "verified_copy_seconds"),
+        description="HTTP downloads: a local copy hashed in full is served again without "
+        "re-hashing for this many seconds while unchanged; 0 hashes every download.",
+    )
     http_head_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

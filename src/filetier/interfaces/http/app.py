@@ -76,7 +76,8 @@ async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     stats = await runtime.store.stats() if runtime.store is not None else None
     return PlainTextResponse(
-        runtime.metrics.render(stats), media_type="text/plain; version=0.0.4; charset=utf-8"
+        runtime.metrics.render(stats, (runtime.verified.hashed, runtime.verified.trusted)),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
     )
 
 

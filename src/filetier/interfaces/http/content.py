@@ -18,9 +18,15 @@ How each body is checked:
   client never receives a complete, wrong file, and the bad copy is evicted (or, for the
   primary, quarantined);
 - a byte range of a large file cannot be checked by itself, so the whole copy is hashed
-  once before the first range is served from it, and the copy's identity (device, inode,
-  size, mtime) is remembered in :class:`VerifiedCopies`; later ranges of the same copy
-  (a resumed download) start at once.
+  once before the first range is served from it;
+- either way, a copy whose whole content matched is remembered in
+  :class:`VerifiedCopies` by its identity (device, inode, size, mtime, ctime) for
+  ``FILETIER_VERIFIED_COPY_SECONDS`` (300 s; 0 turns the memo off). Within that window
+  the same, unchanged copy is served without hashing again: a file an agent fetches over
+  and over costs one SHA-256 pass per window, not one per download, and streams at the
+  speed of a plain static-file server. Any write to the copy, a replacement or an
+  eviction changes its identity; what the window does not catch (bit rot that touches
+  no metadata) the next hashed download after it, and ``filetier verify``, do.
 """
 
 from __future__ import annotations
@@ -54,35 +60,43 @@ CHUNK_SIZE = 1024 * 1024
 READ_AHEAD = 3  # chunks read before they are sent, per download
 VERIFIED_COPIES_MAX = 4096
 
-_Identity = tuple[str, int, int, int, int]
+_Identity = tuple[str, int, int, int, int, int]
 
 
 class VerifiedCopies:
-    """Local copies whose whole content matched their SHA-256, by file identity.
+    """Local copies whose whole content matched their SHA-256, by file identity, each
+    trusted for ``ttl_seconds`` after it was hashed (never extended by being used)."""
 
-    A copy that is replaced or rewritten gets a new inode or mtime and is hashed again.
-    Bit rot that changes neither is caught by the next whole-file download, which always
-    hashes; this memo only spares range requests a full pass each.
-    """
-
-    def __init__(self, capacity: int = VERIFIED_COPIES_MAX) -> None:
+    def __init__(self, ttl_seconds: float, capacity: int = VERIFIED_COPIES_MAX) -> None:
+        self._ttl = ttl_seconds
         self._capacity = capacity
-        self._known: OrderedDict[_Identity, None] = OrderedDict()
+        self._known: OrderedDict[_Identity, float] = OrderedDict()
+        self.hashed = 0  # copies hashed in full (and found good)
+        self.trusted = 0  # whole downloads served within a window, without hashing
 
     @staticmethod
     def _identity(sha256: str, st: os.stat_result) -> _Identity:
-        return (sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        return (sha256, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def __contains__(self, item: tuple[str, os.stat_result]) -> bool:
         key = self._identity(*item)
-        if key in self._known:
-            self._known.move_to_end(key)
-            return True
-        return False
+        verified_at = self._known.get(key)
+        if verified_at is None:
+            return False
+        if time.monotonic() - verified_at >= self._ttl:
+            del self._known[key]
+            return False
+        self._known.move_to_end(key)
+        return True
 
     def add(self, sha256: str, st: os.stat_result) -> None:
-        self._known[self._identity(sha256, st)] = None
-        self._known.move_to_end(self._identity(sha256, st))
+        """Remember a copy just hashed in full (and found good)."""
+        self.hashed += 1
+        if self._ttl <= 0:
+            return
+        key = self._identity(sha256, st)
+        self._known[key] = time.monotonic()
+        self._known.move_to_end(key)
         while len(self._known) > self._capacity:
             self._known.popitem(last=False)
 
@@ -374,10 +388,16 @@ class ContentReader:
             )
 
         copy = await self._open_copy(record, verify_now=byte_range is not None)
+        # A whole download hashes as it streams, unless this very copy was hashed in full
+        # within the window (a range's copy was, just now, by _open_copy).
+        hash_while_sending = byte_range is None and (record.sha256, copy.st) not in self._verified
+        if byte_range is None and not hash_while_sending:
+            self._verified.trusted += 1
 
         async def track_file() -> None:
             if byte_range is None:
-                self._verified.add(record.sha256, copy.st)
+                if hash_while_sending:
+                    self._verified.add(record.sha256, copy.st)
                 store._track(record, copy.located.tier, started)
 
         async def corrupt(bad: _OpenCopy) -> None:
@@ -390,7 +410,7 @@ class ContentReader:
             length=length,
             copy=copy,
             start=start,
-            verify=byte_range is None,
+            verify=hash_while_sending,
             record=record,
             on_complete=track_file,
             on_corrupt=corrupt,

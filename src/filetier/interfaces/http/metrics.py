@@ -11,6 +11,8 @@ Exposed at ``/metrics`` in the text exposition format (version 0.0.4)::
     filetier_tier_bytes_served_total{tier}                   counter (this process)
     filetier_primary_reads_total                             counter (this process)
     filetier_memory_tier_bytes, filetier_disk_cache_bytes    gauges
+    filetier_http_copies_hashed_total                        counter (full SHA-256 passes)
+    filetier_http_copies_trusted_total                       counter (served in the window)
 
 ``route`` is the route's template (``/v1/files/{file_id}``), never the raw path, so ids
 do not explode the number of series. ``prometheus_client`` is not a dependency: the
@@ -79,7 +81,8 @@ class HttpMetrics:
         self.bytes_in[route] += received
         self.bytes_out[route] += sent
 
-    def render(self, stats: StoreStats | None) -> str:
+    def render(self, stats: StoreStats | None, copies: tuple[int, int] = (0, 0)) -> str:
+        """The exposition text; ``copies`` is (hashed, trusted) from the content reader."""
         out: list[str] = []
 
         def family(name: str, kind: str, help_text: str) -> None:
@@ -114,6 +117,19 @@ class HttpMetrics:
 
         family("filetier_http_requests_in_flight", "gauge", "Requests being answered now.")
         out.append(f"filetier_http_requests_in_flight {self.in_flight}")
+
+        family(
+            "filetier_http_copies_hashed_total",
+            "counter",
+            "Local copies hashed in full before or while being served.",
+        )
+        out.append(f"filetier_http_copies_hashed_total {copies[0]}")
+        family(
+            "filetier_http_copies_trusted_total",
+            "counter",
+            "Whole downloads of a copy hashed within FILETIER_VERIFIED_COPY_SECONDS, not rehashed.",
+        )
+        out.append(f"filetier_http_copies_trusted_total {copies[1]}")
 
         if stats is not None:
             family("filetier_tier_hits_total", "counter", "Reads served, by tier (this process).")

@@ -54,7 +54,7 @@ class Runtime:
         self.bind_port = bind_port
         self.metrics = HttpMetrics()
         self.redact = Redactor(settings)
-        self.verified = VerifiedCopies()
+        self.verified = VerifiedCopies(settings.verified_copy_seconds)
         self.store: FileStore | None = None
         self.no_auth_owner: str | None = None
         self._tokens: TokenCache | None = None
