@@ -380,3 +380,25 @@ async def test_closing_the_store_persists_every_event(home: Path) -> None:
     assert record.last_accessed is not None
     assert stats.downloads == 51
     assert stats.tiers["memory"].hits == 51
+
+
+def test_a_copy_just_fetched_is_delivered_by_a_kernel_copy_byte_for_byte(tmp_path: Path) -> None:
+    from filetier.digest import copy_exact
+
+    source = tmp_path / "fetched.bin"
+    data = os.urandom(9 * 1024 * 1024 + 17)  # more than one copy step, not a multiple
+    source.write_bytes(data)
+    seen: list[int] = []
+    fd = os.open(tmp_path / "out.bin", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert copy_exact(source, fd, len(data), progress=seen.append) == len(data)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert sum(seen) == len(data)
+    # A source shorter than its record: the count says so (the caller refetches).
+    fd = os.open(tmp_path / "short.bin", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert copy_exact(source, fd, len(data) + 1) == len(data)
+    finally:
+        os.close(fd)

@@ -7,6 +7,7 @@ peak memory flat however large the file is.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mimetypes
 import mmap
@@ -128,6 +129,11 @@ def hash_file(path: Path, progress: Progress | None = None) -> StreamDigest:
     return digest
 
 
+# copy_file_range refusals that sendfile handles (cross-device on old kernels, filesystems
+# without support).
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
 def copy_and_hash(
     src: Path | int,
     dst_fd: int,
@@ -163,3 +169,38 @@ def copy_and_hash(
         if isinstance(src, Path):
             os.close(src_fd)
     return digest
+
+
+COPY_STEP = 8 * 1024 * 1024
+
+
+def copy_exact(src: Path, dst_fd: int, size: int, *, progress: Progress | None = None) -> int:
+    """Copy ``size`` bytes of ``src`` to ``dst_fd`` in the kernel (``copy_file_range``,
+    else ``sendfile``), without hashing: only for a copy this process has just hashed.
+
+    Returns the bytes copied; fewer than ``size`` means the source was shorter. Blocking.
+    """
+    copied = 0
+    src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        kernel_copy = getattr(os, "copy_file_range", None)
+        while copied < size:
+            step = min(COPY_STEP, size - copied)
+            try:
+                if kernel_copy is not None:
+                    n = kernel_copy(src_fd, dst_fd, step, copied, copied)
+                else:
+                    n = os.sendfile(dst_fd, src_fd, copied, step)
+            except OSError as exc:
+                if kernel_copy is None or exc.errno not in _NO_KERNEL_COPY:
+                    raise
+                kernel_copy = None  # e.g. across filesystems on an old kernel: sendfile
+                continue
+            if n == 0:
+                break
+            copied += n
+            if progress:
+                progress(n)
+    finally:
+        os.close(src_fd)
+    return copied

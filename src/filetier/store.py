@@ -35,7 +35,7 @@ from uuid import UUID
 from filetier.config import Settings
 from filetier.coordination import build_content_locks
 from filetier.delivery import remove_delivered
-from filetier.digest import Progress, StreamDigest, copy_and_hash, sniff_mime
+from filetier.digest import Progress, StreamDigest, copy_and_hash, copy_exact, sniff_mime
 from filetier.errors import (
     FiletierError,
     IntegrityError,
@@ -152,6 +152,9 @@ class _Located:
     tier: Tier
     path: Path
     cache_copy: bool  # True: a disk-cache copy (evict if bad); False: the local primary
+    # True: this process fetched it from the primary and hashed it in full just now, so
+    # delivering it again needs a copy, not a second SHA-256 pass.
+    just_verified: bool = False
 
 
 # A read retries after evicting a bad or vanished cache copy; the primary is read last.
@@ -674,7 +677,9 @@ class FileStore:
         path, fetched = await self._fetches.run(
             record.sha256, lambda: self._fill_disk_cache(record)
         )
-        return _Located("primary" if fetched else "disk", path, cache_copy=True)
+        return _Located(
+            "primary" if fetched else "disk", path, cache_copy=True, just_verified=fetched
+        )
 
     async def _fill_disk_cache(self, record: FileRecord) -> tuple[Path, bool]:
         """Copy one object from the primary into this host's disk cache, verified."""
@@ -1222,7 +1227,11 @@ def _deliver_file(
     try:
         fd, temp = target.create_temp(parent)
         try:
-            digest = copy_and_hash(source.path, fd, limit=record.size, progress=progress)
+            if source.just_verified:
+                copied = copy_exact(source.path, fd, record.size, progress=progress)
+                digest = None
+            else:
+                digest = copy_and_hash(source.path, fd, limit=record.size, progress=progress)
         except FileNotFoundError:
             os.close(fd)
             target.discard(parent, temp)
@@ -1236,7 +1245,11 @@ def _deliver_file(
             target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
         os.close(fd)
-        if digest.sha256 != record.sha256 or digest.size != record.size:
+        if (
+            copied != record.size
+            if digest is None
+            else (digest.sha256 != record.sha256 or digest.size != record.size)
+        ):
             target.discard(parent, temp)
             raise _CorruptCopy()
         target.publish(parent, temp)
