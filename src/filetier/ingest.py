@@ -255,8 +255,13 @@ async def stage_path(
     settings: Settings,
     staging: Path,
     progress: Progress | None,
+    fsync: bool,
 ) -> Staged:
-    """Copy a local file into ``staging`` while hashing it: one pass."""
+    """Copy a local file into ``staging`` while hashing it: one pass.
+
+    ``fsync`` when the temp file will become the stored object (a local primary); a temp
+    file bound for a remote primary and the disk cache needs no durability of its own.
+    """
     check_space(staging, size, settings.min_free_bytes)
     fd, temp = _new_temp(staging)
     try:
@@ -266,7 +271,7 @@ async def stage_path(
             fd,
             limit=settings.size_limit_for(mime_type),
             progress=progress,
-            fsync=settings.fsync,
+            fsync=fsync,
         )
     except OverflowError:
         temp.unlink(missing_ok=True)
@@ -292,7 +297,7 @@ def stage_bytes(
     return Staged(hashlib.sha256(data).hexdigest(), len(data), mime_type, filename, data=data)
 
 
-def write_staged_bytes(staged: Staged, staging: Path, settings: Settings) -> None:
+def write_staged_bytes(staged: Staged, staging: Path, settings: Settings, *, fsync: bool) -> None:
     """Give in-memory bytes a temp file so they can be published like any other."""
     assert staged.data is not None
     check_space(staging, staged.size, settings.min_free_bytes)
@@ -302,7 +307,7 @@ def write_staged_bytes(staged: Staged, staging: Path, settings: Settings) -> Non
         written = 0
         while written < len(view):
             written += os.write(fd, view[written : written + CHUNK_SIZE])
-        if settings.fsync:
+        if fsync:
             os.fsync(fd)
     except OSError as exc:
         temp.unlink(missing_ok=True)
@@ -325,6 +330,7 @@ async def stage_stream(
     settings: Settings,
     staging: Path,
     progress: Progress | None,
+    fsync: bool,
 ) -> Staged:
     """Write an async stream of unknown length to a temp file while hashing it."""
     check_space(staging, 0, settings.min_free_bytes)
@@ -358,7 +364,7 @@ async def stage_stream(
         if mime_type is None:
             mime_type = effective_mime(sniff_mime(digest.head, filename), declared_mime)
             check_limits(settings, mime_type, digest.size)
-        if settings.fsync:
+        if fsync:
             await asyncio.to_thread(os.fsync, fd)
     except OSError as exc:
         temp.unlink(missing_ok=True)

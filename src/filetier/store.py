@@ -366,6 +366,12 @@ class FileStore:
 
     # -- upload ---------------------------------------------------------------------------
 
+    @property
+    def _staging_fsync(self) -> bool:
+        """Staged temp files are fsynced only where they become the object (a local
+        primary); for a remote primary the durable copy is the one the store confirms."""
+        return self.settings.fsync and self._local is not None
+
     def _staging_dir(self) -> Path:
         return self._local.staging_dir() if self._local is not None else self.disk.tmp
 
@@ -426,6 +432,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
+                fsync=self._staging_fsync,
             )
             dedup = await self._already_stored(staged.sha256)
         elif isinstance(source, AsyncIterable):
@@ -436,6 +443,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
+                fsync=self._staging_fsync,
             )
             dedup = await self._already_stored(staged.sha256)
         else:
@@ -505,6 +513,7 @@ class FileStore:
             settings=self.settings,
             staging=self._staging_dir(),
             progress=progress,
+            fsync=self._staging_fsync,
         )
         return staged, await self._already_stored(staged.sha256)
 
@@ -524,7 +533,11 @@ class FileStore:
                 if staged.temp is None:
                     if staged.data is not None:
                         await asyncio.to_thread(
-                            write_staged_bytes, staged, self._staging_dir(), self.settings
+                            write_staged_bytes,
+                            staged,
+                            self._staging_dir(),
+                            self.settings,
+                            fsync=self._staging_fsync,
                         )
                     else:
                         assert staged.source_path is not None
@@ -536,6 +549,7 @@ class FileStore:
                             settings=self.settings,
                             staging=self._staging_dir(),
                             progress=None,
+                            fsync=self._staging_fsync,
                         )
                 assert staged.temp is not None
                 if await self.primary.put_file(key, staged.temp):
