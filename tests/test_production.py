@@ -15,11 +15,13 @@ import pytest
 
 from filetier import (
     FileStore,
+    InvalidInputError,
     MetadataUnavailableError,
     NotFoundError,
     Settings,
     StorageUnavailableError,
 )
+from filetier.store import storage_key
 from filetier.tiers.protocols import LocalPath
 from tests.services import MotoProcess, S3Server
 
@@ -302,3 +304,38 @@ async def test_ceph_gateway_stalled_then_killed_then_restarted(
         report = await store.verify()
         assert report.findings == []
         assert len(ceph.object_keys(bucket)) == len(before) + 1
+
+
+async def test_a_file_that_changes_while_it_is_sent_to_s3_is_refused_and_nothing_is_kept(
+    home: Path, pg_url: str, moto: S3Server, tmp_path: Path
+) -> None:
+    """Uploads to an S3 primary send the caller's file itself (hashed in place, no staged
+    copy). If it is written to while the PUT is under way, the bytes sent may not be the
+    bytes the key names: the upload fails with a clear error, and neither an object nor a
+    row is left. Unchanged, the same file then uploads normally."""
+    from reliability.proxy import FaultProxy
+
+    bucket = moto.create_bucket()
+    proxy = FaultProxy(moto.endpoint).start()
+    try:
+        settings = prod_settings(home, pg_url, moto, bucket, s3_endpoint=proxy.url)
+        source = tmp_path / "growing.log"
+        source.write_bytes(os.urandom(256 * 1024))
+        async with FileStore(settings) as store:
+            kept = await store.upload_file(b"already here", filename="kept.txt")
+            proxy.delay_next(1, 1.5, method="PUT")
+            upload = asyncio.create_task(store.upload_file(source))
+            await asyncio.sleep(0.5)  # hashed; the PUT is held by the proxy
+            with source.open("ab") as handle:
+                handle.write(b"one more line\n")
+            with pytest.raises(InvalidInputError, match="changed while it was being uploaded"):
+                await upload
+            listed = await store.list(limit=100)
+            assert [r.file_id for r in listed.items] == [kept.file_id]
+            assert moto.object_keys(bucket) == [storage_key(kept.sha256)]
+
+            again = await store.upload_file(source)
+            assert again.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+            assert await store.read_bytes(again.file_id) == source.read_bytes()
+    finally:
+        proxy.stop()

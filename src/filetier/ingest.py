@@ -194,6 +194,23 @@ def translate_os_error(exc: OSError, what: str) -> Exception:
     return StorageUnavailableError(f"could not write {what}: {exc.strerror or exc}")
 
 
+FileIdentity = tuple[int, int, int, int, int]
+
+
+def file_identity(path: Path) -> FileIdentity:
+    """Device, inode, size, mtime and ctime: any write to the file changes one of them
+    (the ctime even when the mtime is put back)."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def source_changed(filename: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{filename} changed while it was being uploaded, so nothing was stored: "
+        "upload it again once it is complete"
+    )
+
+
 @dataclass(slots=True)
 class Staged:
     """Hashed bytes, held in a temp file (``temp``) or in memory (``data``)."""
@@ -205,6 +222,9 @@ class Staged:
     temp: Path | None = None
     data: bytes | None = None
     source_path: Path | None = None
+    # Set when the caller's file itself is to be sent (hashed in place, not staged): its
+    # identity when hashed, checked again after it was sent.
+    source_identity: FileIdentity | None = None
 
     def discard(self) -> None:
         if self.temp is not None:

@@ -53,10 +53,12 @@ from filetier.ingest import (
     check_limits,
     check_space,
     effective_mime,
+    file_identity,
     hash_path,
     iterate_file_object,
     name_of_path,
     read_head,
+    source_changed,
     source_path,
     stage_bytes,
     stage_path,
@@ -498,6 +500,28 @@ class FileStore:
             raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
         mime = effective_mime(sniff_mime(head, name), declared_mime)
         check_limits(self.settings, mime, size)
+        if self._local is None:
+            # A remote primary is sent the caller's file as it is: one read-only hash
+            # pass here, the put from the same file later, and its identity checked after
+            # each, instead of writing and reading a staged copy of it.
+            try:
+                before = file_identity(path)
+                digest = await hash_path(path, progress)
+                unchanged = file_identity(path) == before and digest.size == before[2]
+            except OSError as exc:
+                raise translate_os_error(exc, name) from exc
+            if not unchanged:
+                raise source_changed(name)
+            check_limits(self.settings, mime, digest.size)
+            staged = Staged(
+                digest.sha256,
+                digest.size,
+                mime,
+                name,
+                source_path=path,
+                source_identity=before,
+            )
+            return staged, await self._already_stored(digest.sha256)
         # Only content of a size already stored can be a duplicate. For such files a
         # read-only hash pass decides; when it matches, nothing is written at all.
         if await self.repo.blob_of_size_exists(size):
@@ -529,7 +553,10 @@ class FileStore:
         async with self.content_locks.hold(staged.sha256):
             if dedup and await self.primary.head(key) is None:
                 dedup = False
-            if not dedup:
+            if not dedup and staged.source_identity is not None:
+                wrote_object = await self._put_from_source(key, staged)
+                bytes_written = staged.size if wrote_object else 0
+            elif not dedup:
                 if staged.temp is None:
                     if staged.data is not None:
                         await asyncio.to_thread(
@@ -585,6 +612,70 @@ class FileStore:
             deduplicated=deduplicated,
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
+
+    async def _put_from_source(self, key: str, staged: Staged) -> bool:
+        """Put the caller's file itself (under the content lock); True if written.
+
+        If the file changed after it was hashed, what was sent may not be the bytes the
+        key names: the object is removed again (nothing references it yet, and the lock
+        keeps other uploads of this content waiting) and the caller is told.
+        """
+        source = staged.source_path
+        assert source is not None
+        # The disk-cache copy is made by a kernel copy beside the (slower) network put,
+        # so a read right after the upload needs no primary read.
+        caching = (
+            asyncio.ensure_future(asyncio.to_thread(self._copy_for_cache, source, staged.size))
+            if staged.size <= self._disk_cap()
+            else None
+        )
+        try:
+            wrote = await self.primary.put_file(key, source)
+        except BaseException:
+            if caching is not None:
+                landed = (await asyncio.gather(caching, return_exceptions=True))[0]
+                if isinstance(landed, Path):
+                    landed.unlink(missing_ok=True)
+            raise
+        cache_temp = None
+        if caching is not None:
+            cache_temp = (await asyncio.gather(caching, return_exceptions=True))[0]
+        try:
+            unchanged = file_identity(source) == staged.source_identity
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            if isinstance(cache_temp, Path):
+                cache_temp.unlink(missing_ok=True)
+            if wrote:
+                await self.primary.delete(key)
+            raise source_changed(staged.filename)
+        if isinstance(cache_temp, Path):
+            self.disk.adopt(staged.sha256, cache_temp)
+            self._disk_added(staged.sha256, staged.size)
+        return wrote
+
+    def _copy_for_cache(self, source: Path, size: int) -> Path | None:
+        """A disk-cache temp copy of ``source``, or None when there is no room or it
+        failed (the cache is an optimisation: the upload goes on without it)."""
+        try:
+            check_space(self.disk.tmp, size, self.settings.min_free_bytes)
+        except FiletierError:
+            return None
+        temp = self.disk.new_temp()
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                copied = copy_exact(source, fd, size)
+            finally:
+                os.close(fd)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            return None
+        if copied != size:
+            temp.unlink(missing_ok=True)
+            return None
+        return temp
 
     def _keep_upload_in_caches(self, staged: Staged) -> None:
         """With a remote primary, the verified temp file becomes the disk-cache copy."""
