@@ -24,7 +24,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -786,24 +786,8 @@ class FileStore:
             "primary" if fetched else "disk", path, cache_copy=True, just_verified=fetched
         )
 
-    async def _fill_disk_cache(
-        self, record: FileRecord, tee: int | None = None, progress: Progress | None = None
-    ) -> tuple[Path, bool]:
-        """Copy one object from the primary into this host's disk cache, verified.
-
-        With ``tee`` (a descriptor this call owns and closes), the same bytes are also
-        written there as they arrive: a download's destination, filled in the same pass.
-        It holds the whole, verified content only when this returns ``fetched`` True.
-        """
-        try:
-            return await self._fill_disk_cache_locked(record, tee, progress)
-        finally:
-            if tee is not None:
-                os.close(tee)
-
-    async def _fill_disk_cache_locked(
-        self, record: FileRecord, tee: int | None, progress: Progress | None
-    ) -> tuple[Path, bool]:
+    async def _fill_disk_cache(self, record: FileRecord) -> tuple[Path, bool]:
+        """Copy one object from the primary into this host's disk cache, verified."""
         async with process_lock(
             self.disk.lock_path(record.sha256), self.settings.lock_timeout_seconds
         ):
@@ -828,10 +812,8 @@ class FileStore:
                             if received > record.size:
                                 break
                             absorbing = asyncio.ensure_future(
-                                asyncio.to_thread(_hash_and_write, digest, out, chunk, tee)
+                                asyncio.to_thread(_hash_and_write, digest, out, chunk)
                             )
-                            if progress:
-                                progress(len(chunk))
                     finally:
                         # Never close the file under a write still in flight.
                         if absorbing is not None:
@@ -983,34 +965,31 @@ class FileStore:
             self.settings.min_free_bytes,
         )
         tier: Tier
-        if await self._fetch_into(record, target, progress):
-            tier = "primary"  # fetched from the primary into the destination and the cache
-        else:
-            for _attempt in range(READ_ATTEMPTS):
-                data = self.memory.get(record.sha256)
-                if data is not None:
-                    tier = "memory"
+        for _attempt in range(READ_ATTEMPTS):
+            data = self.memory.get(record.sha256)
+            if data is not None:
+                tier = "memory"
+                await asyncio.to_thread(_deliver_bytes, target, data)
+                if progress:
+                    progress(len(data))
+                break
+            located = await self._locate_file(record)
+            tier = located.tier
+            try:
+                if self.memory.accepts(record.size):
+                    data = await asyncio.to_thread(self._read_verified, located, record)
+                    self.memory.put(record.sha256, data)
                     await asyncio.to_thread(_deliver_bytes, target, data)
                     if progress:
                         progress(len(data))
-                    break
-                located = await self._locate_file(record)
-                tier = located.tier
-                try:
-                    if self.memory.accepts(record.size):
-                        data = await asyncio.to_thread(self._read_verified, located, record)
-                        self.memory.put(record.sha256, data)
-                        await asyncio.to_thread(_deliver_bytes, target, data)
-                        if progress:
-                            progress(len(data))
-                    else:
-                        await asyncio.to_thread(_deliver_file, target, located, record, progress)
-                except (_CorruptCopy, _VanishedCopy) as exc:
-                    await self._handle_bad_copy(record, located, exc)
-                    continue
-                break
-            else:
-                raise self._unreadable(record)
+                else:
+                    await asyncio.to_thread(_deliver_file, target, located, record, progress)
+            except (_CorruptCopy, _VanishedCopy) as exc:
+                await self._handle_bad_copy(record, located, exc)
+                continue
+            break
+        else:
+            raise self._unreadable(record)
         if policy == "immediate":
             self._immediate.append((target.path, record.sha256))
         if isinstance(file_id, str) and str(record.file_id) != file_id.strip():
@@ -1036,46 +1015,6 @@ class FileStore:
             verified=True,
             cleanup=policy,
         )
-
-    async def _fetch_into(
-        self, record: FileRecord, target: SafeDestination, progress: Progress | None
-    ) -> bool:
-        """Content in no local tier, from a remote primary: fetch it into the disk cache
-        and the destination in one pass (one hash, no second copy). False when this
-        does not apply, or another task or process fetched it first (the caller then
-        delivers from the cache as usual)."""
-        if (
-            self._local is not None
-            or self.memory.accepts(record.size)
-            or self.disk.lookup(record.sha256) is not None
-        ):
-            return False
-        parent = await asyncio.to_thread(target.open_parent)
-        try:
-            fd, temp = target.create_temp(parent)
-            led = False
-
-            def lead() -> Awaitable[tuple[Path, bool]]:
-                nonlocal led
-                led = True
-                # The fill owns a duplicate of the descriptor: it may outlive this call
-                # (other callers share it), and must never write to a reused number.
-                return self._fill_disk_cache(record, tee=os.dup(fd), progress=progress)
-
-            try:
-                _path, fetched = await self._fetches.run(record.sha256, lead)
-            except BaseException:
-                os.close(fd)
-                target.discard(parent, temp)
-                raise
-            os.close(fd)
-            if not (led and fetched):
-                target.discard(parent, temp)
-                return False
-            target.publish(parent, temp)
-            return True
-        finally:
-            os.close(parent)
 
     def _policy_for(self, path: Path, requested: CleanupPolicy | None) -> CleanupPolicy | None:
         if requested not in CLEANUP_POLICIES:
@@ -1362,15 +1301,9 @@ class FileReader:
             self._handle = None
 
 
-def _hash_and_write(
-    digest: StreamDigest, out: IO[bytes], chunk: bytes, tee: int | None = None
-) -> None:
+def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes) -> None:
     digest.update(chunk)
     out.write(chunk)
-    if tee is not None:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(tee, view) :]
 
 
 def _deliver_bytes(target: SafeDestination, data: bytes) -> None:
