@@ -3,6 +3,7 @@ the bookkeeping a download leaves behind."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from filetier import FileStore, Settings
+from filetier import FileStore, IntegrityError, Settings
 
 
 def with_roots(home: Path, *roots: Path, **extra: object) -> Settings:
@@ -402,3 +403,49 @@ def test_a_copy_just_fetched_is_delivered_by_a_kernel_copy_byte_for_byte(tmp_pat
         assert copy_exact(source, fd, len(data) + 1) == len(data)
     finally:
         os.close(fd)
+
+
+async def test_uncached_large_content_reaches_the_destination_and_the_cache_with_one_read(
+    remote_settings: Settings, tmp_path: Path
+) -> None:
+    """A download of content no local tier holds reads the primary object once, into the
+    disk cache (hashed on the way) and from there into the destination; concurrent
+    downloads of it share that one primary read; a corrupt primary object leaves no
+    destination file behind."""
+    big = os.urandom(12 * 1024 * 1024)  # above the memory tier's item size
+    async with FileStore(remote_settings) as uploader:
+        up = await uploader.upload_file(big, filename="big.bin")
+        rotten = await uploader.upload_file(os.urandom(12 * 1024 * 1024), filename="rot.bin")
+    primary_root = Path(str(remote_settings.primary_url).removeprefix("file://"))
+    host = Settings(
+        home=remote_settings.home,
+        primary_url=remote_settings.primary_url,
+        cache_dir=tmp_path / "fresh-host-cache",
+        fsync=False,
+    )
+    seen: list[int] = []
+    async with FileStore(host) as store:
+        first = await store.download(up.file_id, "one.bin", progress=seen.append)
+        assert first.tier == "primary"
+        assert Path(first.path).read_bytes() == big
+        assert sum(seen) == len(big)
+        cached = store.disk.lookup(up.sha256)
+        assert cached is not None and cached.read_bytes() == big
+        assert (await store.stats()).primary_reads == 1
+
+        store.disk.evict(up.sha256)
+        results = await asyncio.gather(
+            *(store.download(up.file_id, f"many-{n}.bin") for n in range(4))
+        )
+        assert all(Path(r.path).read_bytes() == big for r in results)
+        assert (await store.stats()).primary_reads == 2
+
+        stored = next(primary_root.rglob(rotten.sha256))
+        damaged = bytearray(stored.read_bytes())
+        damaged[5_000_000] ^= 0xFF
+        stored.write_bytes(bytes(damaged))
+        with pytest.raises(IntegrityError, match="failed its SHA-256 check"):
+            await store.download(rotten.file_id, "rot.bin")
+        downloads = Path(first.path).parent
+        assert not (downloads / "rot.bin").exists()
+        assert [p.name for p in downloads.iterdir() if p.name.endswith(".tmp")] == []
