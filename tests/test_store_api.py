@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -433,3 +435,43 @@ def test_public_view_lists_the_effective_configuration(tmp_path: Path) -> None:
     assert view["cache_dir"] == str(tmp_path / "home" / "cache")
     assert view["max_file_size"] == 1024 * 1024
     assert view["allowed_roots"] == [str(tmp_path / "home" / "downloads")]
+
+
+async def test_hot_records_are_refreshed_in_the_background_and_never_resurrected(
+    home: Path,
+) -> None:
+    """A record read in the last quarter of its cache life is served at once and re-read
+    in the background. That re-read must never bring back a file deleted meanwhile in this
+    process, and a delete made by another process is seen once the record expires."""
+    settings = Settings(home=home, fsync=False, record_cache_ttl_seconds=1.0)
+    async with FileStore(settings) as store, FileStore(settings) as other_process:
+        uploads = [await store.upload_file(f"file {n}".encode()) for n in range(24)]
+        # Twins keep each content stored, so a resurrected record would still read.
+        for n in range(12):
+            await store.upload_file(f"file {n}".encode())
+        for up in uploads:
+            await store.stat(up.file_id)  # cached now, expiring in 0.75-1.25 s
+        await asyncio.sleep(0.7)  # many of them are now in their refresh window
+
+        async def read_then_delete(fid: UUID) -> None:
+            await store.read_bytes(fid)  # may start a background re-read
+            await store.delete(fid)
+            for _ in range(5):
+                with pytest.raises(NotFoundError):
+                    await store.read_bytes(fid)
+                await asyncio.sleep(0.02)
+
+        await asyncio.gather(*(read_then_delete(up.file_id) for up in uploads[:12]))
+        assert len(store._refreshes) == 0  # every background re-read finished
+
+        survivor = uploads[12]
+        assert await store.read_bytes(survivor.file_id) == b"file 12"
+        await other_process.delete(survivor.file_id)
+        deadline = asyncio.get_running_loop().time() + 3
+        while True:  # hot: read every 50 ms, each answered from the cache until it expires
+            try:
+                await store.read_bytes(survivor.file_id)
+            except NotFoundError:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the delete was never seen"
+            await asyncio.sleep(0.05)

@@ -102,6 +102,8 @@ log = logging.getLogger(__name__)
 # `cleanup` removes them after this long.
 IMMEDIATE_SAFETY_NET = timedelta(hours=1)
 # File records are immutable but for counters; this many are reused from memory.
+# A cached record in this last fraction of its life is served and re-read in the background.
+REFRESH_AHEAD = 0.25
 RECORD_CACHE_MAX = 10_000
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
@@ -217,6 +219,7 @@ class FileStore:
         self._records: dict[UUID | str, tuple[float, FileRecord]] = {}
         self._session: dict[str, list[int]] = {"memory": [0, 0], "disk": [0, 0], "primary": [0, 0]}
         self._shared = _SharedCounters()
+        self._refreshes: dict[tuple[str, UUID], asyncio.Task[None]] = {}
         self._immediate: list[tuple[Path, str]] = []
         self.providers = ProviderFiles(self)
         self._state = "open"
@@ -225,6 +228,9 @@ class FileStore:
         if self._root is not self or self._state != "open":
             return  # views close with the store they came from
         self._state = "closed"
+        for refresh in list(self._refreshes.values()):
+            refresh.cancel()
+        await asyncio.gather(*self._refreshes.values(), return_exceptions=True)
         try:
             await self._recorder.close()
         finally:
@@ -277,9 +283,9 @@ class FileStore:
         self._require_open()
         if type(file_id) is str:
             # The same id string asked again: skip parsing it (a third of a memory hit).
-            hit = self._records.get(file_id)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
+            known = self._cached_record(file_id)
+            if known is not None:
+                return known
         try:
             fid = parse_file_id(file_id)
         except InvalidFileIdError:
@@ -287,10 +293,9 @@ class FileStore:
             if isinstance(file_id, str) and PROVIDER_FILE_ID_RE.match(file_id.strip()):
                 return await self._record_for_provider_file_id(file_id.strip())
             raise
-        cached = self._records.get(fid)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        known = self._cached_record(fid)
+        if known is not None:
+            return known
         record = await self.repo.get_file(self.owner, fid)
         if record is None:
             self._forget_record(fid)
@@ -309,6 +314,43 @@ class FileStore:
             # Same answer as an unknown id: another owner's copy must stay invisible.
             raise _unknown_provider_file_id(provider_file_id)
         return page[0]
+
+    def _cached_record(self, key: UUID | str) -> FileRecord | None:
+        """A record from the cache while it is fresh. In the last quarter of its life it
+        is still served, and re-read in the background: a hot record is then never
+        waited for, where a busy server would queue every reader of it behind one
+        database round trip each time it expired."""
+        entry = self._records.get(key)
+        if entry is None:
+            return None
+        left = entry[0] - time.monotonic()
+        if left <= 0:
+            return None
+        if left < self.settings.record_cache_ttl_seconds * REFRESH_AHEAD:
+            self._refresh_record(entry)
+        return entry[1]
+
+    def _refresh_record(self, entry: tuple[float, FileRecord]) -> None:
+        refreshes = self._root._refreshes
+        key = (self.owner, entry[1].file_id)
+        if key in refreshes:
+            return
+        task = asyncio.get_running_loop().create_task(self._reread_record(entry))
+        refreshes[key] = task
+        task.add_done_callback(lambda _t: refreshes.pop(key, None))
+
+    async def _reread_record(self, entry: tuple[float, FileRecord]) -> None:
+        fid = entry[1].file_id
+        try:
+            record = await self.repo.get_file(self.owner, fid)
+        except FiletierError:
+            return  # served until it expires; the next reader then asks the database
+        if self._records.get(fid) is not entry:
+            return  # forgotten or replaced meanwhile (a delete or update here): keep that
+        if record is None:
+            self._forget_record(fid)  # deleted by another process
+        else:
+            self._remember(record)
 
     def _forget_record(self, file_id: UUID) -> None:
         self._records.pop(file_id, None)
