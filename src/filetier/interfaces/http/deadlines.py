@@ -46,7 +46,14 @@ CHECK_EVERY_SECONDS = 1.0
 
 
 class DeadlineProtocol(H11Protocol):
-    """H11Protocol that closes connections whose head or body arrives too slowly."""
+    """H11Protocol that closes connections whose head or body arrives too slowly.
+
+    The limits are class attributes: :func:`deadline_protocol` makes a subclass with the
+    configured ones, since uvicorn builds one protocol instance per connection itself.
+    """
+
+    head_timeout: float = 10.0
+    min_body_rate: int = 1024
 
     def __init__(
         self,
@@ -54,13 +61,8 @@ class DeadlineProtocol(H11Protocol):
         server_state: ServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        head_timeout: float,
-        min_body_rate: int,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.head_timeout = head_timeout
-        self.min_body_rate = min_body_rate
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_started = False  # a byte of the awaited head has arrived
         self._body_timer: asyncio.TimerHandle | None = None
@@ -161,26 +163,9 @@ def _peer(protocol: H11Protocol) -> str:
 
 
 def deadline_protocol(*, head_timeout: float, min_body_rate: int) -> type[DeadlineProtocol]:
-    """A protocol class for ``uvicorn.Config(http=...)`` with these limits bound."""
-
-    class Bound(DeadlineProtocol):
-        def __init__(
-            self,
-            config: Config,
-            server_state: ServerState,
-            app_state: dict[str, Any],
-            _loop: asyncio.AbstractEventLoop | None = None,
-        ) -> None:
-            super().__init__(
-                config,
-                server_state,
-                app_state,
-                _loop,
-                head_timeout=head_timeout,
-                min_body_rate=min_body_rate,
-            )
-
-    return Bound
+    """A protocol class for ``uvicorn.Config(http=...)`` with these limits."""
+    limits = {"head_timeout": head_timeout, "min_body_rate": min_body_rate}
+    return type("ConfiguredDeadlineProtocol", (DeadlineProtocol,), limits)
 
 
 __all__ = ["DeadlineProtocol", "deadline_protocol"]
