@@ -347,6 +347,16 @@ class ProviderRepository:
             )
 
     async def forget_text(self, sha256: str) -> None:
+        # Most content never had text extracted: a read (no writer lock, no commit) first
+        # spares every delete a write transaction.
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(provider_extracted_text.c.file_hash)
+                .where(provider_extracted_text.c.file_hash == sha256)
+                .limit(1)
+            )
+            if found.first() is None:
+                return
         async with self.db.write() as conn:
             await conn.execute(
                 sa.delete(provider_extracted_text).where(
