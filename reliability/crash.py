@@ -65,7 +65,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filetier import FileRecord, FileStore, FiletierError, Settings
+from filetier import FileRecord, FileStore, FiletierError, Settings, StorageUnavailableError
 from reliability.backends import Mode, StoreUnderTest, age, sha256_of_file, store_under_test
 
 KiB = 1024
@@ -75,6 +75,8 @@ CRASH_FINDINGS = frozenset({"orphan_object", "orphan_blob_row"})
 SHARED_POOL = 8
 MAX_DELAY_SECONDS = 0.4
 CHECK_TIMEOUT_SECONDS = 300.0
+# Reads of a file that fail only because the S3 server did not answer are tried this often.
+STORAGE_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -487,11 +489,22 @@ class CrashRun:
         # Read from the primary itself: drop this process's copies first.
         store.memory.evict(record.sha256)
         store.disk.evict(record.sha256)
-        try:
-            path = await store.download_file(record.file_id, self.sut.out / "verify.bin")
-        except FiletierError as exc:
-            self.violate("file_unreadable", f"{record.file_id}: {type(exc).__name__}: {exc}", kill)
-            return
+        for attempt in range(1, STORAGE_RETRIES + 1):
+            try:
+                path = await store.download_file(record.file_id, self.sut.out / "verify.bin")
+                break
+            except StorageUnavailableError as exc:
+                # The S3 server not answering (a timeout on a loaded machine) says nothing
+                # about what the kill did; the bytes are checked again once it answers.
+                if attempt == STORAGE_RETRIES:
+                    self.violate("file_unreadable", f"{record.file_id}: {exc}", kill)
+                    return
+                self.counts["reads_retried_after_storage_timeouts"] += 1
+                await asyncio.sleep(2.0 * attempt)
+            except FiletierError as exc:
+                detail = f"{record.file_id}: {type(exc).__name__}: {exc}"
+                self.violate("file_unreadable", detail, kill)
+                return
         got = await asyncio.to_thread(sha256_of_file, path)
         path.unlink()
         if got != record.sha256:
@@ -546,6 +559,7 @@ class CrashRun:
             "acknowledged_deletes": c["acknowledged_deletes"],
             "committed_before_acknowledgement": c["committed_before_acknowledgement"],
             "files_verified": c["files_verified"],
+            "reads_retried_after_storage_timeouts": c["reads_retried_after_storage_timeouts"],
             "bytes_verified": c["bytes_verified"],
             "orphan_objects_found": c["found_orphan_object"],
             "orphan_blob_rows_found": c["found_orphan_blob_row"],

@@ -140,6 +140,10 @@ def crash_section(results: dict[str, dict[str, Any] | None]) -> list[str]:
             lambda r: r["committed_before_acknowledgement"],
         ),
         ("file downloads verified after kills", lambda r: f"{r['files_verified']:,}"),
+        (
+            "verifying reads retried because the S3 server timed out",
+            lambda r: r.get("reads_retried_after_storage_timeouts", 0),
+        ),
         ("bytes verified (SHA-256 of downloads)", lambda r: _mib(r["bytes_verified"])),
         (
             "orphan objects found / collected by gc",
