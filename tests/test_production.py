@@ -339,3 +339,27 @@ async def test_a_file_that_changes_while_it_is_sent_to_s3_is_refused_and_nothing
             assert await store.read_bytes(again.file_id) == source.read_bytes()
     finally:
         proxy.stop()
+
+
+async def test_more_concurrent_uploads_than_pooled_connections_all_succeed(
+    home: Path, pg_url: str, moto: S3Server, tmp_path: Path
+) -> None:
+    """Each upload holds a content lock (a PostgreSQL session advisory lock, so a held
+    connection) across its S3 put and then needs a connection for its insert. With 48 at
+    once, more than the 20 connections the query pool has, none may wait for a connection
+    that only another waiter could release: all finish, none times out."""
+    bucket = moto.create_bucket()
+    settings = prod_settings(home, pg_url, moto, bucket)
+    sources = []
+    for n in range(48):
+        path = tmp_path / f"src-{n}.bin"
+        path.write_bytes(os.urandom(512 * 1024))
+        sources.append(path)
+    async with FileStore(settings) as store:
+        started = time.monotonic()
+        uploaded = await asyncio.gather(*(store.upload_file(p) for p in sources))
+        assert time.monotonic() - started < 60
+        assert len({u.sha256 for u in uploaded}) == 48
+        deleted = await asyncio.gather(*(store.delete(u.file_id) for u in uploaded))
+        assert all(d.blob_deleted for d in deleted)
+        assert moto.object_keys(bucket) == []

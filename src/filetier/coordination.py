@@ -72,9 +72,20 @@ class AdvisoryContentLocks:
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[bool]:
         key = {"c": ADVISORY_CLASS, "k": advisory_key(name)}
+        engine = self._db.lock_engine
+        assert engine is not None
         try:
-            async with self._db.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn = engine.connect()
+            try:
+                await conn.start()
+            except sa.exc.TimeoutError:
+                # Every lock connection is in use: as with a lock not had in time, go on
+                # without it (writes are put-if-absent; destructive steps are skipped).
+                log.warning("no connection free for lock %s; continuing without it", name[:24])
+                yield False
+                return
+            try:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
                 deadline = time.monotonic() + self._wait
                 delay = 0.005
                 while True:
@@ -92,6 +103,8 @@ class AdvisoryContentLocks:
                 finally:
                     if got:
                         await conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+            finally:
+                await conn.close()
         except FiletierError:
             raise  # from the body the lock guarded, or already translated
         except (SQLAlchemyError, OSError, TimeoutError) as exc:

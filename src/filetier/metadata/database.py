@@ -67,6 +67,11 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# Advisory locks one process holds at once, at most (one per upload, delete or provider
+# upload in flight); past it, a lock is waited for like any other and may be skipped.
+LOCK_CONNECTIONS_MAX = 32
+
+
 class Database:
     """One async engine plus the few transaction shapes FileStore uses."""
 
@@ -92,6 +97,27 @@ class Database:
                 },
             )
         self.engine = create_async_engine(url, **kwargs)
+        # Session advisory locks live on connections held for as long as the lock (an S3
+        # put, say). From the same pool as the queries their holders still have to make,
+        # enough of them would take every connection and wait for one forever; their own
+        # pool keeps the two apart.
+        self.lock_engine = (
+            create_async_engine(
+                url,
+                **{
+                    **kwargs,
+                    "pool_size": 2,
+                    "max_overflow": LOCK_CONNECTIONS_MAX - 2,
+                    "pool_pre_ping": False,
+                    "connect_args": {
+                        **kwargs["connect_args"],
+                        "server_settings": {"application_name": "filetier-locks"},
+                    },
+                },
+            )
+            if self.dialect == "postgresql"
+            else None
+        )
         self._writer_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -185,3 +211,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.lock_engine is not None:
+            await self.lock_engine.dispose()
