@@ -102,9 +102,15 @@ class AdvisoryContentLocks:
                     yield bool(got)
                 finally:
                     if got:
-                        await conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+                        try:
+                            await conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
+                        except BaseException:
+                            # Still holding the lock: never back into the pool with it.
+                            await asyncio.shield(conn.invalidate())
+                            raise
             finally:
-                await conn.close()
+                # Shielded: a cancelled caller must not leave the connection unclosed.
+                await asyncio.shield(conn.close())
         except FiletierError:
             raise  # from the body the lock guarded, or already translated
         except (SQLAlchemyError, OSError, TimeoutError) as exc:

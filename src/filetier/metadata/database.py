@@ -108,7 +108,6 @@ class Database:
                     **kwargs,
                     "pool_size": 2,
                     "max_overflow": LOCK_CONNECTIONS_MAX - 2,
-                    "pool_pre_ping": False,
                     "connect_args": {
                         **kwargs["connect_args"],
                         "server_settings": {"application_name": "filetier-locks"},
