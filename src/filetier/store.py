@@ -679,6 +679,7 @@ class FileStore:
                 if isinstance(landed, Path):
                     landed.unlink(missing_ok=True)
             raise
+        # The copy read the source too: its identity is checked only once both are done.
         cache_temp = None
         if caching is not None:
             cache_temp = (await asyncio.gather(caching, return_exceptions=True))[0]
@@ -1375,10 +1376,10 @@ def _deliver_file(
         fd, temp = target.create_temp(parent)
         try:
             if source.just_verified:
-                copied = copy_exact(source.path, fd, record.size, progress=progress)
-                digest = None
+                intact = copy_exact(source.path, fd, record.size, progress=progress) == record.size
             else:
                 digest = copy_and_hash(source.path, fd, limit=record.size, progress=progress)
+                intact = digest.sha256 == record.sha256 and digest.size == record.size
         except FileNotFoundError:
             os.close(fd)
             target.discard(parent, temp)
@@ -1392,11 +1393,7 @@ def _deliver_file(
             target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
         os.close(fd)
-        if (
-            copied != record.size
-            if digest is None
-            else (digest.sha256 != record.sha256 or digest.size != record.size)
-        ):
+        if not intact:
             target.discard(parent, temp)
             raise _CorruptCopy()
         target.publish(parent, temp)
