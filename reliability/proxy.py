@@ -59,6 +59,8 @@ class FaultProxy:
         self._thread: threading.Thread | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
+        # (method, path, headers with lower-case names) of every request, as received
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -204,6 +206,7 @@ class FaultProxy:
         method, target = lines[0].split(" ")[:2]
         headers = [line for line in lines[1:] if line]
         names = {h.split(":", 1)[0].strip().lower(): h.split(":", 1)[1].strip() for h in headers}
+        self.requests.append((method, target, names))
         length = int(names.get("content-length", "0") or 0)
         chunked = "chunked" in names.get("transfer-encoding", "").lower()
         rule = self._take(method)

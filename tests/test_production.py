@@ -363,3 +363,53 @@ async def test_more_concurrent_uploads_than_pooled_connections_all_succeed(
         deleted = await asyncio.gather(*(store.delete(u.file_id) for u in uploaded))
         assert all(d.blob_deleted for d in deleted)
         assert moto.object_keys(bucket) == []
+
+
+async def test_bodies_sent_to_a_loopback_store_are_hashed_once_not_signed_again(
+    home: Path, pg_url: str, s3: S3Server, tmp_path: Path
+) -> None:
+    """Content addressing hashes every byte already; a SigV4 payload hash would hash each
+    byte again here and once more on the server. On loopback (and over HTTPS) filetier
+    sends ``UNSIGNED-PAYLOAD``, single PUTs and multipart parts alike, and the server
+    accepts it; with ``FILETIER_S3_SIGN_PAYLOAD=always`` each body is signed."""
+    from reliability.proxy import FaultProxy
+
+    bucket = s3.create_bucket()
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        for _ in range(65):  # over the single-PUT size: sent in parts
+            handle.write(os.urandom(1024 * 1024))
+    proxy = FaultProxy(s3.endpoint).start()
+    try:
+        settings = prod_settings(home, pg_url, s3, bucket, s3_endpoint=proxy.url)
+        assert settings.public_view()["s3_payload_signed"] is False
+        async with FileStore(settings) as store:
+            small = await store.upload_file(os.urandom(100_000), filename="small.bin")
+            large = await store.upload_file(big)
+            puts = [h for method, _, h in proxy.requests if method == "PUT"]
+            assert len(puts) >= 3  # the small object, then at least two parts
+            assert {h["x-amz-content-sha256"] for h in puts} == {"UNSIGNED-PAYLOAD"}
+            store.memory.clear()
+            store.disk.evict(large.sha256)
+            out = await store.download_file(large.file_id)
+            assert hashlib.sha256(out.read_bytes()).hexdigest() == large.sha256
+            assert s3.object_keys(bucket) == sorted(
+                [storage_key(small.sha256), storage_key(large.sha256)]
+            )
+
+        proxy.requests.clear()
+        signing = prod_settings(
+            home, pg_url, s3, bucket, s3_endpoint=proxy.url, s3_sign_payload="always"
+        )
+        async with FileStore(signing) as store:
+            payload = os.urandom(50_000)
+            signed = await store.upload_file(payload, filename="signed.bin")
+            puts = [h for method, _, h in proxy.requests if method == "PUT"]
+            assert [h["x-amz-content-sha256"] for h in puts] == [
+                hashlib.sha256(payload).hexdigest()
+            ]
+            store.memory.clear()
+            store.disk.evict(signed.sha256)
+            assert await store.read_bytes(signed.file_id) == payload
+    finally:
+        proxy.stop()

@@ -95,3 +95,37 @@ def test_doctor_checks_the_bucket_and_hides_secrets(home: Path, pg_url: str, s3:
     assert not primary["ok"]
     assert "bucket does not exist" in primary["detail"]
     assert s3.secret_key not in missing.stdout + missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "mode", "signed"),
+    [
+        (None, "auto", False),  # AWS, over HTTPS
+        ("https://abcd.storage.supabase.co/storage/v1/s3", "auto", False),
+        ("http://127.0.0.1:7480", "auto", False),  # loopback: no wire
+        ("http://[::1]:9000", "auto", False),
+        ("http://localhost:9000", "auto", False),
+        ("http://10.0.0.5:9000", "auto", True),  # plain HTTP to another host
+        ("http://minio:9000", "auto", True),
+        ("http://10.0.0.5:9000", "never", False),
+        ("https://s3.example.com", "always", True),
+    ],
+)
+def test_payload_signing_is_skipped_only_where_no_plain_wire_carries_the_bytes(
+    endpoint: str | None, mode: str, signed: bool
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        s3_bucket="b",
+        s3_endpoint=endpoint,
+        s3_sign_payload=mode,
+    )
+    assert settings.s3_signs_payload is signed
+    assert settings.public_view()["s3_payload_signed"] is signed
+
+
+def test_an_unknown_payload_signing_mode_is_a_clear_error(home: Path) -> None:
+    done = _doctor(home, {"FILETIER_S3_BUCKET": "b", "FILETIER_S3_SIGN_PAYLOAD": "sometimes"})
+    assert done.returncode == 3
+    assert "invalid setting FILETIER_S3_SIGN_PAYLOAD" in done.stderr
+    assert "'auto', 'always' or 'never'" in done.stderr

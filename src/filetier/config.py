@@ -13,7 +13,7 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import platformdirs
@@ -200,6 +200,15 @@ class Settings(BaseSettings):
         default=True,
         validation_alias=_env("FILETIER_S3_PATH_STYLE", "s3_path_style"),
         description="Path-style requests (Supabase, Ceph RGW, MinIO need them).",
+    )
+    s3_sign_payload: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        validation_alias=_env("FILETIER_S3_SIGN_PAYLOAD", "s3_sign_payload"),
+        description=(
+            "Sign request bodies (SigV4 payload hash): 'auto' signs over plain HTTP to "
+            "another host and not over HTTPS (TLS already checks every byte, as AWS's own "
+            "SDKs decide) or on loopback (no wire); 'always' or 'never' force it."
+        ),
     )
     s3_prefix: str = Field(
         default="",
@@ -403,6 +412,24 @@ class Settings(BaseSettings):
             return f"https://{ref}.storage.supabase.co/storage/v1/s3"
         return None
 
+    @cached_property
+    def s3_signs_payload(self) -> bool:
+        """Whether S3 request bodies carry a SigV4 payload hash (see ``s3_sign_payload``).
+
+        The hash is a second SHA-256 pass over every byte sent, on this host and again on
+        the server, beside the one content addressing already makes. It only protects
+        bytes on a wire nothing else protects: plain HTTP between two hosts.
+        """
+        if self.s3_sign_payload != "auto":
+            return self.s3_sign_payload == "always"
+        endpoint = self.s3_endpoint_url
+        if endpoint is None:
+            return False  # AWS: HTTPS
+        parsed = urlparse(endpoint)
+        if parsed.scheme == "https":
+            return False
+        return not _is_loopback(parsed.hostname or "")
+
     def size_limit_for(self, mime_type: str) -> int:
         """The largest size accepted for ``mime_type`` (first matching pattern wins)."""
         for pattern, limit in self.type_limits:
@@ -472,6 +499,8 @@ class Settings(BaseSettings):
             elif name == "supabase_url" and value:
                 value = mask_url(value)
             view[name.removesuffix("_raw")] = value
+        if self.s3_bucket:
+            view["s3_payload_signed"] = self.s3_signs_payload
         return view
 
 
@@ -488,6 +517,18 @@ _SECRET_QUERY_KEYS = re.compile(
     r"([?&](?:password|sslpassword|passfile|token|secret|key|api_key|access_token)=)[^&]*",
     re.IGNORECASE,
 )
+
+
+def _is_loopback(host: str) -> bool:
+    """A literal loopback address or ``localhost`` (no name is resolved here)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def mask_url(url: str) -> str:

@@ -1344,7 +1344,7 @@ class FileReader:
             self._handle = None
 
 
-def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes) -> None:
+def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes | memoryview) -> None:
     digest.update(chunk)
     out.write(chunk)
 

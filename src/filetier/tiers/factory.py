@@ -87,6 +87,9 @@ def build_s3_primary(settings: Settings) -> PrimaryStore:
     options: dict[str, Any] = {
         "region": settings.s3_region,
         "virtual_hosted_style_request": not settings.s3_path_style,
+        # Content addressing already hashes every byte once; a SigV4 payload hash would
+        # hash it again here and on the server (see Settings.s3_signs_payload).
+        "unsigned_payload": not settings.s3_signs_payload,
         **s3_credentials(settings),
     }
     if endpoint:

@@ -63,7 +63,9 @@ class LocalPrimary:
             return None
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
-    async def get_stream(self, key: str, chunk_size: int = 4 * 1024 * 1024) -> AsyncIterator[bytes]:
+    async def get_stream(
+        self, key: str, chunk_size: int = 4 * 1024 * 1024
+    ) -> AsyncIterator[bytes | memoryview]:
         try:
             handle = self.local_path(key).open("rb")
         except FileNotFoundError:

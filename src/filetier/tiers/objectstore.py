@@ -89,11 +89,14 @@ class ObstorePrimary:
             raise _unavailable("read", key, exc) from exc
         return ObjectInfo(key, meta["size"], meta["last_modified"])
 
-    async def get_stream(self, key: str, chunk_size: int = 4 * 1024 * 1024) -> AsyncIterator[bytes]:
+    async def get_stream(
+        self, key: str, chunk_size: int = 4 * 1024 * 1024
+    ) -> AsyncIterator[bytes | memoryview]:
         try:
             result = await obstore.get_async(self._store, check_key(key))
             async for chunk in result.stream(min_chunk_size=chunk_size):
-                yield bytes(chunk)
+                # A view of obstore's buffer: hashing and writing it needs no copy.
+                yield memoryview(chunk)
         except (ObstoreNotFound, FileNotFoundError):
             raise ObjectMissing(f"no object {key}") from None
         except (BaseError, OSError) as exc:

@@ -32,8 +32,11 @@ class ObjectInfo:
 
 @runtime_checkable
 class Get(Protocol):
-    def get_stream(self, key: str, chunk_size: int = ...) -> AsyncIterator[bytes]:
-        """Stream an object's bytes; raises ObjectMissing when absent."""
+    def get_stream(self, key: str, chunk_size: int = ...) -> AsyncIterator[bytes | memoryview]:
+        """Stream an object's bytes; raises ObjectMissing when absent.
+
+        A chunk may be a memoryview of the client's own buffer, so nothing is copied
+        on the way to the hash and the file."""
         ...
 
 
