@@ -14,7 +14,10 @@ is measured in the same run, against the same server, on the same bytes:
 1. ``upload_file(path)`` of a random file vs ``obstore.put_async(store, key, path)``
    (multipart) to the same bucket; ``download_file`` as a primary read (memory and disk
    copies evicted first) vs ``obstore.get_async`` streamed to a file; a cached download
-   (disk tier) is shown for information.
+   (disk tier) is shown for information. Informational baselines from the same rotation:
+   a raw put without the SigV4 payload hash (what filetier sends on a loopback or HTTPS
+   endpoint, row 1e) and a raw get with SHA-256 pipelined beside it and nothing written
+   (the floor of any verified download, row 1f).
 2. ``store.stat(file_id)`` on PostgreSQL (always a database read): median of N calls,
    next to one asyncpg ``fetchrow`` of the same row on a persistent connection.
 3. 1,000 uploads of 4 KiB by 16 concurrent tasks: PostgreSQL + S3 vs the embedded default
