@@ -40,6 +40,8 @@ class _Rule:
     after_body: int | None = None  # read this much request body first
     after_bytes: int = 0  # response body bytes relayed before the cut
     seconds: float = 0.0
+    code: str | None = None  # the S3 error code of an injected status
+    message: str = "injected by the fault proxy"
 
     def matches(self, method: str) -> bool:
         return self.count > 0 and (self.method is None or self.method == method)
@@ -131,11 +133,29 @@ class FaultProxy:
             self._rules.append(rule)
 
     def fail_next(
-        self, count: int, status: int, *, method: str | None = None, after_body: int | None = None
+        self,
+        count: int,
+        status: int,
+        *,
+        method: str | None = None,
+        after_body: int | None = None,
+        code: str | None = None,
+        message: str = "injected by the fault proxy",
     ) -> None:
         """Answer ``status`` to the next ``count`` requests; with ``after_body``, only after
-        that many bytes of the request body arrived (the rest is not read)."""
-        self._add(_Rule("status", count, method, status=status, after_body=after_body))
+        that many bytes of the request body arrived (the rest is not read). ``code`` and
+        ``message`` go into the S3 error body."""
+        self._add(
+            _Rule(
+                "status",
+                count,
+                method,
+                status=status,
+                after_body=after_body,
+                code=code,
+                message=message,
+            )
+        )
 
     def drop_next(self, count: int, *, method: str | None = None, after_body: int = 0) -> None:
         """Close the connection without an answer after ``after_body`` body bytes."""
@@ -225,8 +245,8 @@ class FaultProxy:
             status = rule.status
             body = (
                 '<?xml version="1.0" encoding="UTF-8"?><Error>'
-                f"<Code>{_CODES.get(status, 'InternalError')}</Code>"
-                "<Message>injected by the fault proxy</Message></Error>"
+                f"<Code>{rule.code or _CODES.get(status, 'InternalError')}</Code>"
+                f"<Message>{rule.message}</Message></Error>"
             ).encode()
             keep_alive = rule.after_body is None
             writer.write(

@@ -413,3 +413,46 @@ async def test_bodies_sent_to_a_loopback_store_are_hashed_once_not_signed_again(
             assert await store.read_bytes(signed.file_id) == payload
     finally:
         proxy.stop()
+
+
+async def test_a_server_that_refuses_unsigned_bodies_gets_an_actionable_error(
+    home: Path, pg_url: str, moto: S3Server
+) -> None:
+    """Some S3-compatible servers refuse ``UNSIGNED-PAYLOAD``. The upload fails with a
+    clear error naming the setting that fixes it, nothing is half-stored, and with
+    ``FILETIER_S3_SIGN_PAYLOAD=always`` the same upload goes through."""
+    from reliability.proxy import FaultProxy
+
+    bucket = moto.create_bucket()
+    proxy = FaultProxy(moto.endpoint).start()
+    try:
+        settings = prod_settings(
+            home, pg_url, moto, bucket, s3_endpoint=proxy.url, storage_retry_attempts=1
+        )
+        payload = os.urandom(20_000)
+        async with FileStore(settings) as store:
+            kept = await store.upload_file(b"stored before", filename="kept.txt")
+            proxy.fail_next(
+                1,
+                400,
+                method="PUT",
+                code="InvalidRequest",
+                message="UNSIGNED-PAYLOAD is not allowed on this server",
+            )
+            with pytest.raises(StorageUnavailableError) as refused:
+                await store.upload_file(payload, filename="new.bin")
+            assert "set FILETIER_S3_SIGN_PAYLOAD=always" in str(refused.value)
+            listed = await store.list(limit=10)
+            assert [r.file_id for r in listed.items] == [kept.file_id]
+            assert moto.object_keys(bucket) == [storage_key(kept.sha256)]
+            store.memory.clear()
+            store.disk.evict(kept.sha256)
+            assert await store.read_bytes(kept.file_id) == b"stored before"
+        signing = prod_settings(
+            home, pg_url, moto, bucket, s3_endpoint=proxy.url, s3_sign_payload="always"
+        )
+        async with FileStore(signing) as store:
+            done = await store.upload_file(payload, filename="new.bin")
+            assert await store.read_bytes(done.file_id) == payload
+    finally:
+        proxy.stop()

@@ -39,6 +39,10 @@ _HINTS = (
     ("AccessDenied", "the credentials may not use this bucket: check its policy"),
     ("PermissionDenied", "the credentials may not use this bucket: check its policy"),
     ("Unauthenticated", "the server refused the credentials: check the S3 keys"),
+    (
+        "UNSIGNED-PAYLOAD",
+        "the server refuses unsigned request bodies: set FILETIER_S3_SIGN_PAYLOAD=always",
+    ),
     ("error sending request", "the endpoint did not answer: is it running and reachable?"),
     ("timed out", "the request timed out: the store is down or slow"),
 )
