@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filetier.errors import InvalidInputError, PathNotAllowedError
+from filetier.errors import InvalidInputError, PathNotAllowedError, SourceNotFoundError
 
 __all__ = ["AllowedRoots", "SafeDestination", "safe_filename"]
 
@@ -356,10 +356,76 @@ class AllowedRoots:
             return False
         return self._root_of(resolved) is not None
 
+    def open_source(self, source: str | os.PathLike[str]) -> tuple[int, Path]:
+        """Open a file to read from inside the roots; returns ``(fd, resolved path)``.
+
+        Symlinks are followed at check time (a link inside a root to a file inside a root
+        is fine), and the resolved path must lie strictly inside a root. The file is then
+        opened by walking directory fds from that root with ``O_NOFOLLOW``, and it is opened
+        with ``O_NOFOLLOW`` too. A component swapped for a symlink after the check
+        cannot redirect the read outside: it is refused instead. The caller reads the
+        returned descriptor, never the path again, and closes it.
+        """
+        refusal = PathNotAllowedError(
+            f"Source {os.fsdecode(source)!r} is outside the allowed roots, so it cannot be "
+            f"read by path; allowed roots: {_roots_text(self._roots)}."
+        )
+        try:
+            _, absolute = self._absolute(source)
+            resolved = _resolve(absolute, "", self._roots)
+        except PathNotAllowedError:
+            raise refusal from None
+        root = self._root_of(resolved)
+        if root is None:
+            raise refusal
+        try:
+            dir_fd = os.open(root, _DIR_FLAGS)
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"no such file: {resolved}") from None
+        try:
+            for component in resolved.relative_to(root).parts[:-1]:
+                try:
+                    next_fd = os.open(component, _DIR_FLAGS, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    raise SourceNotFoundError(f"no such file: {resolved}") from None
+                except OSError as exc:
+                    if exc.errno in _SWAPPED_ERRNOS:
+                        raise _swapped(resolved, component) from None
+                    raise
+                os.close(dir_fd)
+                dir_fd = next_fd
+            try:
+                # O_NONBLOCK: a FIFO swapped in must not hang the open; refused below.
+                fd = os.open(
+                    resolved.name,
+                    os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                    dir_fd=dir_fd,
+                )
+            except FileNotFoundError:
+                raise SourceNotFoundError(f"no such file: {resolved}") from None
+            except OSError as exc:
+                if exc.errno in _SWAPPED_ERRNOS:
+                    raise _swapped(resolved, resolved.name) from None
+                raise SourceNotFoundError(f"cannot read {resolved}: {exc.strerror}") from None
+        finally:
+            os.close(dir_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise SourceNotFoundError(f"not a regular file: {resolved}")
+        os.set_blocking(fd, True)
+        return fd, resolved
+
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str | os.PathLike):
             return False
         return self.is_allowed(path)
+
+
+def _swapped(path: Path, component: str) -> PathNotAllowedError:
+    return PathNotAllowedError(
+        f"Source {str(path)!r} cannot be read because {component!r} on the way there is a "
+        "symbolic link or not a directory (it may have been swapped after the check)"
+    )
 
 
 @dataclass(frozen=True)

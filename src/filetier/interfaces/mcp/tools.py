@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,6 @@ from filetier.models import (
     ProviderFileId,
     Tier,
 )
-from filetier.paths import AllowedRoots
 from filetier.providers.manager import DEFAULT_PURPOSE
 from filetier.providers.registry import SPECS
 from filetier.store import FileStore
@@ -120,19 +120,30 @@ async def upload_file(
             metadata=metadata,
         )
     else:
-        resolved = _allowed_source(path, state.roots)
+        try:
+            fd, resolved = state.roots.open_source(path)
+        except PathNotAllowedError as exc:
+            raise PathNotAllowedError(
+                f"{exc} Small content can be sent inline as text or content_base64."
+            ) from None
         source, source_path = "path", str(resolved)
-        # Progress is a no-op unless the client asked for it (sent a progress token).
-        async with TransferProgress(
-            ctx.report_progress, _size_or_none(resolved), f"uploading {resolved.name}"
-        ) as progress:
-            result = await store.upload_file(
-                resolved,
-                filename=filename,
-                mime_type=mime_type,
-                metadata=metadata,
-                progress=progress,
-            )
+        try:
+            # The store reads the descriptor opened above, through its /proc link: a path
+            # component swapped after the check cannot redirect the read.
+            readable = _fd_path(fd) or resolved
+            # Progress is a no-op unless the client asked for it (sent a progress token).
+            async with TransferProgress(
+                ctx.report_progress, os.fstat(fd).st_size, f"uploading {resolved.name}"
+            ) as progress:
+                result = await store.upload_file(
+                    readable,
+                    filename=filename or resolved.name,
+                    mime_type=mime_type,
+                    metadata=metadata,
+                    progress=progress,
+                )
+        finally:
+            os.close(fd)
     return UploadedFile(
         file_id=result.file_id,
         sha256=result.sha256,
@@ -174,37 +185,10 @@ def _inline_bytes(
     return data, "base64"
 
 
-def _allowed_source(path: str, roots: AllowedRoots) -> Path:
-    """``path`` resolved (symlinks followed), refused unless strictly inside a root.
-
-    Relative paths and ``~`` mean what they mean for download destinations.
-    """
-    refusal = PathNotAllowedError(
-        f"Source {path!r} is outside the allowed roots, so it cannot be uploaded by path; "
-        f"allowed roots: {', '.join(repr(str(r)) for r in roots.roots)}. "
-        "Small content can be sent inline as text or content_base64."
-    )
-    if not roots.is_allowed(path):
-        raise refusal
-    candidate = Path(path)
-    if candidate.parts[:1] == ("~",):
-        candidate = Path.home().joinpath(*candidate.parts[1:])
-    elif not candidate.is_absolute():
-        candidate = roots.default_root / candidate
-    try:
-        resolved = candidate.resolve()
-    except (OSError, RuntimeError):
-        raise refusal from None
-    if not roots.is_allowed(resolved):  # checked again on what will actually be opened
-        raise refusal
-    return resolved
-
-
-def _size_or_none(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None  # the store reports the problem with the source
+def _fd_path(fd: int) -> Path | None:
+    """A path that opens the same file as ``fd`` whatever happens to its name (Linux)."""
+    link = Path(f"/proc/self/fd/{fd}")
+    return link if link.exists() else None
 
 
 async def download_file(
