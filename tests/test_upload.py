@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import sqlite3
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -236,6 +237,8 @@ async def test_declared_type_fills_in_for_generic_content(store: FileStore) -> N
         (PDF, "document.dat", "application/pdf"),
         (PDF, "scan.pdf", "application/pdf"),
         (b'{"name": "filetier", "tiers": 3}\n', "config.json", "application/json"),
+        # A Linux executable, not the AppImage that puremagic's weaker "ELF" match says.
+        (Path(sys.executable).resolve().read_bytes()[:8192], "python", "application/x-executable"),
     ],
 )
 async def test_type_is_sniffed_from_content(

@@ -71,6 +71,10 @@ def _looks_like_utf8_text(head: bytes) -> bool:
     return True
 
 
+# Formats puremagic recognises by their magic bytes but names no MIME type for.
+_MIME_BY_MAGIC_NAME = {"ELF executable": "application/x-executable"}
+
+
 def sniff_mime(head: bytes, filename: str | None = None) -> str:
     """The MIME type of a file from its first bytes; the name only breaks ties for text."""
     if head:
@@ -80,8 +84,13 @@ def sniff_mime(head: bytes, filename: str | None = None) -> str:
             matches = []
         for match in matches:
             # A match without magic bytes is puremagic guessing from the name alone.
-            if match.mime_type and match.byte_match:
-                return str(match.mime_type)
+            if not match.byte_match:
+                continue
+            # Matches come best first; some good ones carry no MIME type, and the next
+            # may be a worse guess ("\x7fELF" is best, then "ELF" at offset 1: AppImage).
+            mime = match.mime_type or _MIME_BY_MAGIC_NAME.get(match.name)
+            if mime:
+                return str(mime)
     if not _looks_like_utf8_text(head[:SNIFF_BYTES]):
         return "application/octet-stream"
     if filename:
