@@ -58,6 +58,7 @@ from filetier import (
     InsufficientSpaceError,
     MetadataUnavailableError,
     Settings,
+    StorageRefusedError,
     StorageUnavailableError,
 )
 from filetier.errors import (
@@ -566,10 +567,10 @@ async def s3_process_faults(
                 "server restarted empty",
                 target,
                 lambda: store.upload_file(b"bucket gone", filename="x.bin"),
-                expected="StorageUnavailableError (bucket does not exist)",
-                errors=(StorageUnavailableError,),
+                expected="StorageRefusedError (bucket does not exist; not retried)",
+                errors=(StorageRefusedError,),
                 success_ok=False,
-                bound=10,
+                bound=5,
             )
             server.client().create_bucket(Bucket=bucket)
 

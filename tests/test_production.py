@@ -19,6 +19,7 @@ from filetier import (
     MetadataUnavailableError,
     NotFoundError,
     Settings,
+    StorageRefusedError,
     StorageUnavailableError,
 )
 from filetier.store import storage_key
@@ -418,30 +419,36 @@ async def test_bodies_sent_to_a_loopback_store_are_hashed_once_not_signed_again(
 async def test_a_server_that_refuses_unsigned_bodies_gets_an_actionable_error(
     home: Path, pg_url: str, moto: S3Server
 ) -> None:
-    """Some S3-compatible servers refuse ``UNSIGNED-PAYLOAD``. The upload fails with a
-    clear error naming the setting that fixes it, nothing is half-stored, and with
-    ``FILETIER_S3_SIGN_PAYLOAD=always`` the same upload goes through."""
+    """Some S3-compatible servers refuse ``UNSIGNED-PAYLOAD``. The upload fails at once
+    (a refusal is not an outage: no retries) with a clear error naming the setting that
+    fixes it, nothing is half-stored, and with ``FILETIER_S3_SIGN_PAYLOAD=always`` the
+    same upload goes through."""
     from reliability.proxy import FaultProxy
 
     bucket = moto.create_bucket()
     proxy = FaultProxy(moto.endpoint).start()
     try:
         settings = prod_settings(
-            home, pg_url, moto, bucket, s3_endpoint=proxy.url, storage_retry_attempts=1
+            home, pg_url, moto, bucket, s3_endpoint=proxy.url, storage_retry_attempts=4
         )
         payload = os.urandom(20_000)
         async with FileStore(settings) as store:
             kept = await store.upload_file(b"stored before", filename="kept.txt")
+            proxy.requests.clear()
             proxy.fail_next(
-                1,
+                10,
                 400,
                 method="PUT",
                 code="InvalidRequest",
                 message="UNSIGNED-PAYLOAD is not allowed on this server",
             )
-            with pytest.raises(StorageUnavailableError) as refused:
+            started = time.monotonic()
+            with pytest.raises(StorageRefusedError) as refused:
                 await store.upload_file(payload, filename="new.bin")
             assert "set FILETIER_S3_SIGN_PAYLOAD=always" in str(refused.value)
+            assert [m for m, _, _ in proxy.requests if m == "PUT"] == ["PUT"]  # no retry
+            assert time.monotonic() - started < 2  # no backoff either
+            proxy.clear()
             listed = await store.list(limit=10)
             assert [r.file_id for r in listed.items] == [kept.file_id]
             assert moto.object_keys(bucket) == [storage_key(kept.sha256)]

@@ -284,7 +284,9 @@ async def test_library_operations_that_succeed_and_fail_log_no_secret(
     for overrides in failures.values():
         async with FileStore(Settings().model_copy(update=overrides)) as store:
             await attempt(lambda store=store: store.upload_file(b"x" * 1000), errors)
-    assert errors.count("StorageUnavailableError") == len(failures)
+    # The missing bucket is a refusal (no retry); the endpoints that are down, outages.
+    assert errors.count("StorageRefusedError") == 1
+    assert errors.count("StorageUnavailableError") == len(failures) - 1
 
     for url in (
         f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:{free_port()}/nothing",
@@ -329,7 +331,7 @@ async def test_a_wrong_s3_secret_on_ceph_is_refused_without_showing_it(
             await attempt(lambda: store.upload_file(b"y" * 1000), errors)
     finally:
         ceph.client().delete_bucket(Bucket=bucket)
-    assert "StorageUnavailableError" in errors
+    assert "StorageRefusedError" in errors  # answered and refused: not retried
     assert any("secret key is wrong" in e or "SignatureDoesNotMatch" in e for e in errors)
     assert_no_leak(*errors, *captured())
 

@@ -21,6 +21,7 @@ one (``except FileNotFoundError``)::
     ├── IntegrityError (OSError)              bytes do not match their SHA-256
     ├── StoreBusyError (TimeoutError)         a lock was not acquired in time
     ├── StorageUnavailableError (ConnectionError)   the primary object store failed
+    │   └── StorageRefusedError               it answered and refused (settings): no retry
     ├── MetadataUnavailableError (ConnectionError)  the metadata database failed
     ├── OriginalNotAvailableError (FileNotFoundError) only a provider holds it, as text
     └── ProviderError                         an LLM provider's files API
@@ -116,6 +117,11 @@ class StoreBusyError(FiletierError, TimeoutError):
 
 class StorageUnavailableError(FiletierError, ConnectionError):
     """The primary object store failed or could not be reached."""
+
+
+class StorageRefusedError(StorageUnavailableError):
+    """The object store answered and refused: a missing bucket, wrong credentials, or a
+    request form it does not accept. Retrying cannot help; the settings must change."""
 
 
 class MetadataUnavailableError(FiletierError, ConnectionError):

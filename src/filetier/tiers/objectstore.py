@@ -19,7 +19,7 @@ import stamina
 from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
 from obstore.exceptions import NotFoundError as ObstoreNotFound
 
-from filetier.errors import StorageUnavailableError
+from filetier.errors import StorageRefusedError, StorageUnavailableError
 from filetier.tiers.local import check_key
 from filetier.tiers.protocols import ObjectInfo, ObjectMissing
 
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 SINGLE_PUT_MAX = 64 * 1024 * 1024
 
 
-# S3 error codes that mean the configuration, not the network, is wrong.
-_HINTS = (
+# S3 error codes that mean the configuration, not the network, is wrong: no retry helps.
+_REFUSALS = (
     ("NoSuchBucket", "the bucket does not exist: create it or fix FILETIER_S3_BUCKET"),
     ("InvalidAccessKeyId", "the access key is not known to the server: check the S3 keys"),
     ("SignatureDoesNotMatch", "the secret key is wrong: check FILETIER_S3_SECRET_ACCESS_KEY"),
@@ -43,6 +43,9 @@ _HINTS = (
         "UNSIGNED-PAYLOAD",
         "the server refuses unsigned request bodies: set FILETIER_S3_SIGN_PAYLOAD=always",
     ),
+)
+# Failures worth retrying, with what they usually mean.
+_OUTAGES = (
     ("error sending request", "the endpoint did not answer: is it running and reachable?"),
     ("timed out", "the request timed out: the store is down or slow"),
 )
@@ -52,11 +55,17 @@ def _unavailable(action: str, key: str, exc: BaseException) -> StorageUnavailabl
     # obstore messages carry request URLs and server bodies but never credentials; keep
     # only the class name and a hint, so nothing about the deployment leaks further.
     text = str(exc)
-    hint = next((h for needle, h in _HINTS if needle in text), None)
-    return StorageUnavailableError(
+    refusal = next((h for needle, h in _REFUSALS if needle in text), None)
+    hint = refusal or next((h for needle, h in _OUTAGES if needle in text), None)
+    kind = StorageRefusedError if refusal else StorageUnavailableError
+    return kind(
         f"storage unavailable: could not {action} {key} ({type(exc).__name__}"
         + (f": {hint})" if hint else ")")
     )
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    return isinstance(exc, StorageUnavailableError) and not isinstance(exc, StorageRefusedError)
 
 
 class ObstorePrimary:
@@ -111,7 +120,7 @@ class ObstorePrimary:
         the whole object is re-sent from ``source`` on each attempt."""
         check_key(key)
         async for attempt in stamina.retry_context(
-            on=StorageUnavailableError,
+            on=_worth_retrying,
             attempts=self._retry_attempts,
             timeout=self._retry_timeout,
             wait_initial=0.2,
