@@ -9,6 +9,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+import sqlalchemy as sa
 
 import filetier
 from filetier import (
@@ -462,7 +463,7 @@ async def test_hot_records_are_refreshed_in_the_background_and_never_resurrected
                 await asyncio.sleep(0.02)
 
         await asyncio.gather(*(read_then_delete(up.file_id) for up in uploads[:12]))
-        assert len(store._refreshes) == 0  # every background re-read finished
+        assert not store._refresh_due and not store._refreshing  # re-reads all finished
 
         survivor = uploads[12]
         assert await store.read_bytes(survivor.file_id) == b"file 12"
@@ -475,3 +476,36 @@ async def test_hot_records_are_refreshed_in_the_background_and_never_resurrected
                 break
             assert asyncio.get_running_loop().time() < deadline, "the delete was never seen"
             await asyncio.sleep(0.05)
+
+
+async def test_hot_records_are_reread_in_batches_not_one_query_each(home: Path) -> None:
+    """A server keeps hundreds of records hot; each comes due for a re-read every few
+    seconds. Re-reading them one query each kept the event loop and the database
+    connection queueing (requests waited up to seconds under load). Records due together
+    are re-read in one query, and every read is still served at once and fresh."""
+    settings = Settings(home=home, fsync=False, record_cache_ttl_seconds=1.0)
+    async with FileStore(settings) as store:
+        uploads = [await store.upload_file(f"hot {n}".encode()) for n in range(60)]
+        for up in uploads:
+            await store.stat(up.file_id)
+        selects: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "file_metadata" in statement:
+                selects.append(statement)
+
+        engine = store.db.engine.sync_engine
+        sa.event.listen(engine, "before_cursor_execute", count)
+        try:
+            deadline = asyncio.get_running_loop().time() + 1.5
+            while asyncio.get_running_loop().time() < deadline:
+                for up in uploads:  # hot: every record read every 50 ms
+                    assert (
+                        await store.read_bytes(up.file_id)
+                    ) == f"hot {uploads.index(up)}".encode()
+                await asyncio.sleep(0.05)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", count)
+    # One query per record would be at least 60 (each came due at least once in 1.5 s).
+    assert 1 <= len(selects) <= 30, len(selects)
+    assert any(" IN " in s.upper() for s in selects)

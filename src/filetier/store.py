@@ -104,6 +104,11 @@ IMMEDIATE_SAFETY_NET = timedelta(hours=1)
 # File records are immutable but for counters; this many are reused from memory.
 # A cached record in this last fraction of its life is served and re-read in the background.
 REFRESH_AHEAD = 0.25
+# Records due for a re-read are gathered this long and re-read in one query per owner
+# (at most REFRESH_BATCH_MAX ids each): one query per record, for hundreds of hot records
+# every few seconds, kept a busy server's event loop and database connection queueing.
+REFRESH_BATCH_DELAY = 0.05
+REFRESH_BATCH_MAX = 500
 RECORD_CACHE_MAX = 10_000
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
@@ -219,7 +224,11 @@ class FileStore:
         self._records: dict[UUID | str, tuple[float, FileRecord]] = {}
         self._session: dict[str, list[int]] = {"memory": [0, 0], "disk": [0, 0], "primary": [0, 0]}
         self._shared = _SharedCounters()
-        self._refreshes: dict[tuple[str, UUID], asyncio.Task[None]] = {}
+        # Records due for a background re-read, by (owner, file id), and the one task
+        # that re-reads them in batches; _refreshing holds the batch in flight.
+        self._refresh_due: dict[tuple[str, UUID], tuple[FileStore, tuple[float, FileRecord]]] = {}
+        self._refreshing: set[tuple[str, UUID]] = set()
+        self._refresher: asyncio.Task[None] | None = None
         self._immediate: list[tuple[Path, str]] = []
         self.providers = ProviderFiles(self)
         self._state = "open"
@@ -228,9 +237,9 @@ class FileStore:
         if self._root is not self or self._state != "open":
             return  # views close with the store they came from
         self._state = "closed"
-        for refresh in list(self._refreshes.values()):
-            refresh.cancel()
-        await asyncio.gather(*self._refreshes.values(), return_exceptions=True)
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
         try:
             await self._recorder.close()
         finally:
@@ -331,26 +340,29 @@ class FileStore:
         return entry[1]
 
     def _refresh_record(self, entry: tuple[float, FileRecord]) -> None:
-        refreshes = self._root._refreshes
+        root = self._root
         key = (self.owner, entry[1].file_id)
-        if key in refreshes:
+        if key in root._refresh_due or key in root._refreshing:
             return
-        task = asyncio.get_running_loop().create_task(self._reread_record(entry))
-        refreshes[key] = task
-        task.add_done_callback(lambda _t: refreshes.pop(key, None))
+        root._refresh_due[key] = (self, entry)
+        if root._refresher is None or root._refresher.done():
+            root._refresher = asyncio.get_running_loop().create_task(root._refresh_batches())
 
-    async def _reread_record(self, entry: tuple[float, FileRecord]) -> None:
-        fid = entry[1].file_id
-        try:
-            record = await self.repo.get_file(self.owner, fid)
-        except FiletierError:
-            return  # served until it expires; the next reader then asks the database
-        if self._records.get(fid) is not entry:
-            return  # forgotten or replaced meanwhile (a delete or update here): keep that
-        if record is None:
-            self._forget_record(fid)  # deleted by another process
-        else:
-            self._remember(record)
+    async def _refresh_batches(self) -> None:
+        """Re-read the records that came due, a batch per owner, until none are left."""
+        while self._refresh_due:
+            await asyncio.sleep(REFRESH_BATCH_DELAY)  # let the batch fill
+            due, self._refresh_due = self._refresh_due, {}
+            self._refreshing = set(due)
+            by_owner: dict[str, list[tuple[FileStore, tuple[float, FileRecord]]]] = {}
+            for (owner, _fid), item in due.items():
+                by_owner.setdefault(owner, []).append(item)
+            try:
+                for items in by_owner.values():
+                    for start in range(0, len(items), REFRESH_BATCH_MAX):
+                        await _reread_records(items[start : start + REFRESH_BATCH_MAX])
+            finally:
+                self._refreshing = set()
 
     def _forget_record(self, file_id: UUID) -> None:
         self._records.pop(file_id, None)
@@ -1342,6 +1354,25 @@ class FileReader:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+async def _reread_records(items: list[tuple[FileStore, tuple[float, FileRecord]]]) -> None:
+    """Re-read cached records of one owner in one query, then keep each fresh one, unless
+    it was forgotten or replaced meanwhile (a delete or update in this process wins)."""
+    view = items[0][0]
+    try:
+        records = await view.repo.get_files(view.owner, [entry[1].file_id for _, entry in items])
+    except FiletierError:
+        return  # served until they expire; the next reader then asks the database
+    for store, entry in items:
+        fid = entry[1].file_id
+        if store._records.get(fid) is not entry:
+            continue
+        record = records.get(fid)
+        if record is None:
+            store._forget_record(fid)  # deleted by another process
+        else:
+            store._remember(record)
 
 
 def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes | memoryview) -> None:

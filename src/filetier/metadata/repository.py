@@ -98,6 +98,25 @@ class Repository:
             )
         return record_from_row(row) if row else None
 
+    async def get_files(self, owner: str, file_ids: Sequence[UUID]) -> dict[UUID, FileRecord]:
+        """The owner's records among ``file_ids``, in one query (absent ids are left out)."""
+        if not file_ids:
+            return {}
+        async with self.db.read() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(file_metadata).where(
+                            file_metadata.c.file_id.in_(file_ids), file_metadata.c.owner == owner
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        records = (record_from_row(row) for row in rows)
+        return {record.file_id: record for record in records}
+
     async def list_files(
         self,
         owner: str,
