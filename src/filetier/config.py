@@ -9,6 +9,7 @@ everything else is ``FILETIER_*``. Sizes accept plain bytes or a suffix (``64MiB
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import os
 import re
 from functools import cached_property
@@ -521,8 +522,6 @@ _SECRET_QUERY_KEYS = re.compile(
 
 def _is_loopback(host: str) -> bool:
     """A literal loopback address or ``localhost`` (no name is resolved here)."""
-    import ipaddress
-
     if host.lower() == "localhost":
         return True
     try:

@@ -35,7 +35,7 @@ import re
 import secrets
 import stat
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -379,21 +379,14 @@ class AllowedRoots:
         if root is None:
             raise refusal
         try:
-            dir_fd = os.open(root, _DIR_FLAGS)
-        except FileNotFoundError:
-            raise SourceNotFoundError(f"no such file: {resolved}") from None
+            dir_fd = _open_beneath(root, resolved.relative_to(root).parts[:-1], _open_dir)
+        except _WalkStopped as stop:
+            if isinstance(stop.error, FileNotFoundError):
+                raise SourceNotFoundError(f"no such file: {resolved}") from None
+            if stop.component and stop.error.errno in _SWAPPED_ERRNOS:
+                raise _swapped(resolved, stop.component) from None
+            raise stop.error from None
         try:
-            for component in resolved.relative_to(root).parts[:-1]:
-                try:
-                    next_fd = os.open(component, _DIR_FLAGS, dir_fd=dir_fd)
-                except FileNotFoundError:
-                    raise SourceNotFoundError(f"no such file: {resolved}") from None
-                except OSError as exc:
-                    if exc.errno in _SWAPPED_ERRNOS:
-                        raise _swapped(resolved, component) from None
-                    raise
-                os.close(dir_fd)
-                dir_fd = next_fd
             try:
                 # O_NONBLOCK: a FIFO swapped in must not hang the open; refused below.
                 fd = os.open(
@@ -419,6 +412,43 @@ class AllowedRoots:
         if not isinstance(path, str | os.PathLike):
             return False
         return self.is_allowed(path)
+
+
+class _WalkStopped(Exception):
+    """An ``OSError`` met while walking from a root; ``component`` is ``""`` for the root."""
+
+    def __init__(self, component: str, error: OSError) -> None:
+        super().__init__(component, error)
+        self.component = component
+        self.error = error
+
+
+def _open_dir(component: str, dir_fd: int) -> int:
+    return os.open(component, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _open_beneath(
+    root: Path, components: Iterable[str], open_dir: Callable[[str, int], int]
+) -> int:
+    """The fd of ``root/components…``, each directory opened relative to the one before
+    by ``open_dir`` (``O_NOFOLLOW | O_DIRECTORY``), so no symlink is ever followed. The
+    caller closes the fd; an ``OSError`` on the way becomes :class:`_WalkStopped`."""
+    try:
+        fd = os.open(root, _DIR_FLAGS)
+    except OSError as exc:
+        raise _WalkStopped("", exc) from None
+    try:
+        for component in components:
+            try:
+                next_fd = open_dir(component, fd)
+            except OSError as exc:
+                raise _WalkStopped(component, exc) from None
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _swapped(path: Path, component: str) -> PathNotAllowedError:
@@ -487,42 +517,30 @@ class SafeDestination:
         caller must close.
         """
         try:
-            fd = os.open(self.root, _DIR_FLAGS)
-        except OSError as exc:
-            if exc.errno in _SWAPPED_ERRNOS:
+            return _open_beneath(self.root, self.relative_dirs, self._open_or_create_dir)
+        except _WalkStopped as stop:
+            if stop.error.errno not in _SWAPPED_ERRNOS:
+                raise stop.error from None
+            if not stop.component:
                 raise self._refuse(
                     "cannot be written because the root is no longer a real directory"
                 ) from None
-            raise
-        try:
-            for component in self.relative_dirs:
-                try:
-                    next_fd = self._open_or_create_dir(component, fd)
-                except OSError as exc:
-                    if exc.errno in _SWAPPED_ERRNOS:
-                        raise self._refuse(
-                            f"cannot be written because {component!r} on the way there is a "
-                            "symbolic link or a file (it may have been swapped after the check)"
-                        ) from None
-                    raise
-                os.close(fd)
-                fd = next_fd
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+            raise self._refuse(
+                f"cannot be written because {stop.component!r} on the way there is a "
+                "symbolic link or a file (it may have been swapped after the check)"
+            ) from None
 
     @staticmethod
     def _open_or_create_dir(component: str, dir_fd: int) -> int:
         try:
-            return os.open(component, _DIR_FLAGS, dir_fd=dir_fd)
+            return _open_dir(component, dir_fd)
         except FileNotFoundError:
             pass
         # Losing a race to another creator is fine; whatever is there is re-checked by the
         # O_NOFOLLOW open below.
         with contextlib.suppress(FileExistsError):
             os.mkdir(component, 0o755, dir_fd=dir_fd)
-        return os.open(component, _DIR_FLAGS, dir_fd=dir_fd)
+        return _open_dir(component, dir_fd)
 
     def create_temp(self, parent_fd: int) -> tuple[int, str]:
         """Create a new, empty temp file next to the destination: ``.<name>.<hex>.tmp``.
