@@ -7,7 +7,9 @@ printed) so a person can look at them.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -223,6 +225,26 @@ def test_operator_sees_maintenance_plans_before_running(server: Server, page: Pa
     page.goto(f"{base}/maintenance/verify")
     expect(page.get_by_text("no problems found")).to_be_visible()
     shot(page, "10-verify")
+
+    # An object no row names, older than the grace window: gc plans it, then removes it
+    # only when the operator confirms.
+    junk = b"left behind by an interrupted upload"
+    digest = hashlib.sha256(junk).hexdigest()
+    orphan = server.home / "objects" / "sha256" / digest[:2] / digest[2:4] / digest
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(junk)
+    old = time.time() - 3 * 86400
+    os.utime(orphan, (old, old))
+    page.goto(f"{base}/maintenance/gc")
+    plan = page.get_by_role("row", name=re.compile("delete_orphan_object"))
+    expect(plan).to_contain_text(digest)
+    assert orphan.exists(), "showing the plan must not change anything"
+    shot(page, "11-gc-plan")
+    page.get_by_role("button", name="Run garbage collection now").click()
+    expect(page.get_by_role("heading", name="Garbage collection: result")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("1 action taken")
+    assert not orphan.exists()
+    shot(page, "12-gc-done")
     page.goto(f"{base}/overview")
     expect(page.get_by_role("heading", name="Provider copies and quotas")).to_be_visible()
 
@@ -237,7 +259,7 @@ def test_narrow_window_files_page(server: Server, browser: Browser) -> None:
         expect(page.locator("label[for='file-input']")).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
-        shot(page, "11-files-narrow")
+        shot(page, "13-files-narrow")
     finally:
         context.close()
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CHART_WIDTH = 480
+CHART_WIDTH = 560
 LABEL_WIDTH = 120
-VALUE_WIDTH = 110
+VALUE_WIDTH = 180
 BAR_HEIGHT = 22
 BAR_GAP = 12
 PLOT_WIDTH = CHART_WIDTH - LABEL_WIDTH - VALUE_WIDTH

@@ -137,6 +137,7 @@ class Pages:
             columns.append(
                 {
                     "label": label,
+                    "numeric": key == "size",
                     "href": link(sort=flipped, page=None),
                     "aria_sort": ("descending" if descending else "ascending") if active else None,
                 }
@@ -157,7 +158,7 @@ class Pages:
                 "prev_href": link(page=page_index - 1) if page_index > 1 else None,
                 "next_href": link(page=page_index + 1) if page.next_offset is not None else None,
                 "flash": visitor.session.take_flash(),
-                "max_file_size": visitor.store.settings.max_file_size,
+                "max_file_size": human_bytes(visitor.store.settings.max_file_size),
                 "active": "files",
             },
             visitor=visitor,
