@@ -21,19 +21,15 @@ import asyncio
 import platform
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _table  # noqa: E402 - after the path insert above
-
-from filetier import FileStore, Settings  # noqa: E402
-from filetier.interfaces.http.app import build_app  # noqa: E402
+import _table
+from filetier import FileStore, Settings
+from filetier.interfaces.http.app import build_app
 
 TOKEN = "bench-console-token-0123456789"  # noqa: S105 - a benchmark's own token
 OWNER = "bench"
