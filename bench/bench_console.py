@@ -108,6 +108,10 @@ async def run(args: argparse.Namespace) -> None:
                     args.repeats,
                     headers={"Authorization": f"Bearer {TOKEN}"},
                 )
+                first = await client.get("/files")
+                rows = first.text.count('<td class="name"')
+                if f"{args.files:,} files" not in first.text or rows != 50:
+                    raise RuntimeError(f"the files page shows {rows} rows, not 50 of {args.files}")
                 last = max(1, -(-args.files // 50))
                 for label, url in (
                     ("files page 1, newest first", "/files"),

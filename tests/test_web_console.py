@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -368,3 +370,45 @@ def test_uploads_refused_as_too_large_say_so(tmp_path: Path) -> None:
             )
             assert refused.status_code == 413
             assert refused.json()["error"]["type"] == "FileTooLargeError"
+
+
+def _png() -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)  # 2x2, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xff\x00\x00\x00\x00\xff\x00" * 2)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def test_previews_are_inline_only_for_safe_types_and_never_sniffed(server: Server) -> None:
+    base = server.base
+    png_id = api_upload(base, ALICE_TOKEN, "dot.png", _png())
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    svg_id = api_upload(base, ALICE_TOKEN, "evil.svg", svg)
+    html = b"<html><body><script>alert('owned')</script>hello</body></html>"
+    html_id = api_upload(base, ALICE_TOKEN, "page.html", html)
+    client, _ = _signed_in_client(base, ALICE_TOKEN)
+    with closing(client):
+        image = client.get(f"/files/{png_id}/preview")
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/png"
+        assert image.headers["content-disposition"].startswith("inline;")
+        assert image.headers["x-content-type-options"] == "nosniff"
+        assert image.content == _png()
+        # SVG can carry script: it gets no inline preview at all.
+        assert client.get(f"/files/{svg_id}/preview").status_code == 404
+        # HTML is shown as escaped text inside the console page, never rendered.
+        assert client.get(f"/files/{html_id}/preview").status_code == 404
+        page = client.get(f"/files/{html_id}")
+        assert page.status_code == 200
+        assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page.text
+        assert "<script>alert" not in page.text
+        # Downloads are attachments with the API's sandbox policy.
+        download = client.get(f"/files/{svg_id}/download")
+        assert download.headers["content-disposition"].startswith("attachment;")
+        assert "sandbox" in download.headers["content-security-policy"]
+        assert download.content == svg
