@@ -126,10 +126,11 @@ def test_owner_uploads_finds_opens_downloads_deletes_and_signs_out(
         assert rows.nth(i).locator("progress").evaluate("p => p.value") == 100
     seen = page.evaluate("window.__seen")
     assert any(s.startswith("Uploading") for s in seen), seen
-    shot(page, "02-uploaded")
-    page.get_by_role("link", name="Refresh the list").click()
+    # The list below shows them without a reload.
     table = page.locator("table.files tbody tr")
     expect(table).to_have_count(2)
+    expect(page.locator("#file-count")).to_have_text("2 files")
+    shot(page, "02-uploaded")
     shot(page, "03-files")
 
     # Find one by name.
@@ -357,21 +358,47 @@ def test_sign_in_refuses_a_forged_form_and_a_wrong_token(server: Server) -> None
         assert signed.headers["location"] == "/files"
 
 
-def test_uploads_refused_as_too_large_say_so(tmp_path: Path) -> None:
+def test_refused_uploads_say_why_in_the_page(tmp_path: Path, browser: Browser) -> None:
     (tmp_path / "home").mkdir()
+    files = {
+        "ok.txt": b"fits\n",
+        "big.txt": b"x" * 5000,
+        "dot.png": _png(),
+        "second.txt": b"also fits\n",
+        "third.txt": b"one too many\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
     with console_server(
-        tmp_path / "home", tmp_path / "serve.log", FILETIER_MAX_FILE_SIZE="1000"
+        tmp_path / "home",
+        tmp_path / "serve.log",
+        FILETIER_MAX_FILE_SIZE="1000",
+        FILETIER_TYPE_LIMITS="image/png=0",
+        FILETIER_OWNER_QUOTA_FILES="2",
     ) as small:
-        client, csrf = _signed_in_client(small.base, ALICE_TOKEN)
-        with closing(client):
-            refused = client.post(
-                "/files/upload",
-                params={"filename": "big.bin"},
-                content=b"x" * 5000,
-                headers={"X-CSRF-Token": csrf},
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        try:
+            sign_in(page, small.base, ALICE_TOKEN)
+            page.locator("#file-input").set_input_files(
+                [str(tmp_path / n) for n in ("ok.txt", "big.txt", "dot.png")]
             )
-            assert refused.status_code == 413
-            assert refused.json()["error"]["type"] == "FileTooLargeError"
+            rows = page.locator("#uploads li")
+            expect(rows.nth(0).locator(".up-status")).to_have_text("Uploaded")
+            expect(rows.nth(1).locator(".up-status")).to_contain_text("Too large:")
+            expect(rows.nth(1).locator(".up-status")).to_contain_text("1,000 bytes")
+            expect(rows.nth(2).locator(".up-status")).to_contain_text("Type not allowed:")
+            page.locator("#file-input").set_input_files(str(tmp_path / "second.txt"))
+            expect(rows.nth(3).locator(".up-status")).to_have_text("Uploaded")
+            page.locator("#file-input").set_input_files(str(tmp_path / "third.txt"))
+            expect(rows.nth(4).locator(".up-status")).to_contain_text("Quota full:")
+            shot(page, "14-upload-refusals")
+        finally:
+            context.close()
+        listing = httpx.get(
+            f"{small.base}/v1/files", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}
+        ).json()
+        assert sorted(item["filename"] for item in listing["items"]) == ["ok.txt", "second.txt"]
 
 
 def _png() -> bytes:

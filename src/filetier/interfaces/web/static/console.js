@@ -30,11 +30,32 @@
     }
   }
 
+  // After uploads, show the list as the server now has it: this page fetched again, and
+  // its listing and count swapped in (the upload statuses above stay where they are).
+  function refreshListing() {
+    var xhr = new XMLHttpRequest();
+    xhr.open("GET", window.location.href);
+    xhr.responseType = "document";
+    xhr.addEventListener("load", function () {
+      var fresh = xhr.response;
+      if (xhr.status !== 200 || !fresh) {
+        return;
+      }
+      ["listing", "file-count"].forEach(function (id) {
+        var mine = document.getElementById(id);
+        var theirs = fresh.getElementById(id);
+        if (mine && theirs) {
+          mine.replaceWith(document.importNode(theirs, true));
+        }
+      });
+    });
+    xhr.send();
+  }
+
   function setup() {
     var input = document.getElementById("file-input");
     var zone = document.getElementById("dropzone");
     var list = document.getElementById("uploads");
-    var done = document.getElementById("uploads-done");
     if (!input || !zone || !list) {
       return;
     }
@@ -69,8 +90,9 @@
         succeeded += 1;
       }
       running -= 1;
-      if (succeeded > 0 && running === 0 && queue.length === 0 && done) {
-        done.classList.remove("hidden");
+      if (succeeded > 0 && running === 0 && queue.length === 0) {
+        succeeded = 0;
+        refreshListing();
       }
       next();
     }
@@ -111,9 +133,6 @@
     function add(files) {
       for (var i = 0; i < files.length; i += 1) {
         queue.push({ file: files[i], ui: row(files[i]) });
-      }
-      if (done) {
-        done.classList.add("hidden");
       }
       next();
     }
