@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.provider_server import ProviderServer
 from tests.web_console import (
     ALICE_TOKEN,
     BOB_TOKEN,
@@ -42,9 +43,18 @@ if CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the module, with Kimi configured against a loopback stand-in."""
     root = tmp_path_factory.mktemp("console")
     (root / "home").mkdir()
-    with console_server(root / "home", root / "serve.log") as running:
+    with (
+        ProviderServer(api_key="sk-console-test-key-123456") as provider,
+        console_server(
+            root / "home",
+            root / "serve.log",
+            KIMI_API_KEY=provider.api_key,
+            KIMI_BASE_URL=provider.base_url,
+        ) as running,
+    ):
         yield running
 
 
@@ -141,12 +151,28 @@ def test_owner_uploads_finds_opens_downloads_deletes_and_signs_out(
     expect(page.get_by_text("1 file match")).to_be_visible()
     shot(page, "04-search")
 
-    # Its page: metadata, SHA-256, tiers, preview, history.
+    # Hand it to a provider through the API: the list and its page show the copy.
+    alpha_id = page.get_by_role("link", name="alpha-report.txt", exact=True).get_attribute("href")
+    assert alpha_id is not None
+    given = httpx.post(
+        f"{base}/v1/files/{alpha_id.rsplit('/', 1)[-1]}/provider-id",
+        json={"provider": "kimi"},
+        headers={"Authorization": f"Bearer {ALICE_TOKEN}"},
+    )
+    assert given.status_code == 200, given.text
+    page.reload()
+    expect(table.first.locator(".chip")).to_have_text("kimi")
+
+    # Its page: metadata, SHA-256, tiers, provider copies, preview, history.
     page.get_by_role("link", name="alpha-report.txt", exact=True).click()
     expect(page.get_by_role("heading", name="alpha-report.txt")).to_be_visible()
     expect(page.locator("#sha256")).to_have_text(hashlib.sha256(alpha).hexdigest())
     expect(page.locator("li.yes", has_text="Primary store")).to_be_visible()
     expect(page.get_by_text("too large to preview here")).to_be_visible()
+    copies = page.locator("table[aria-labelledby='copies-title'] tbody tr")
+    expect(copies).to_have_count(1)
+    expect(copies.first).to_contain_text(given.json()["provider_file_id"])
+    expect(copies.first).to_contain_text("kimi")
     file_url = page.url
     shot(page, "05-file")
 
@@ -251,7 +277,10 @@ def test_operator_sees_maintenance_plans_before_running(server: Server, page: Pa
     assert not orphan.exists()
     shot(page, "12-gc-done")
     page.goto(f"{base}/overview")
-    expect(page.get_by_role("heading", name="Provider copies and quotas")).to_be_visible()
+    providers = page.locator("section[aria-labelledby='providers-title']")
+    expect(providers.locator("svg[role='img']")).to_be_visible()
+    expect(providers.locator("tbody tr", has_text="kimi")).to_contain_text("1,000")
+    shot(page, "15-overview-operator")
 
 
 def test_narrow_window_files_page(server: Server, browser: Browser) -> None:
@@ -401,6 +430,14 @@ def test_refused_uploads_say_why_in_the_page(tmp_path: Path, browser: Browser) -
         assert sorted(item["filename"] for item in listing["items"]) == ["ok.txt", "second.txt"]
 
 
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 100]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
 def _png() -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
@@ -420,6 +457,7 @@ def test_previews_are_inline_only_for_safe_types_and_never_sniffed(server: Serve
     svg_id = api_upload(base, ALICE_TOKEN, "evil.svg", svg)
     html = b"<html><body><script>alert('owned')</script>hello</body></html>"
     html_id = api_upload(base, ALICE_TOKEN, "page.html", html)
+    pdf_id = api_upload(base, ALICE_TOKEN, "paper.pdf", PDF)
     client, _ = _signed_in_client(base, ALICE_TOKEN)
     with closing(client):
         image = client.get(f"/files/{png_id}/preview")
@@ -428,6 +466,16 @@ def test_previews_are_inline_only_for_safe_types_and_never_sniffed(server: Serve
         assert image.headers["content-disposition"].startswith("inline;")
         assert image.headers["x-content-type-options"] == "nosniff"
         assert image.content == _png()
+        pdf = client.get(f"/files/{pdf_id}/preview")
+        assert pdf.status_code == 200
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert pdf.headers["content-disposition"].startswith("inline;")
+        assert pdf.headers["x-content-type-options"] == "nosniff"
+        assert pdf.headers["content-security-policy"] == "frame-ancestors 'self'"
+        assert (
+            f'<iframe class="preview pdf" src="/files/{pdf_id}/preview"'
+            in client.get(f"/files/{pdf_id}").text
+        )
         # SVG can carry script: it gets no inline preview at all.
         assert client.get(f"/files/{svg_id}/preview").status_code == 404
         # HTML is shown as escaped text inside the console page, never rendered.

@@ -102,6 +102,8 @@ class SignIn:
                 error="That token was not accepted. Check it and try again.",
                 status_code=401,
             )
+        # A new id on every sign-in (no fixation); the session this browser had ends.
+        self.guard.sessions.close(request.cookies.get(SESSION_COOKIE))
         session_id, _ = self.guard.sessions.open(token)
         target = form.get("next")
         response = secure(

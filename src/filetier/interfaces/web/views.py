@@ -8,6 +8,7 @@ and uploads and downloads go through the API's own endpoints.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 from urllib.parse import urlencode
@@ -91,6 +92,15 @@ def _remaining(expires: datetime | None, now: datetime) -> str:
 def _query(**params: str | int | None) -> str:
     kept = {k: v for k, v in params.items() if v not in (None, "")}
     return "?" + urlencode(kept) if kept else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUse:
+    name: str
+    copies: int
+    bytes: int
+    max_files: int | None
+    max_bytes: int | None
 
 
 class Pages:
@@ -370,48 +380,35 @@ class Pages:
     async def _providers(visitor: Visitor) -> dict[str, object]:
         """Copies and quota use per configured provider account (the operator's)."""
         manager = visitor.store.providers
-        rows = []
+        rows: list[ProviderUse] = []
         for name in manager.configured():
             client = manager.provider(name)
             count, used = await manager.repo.usage(client.name, client.account)
             limits = client.limits
             rows.append(
-                {
-                    "name": client.name,
-                    "copies": count,
-                    "bytes": used,
-                    "max_files": limits.max_files,
-                    "max_bytes": limits.max_total_bytes,
-                }
+                ProviderUse(client.name, count, used, limits.max_files, limits.max_total_bytes)
             )
-        chart = gauge_chart(
-            "Provider quota use",
-            [
-                (
-                    f"{row['name']} files",
-                    float(row["copies"]),  # type: ignore[arg-type]
-                    float(row["max_files"] or 0),  # type: ignore[arg-type]
-                    f"{row['copies']:,} of {row['max_files']:,}"
-                    if row["max_files"]
-                    else f"{row['copies']:,} (no limit)",
-                    "tier-provider",
-                )
-                for row in rows
-            ]
-            + [
-                (
-                    f"{row['name']} bytes",
-                    float(row["bytes"]),  # type: ignore[arg-type]
-                    float(row["max_bytes"] or 0),  # type: ignore[arg-type]
-                    f"{human_bytes(row['bytes'])} of {human_bytes(row['max_bytes'])}"  # type: ignore[arg-type]
-                    if row["max_bytes"]
-                    else f"{human_bytes(row['bytes'])} (no limit)",  # type: ignore[arg-type]
-                    "tier-provider",
-                )
-                for row in rows
-            ],
-        )
-        return {"rows": rows, "chart": chart}
+        gauges: list[tuple[str, float, float, str, str]] = []
+        for row in rows:
+            files_text = (
+                f"{row.copies:,} of {row.max_files:,}"
+                if row.max_files
+                else f"{row.copies:,} (no limit)"
+            )
+            gauges.append(
+                (f"{row.name} files", row.copies, row.max_files or 0, files_text, "tier-provider")
+            )
+        for row in rows:
+            used_text = human_bytes(row.bytes)
+            bytes_text = (
+                f"{used_text} of {human_bytes(row.max_bytes)}"
+                if row.max_bytes
+                else f"{used_text} (no limit)"
+            )
+            gauges.append(
+                (f"{row.name} bytes", row.bytes, row.max_bytes or 0, bytes_text, "tier-provider")
+            )
+        return {"rows": rows, "chart": gauge_chart("Provider quota use", gauges)}
 
     # -- maintenance (operators) ----------------------------------------------------------
 
