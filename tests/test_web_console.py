@@ -450,7 +450,9 @@ def _png() -> bytes:
     )
 
 
-def test_previews_are_inline_only_for_safe_types_and_never_sniffed(server: Server) -> None:
+def test_previews_are_inline_only_for_safe_types_and_never_sniffed(
+    server: Server, page: Page
+) -> None:
     base = server.base
     png_id = api_upload(base, ALICE_TOKEN, "dot.png", _png())
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
@@ -480,12 +482,47 @@ def test_previews_are_inline_only_for_safe_types_and_never_sniffed(server: Serve
         assert client.get(f"/files/{svg_id}/preview").status_code == 404
         # HTML is shown as escaped text inside the console page, never rendered.
         assert client.get(f"/files/{html_id}/preview").status_code == 404
-        page = client.get(f"/files/{html_id}")
-        assert page.status_code == 200
-        assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in page.text
-        assert "<script>alert" not in page.text
+        shown = client.get(f"/files/{html_id}")
+        assert shown.status_code == 200
+        assert "&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;" in shown.text
+        assert "<script>alert" not in shown.text
         # Downloads are attachments with the API's sandbox policy.
         download = client.get(f"/files/{svg_id}/download")
         assert download.headers["content-disposition"].startswith("attachment;")
         assert "sandbox" in download.headers["content-security-policy"]
         assert download.content == svg
+    # In the browser, under the page's strict policy, the image is drawn.
+    sign_in(page, base, ALICE_TOKEN)
+    page.goto(f"{base}/files/{png_id}")
+    image = page.get_by_role("img", name="Preview of dot.png")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 2
+    shot(page, "16-image-preview")
+    page.goto(f"{base}/files/{html_id}")
+    expect(page.locator("pre.preview")).to_contain_text("<script>alert('owned')</script>")
+    shot(page, "17-html-shown-as-text")
+
+
+def test_keyboard_only_sign_in_and_navigation(server: Server, page: Page) -> None:
+    base = server.base
+    page.goto(f"{base}/signin")
+    # The token field has focus on arrival; Enter submits.
+    page.keyboard.type(BOB_TOKEN)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/files")
+    # The first Tab reaches the skip link, which moves focus to the content.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    # From there, Tab goes to the file picker before the search field.
+    page.keyboard.press("Tab")
+    expect(page.locator("#file-input")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Name contains")).to_be_focused()
+    # Every form field has a label a screen reader can announce.
+    unlabeled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select')]
+              .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.id)"""
+    )
+    assert unlabeled == []

@@ -237,6 +237,7 @@ class Pages:
                     }
                     for event in history
                 ],
+                "any_by": any(event.downloaded_by for event in history),
                 "preview": preview,
                 "text": text,
                 "text_too_large": preview is None and self._is_text(record),
