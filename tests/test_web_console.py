@@ -28,6 +28,7 @@ from tests.web_console import (
     OPERATOR_TOKEN,
     Server,
     artifacts_dir,
+    cli,
     console_server,
 )
 
@@ -526,3 +527,20 @@ def test_keyboard_only_sign_in_and_navigation(server: Server, page: Page) -> Non
               .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.id)"""
     )
     assert unlabeled == []
+
+
+def test_revoking_a_token_ends_its_console_sessions(server: Server) -> None:
+    token = cli(server.home, "token", "create", "carol", "--name", "console").strip()
+    client, _ = _signed_in_client(server.base, token)
+    with closing(client):
+        assert client.get("/files").status_code == 200
+        prefix = hashlib.sha256(token.encode()).hexdigest()[:12]
+        assert "revoked 1" in cli(server.home, "token", "revoke", prefix)
+        # The API's own token cache keeps a good answer for a few seconds; after it,
+        # the session is gone and the page asks to sign in again.
+        deadline = time.monotonic() + 15
+        while (answer := client.get("/files")).status_code == 200:
+            assert time.monotonic() < deadline, "the session outlived its revoked token"
+            time.sleep(0.5)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/signin")

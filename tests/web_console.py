@@ -37,20 +37,32 @@ class Server:
     home: Path
 
 
-@contextmanager
-def console_server(home: Path, log_path: Path, **env_extra: str) -> Iterator[Server]:
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FILETIER_", "SUPABASE_"))}
     env.pop("DATABASE_URL", None)
-    env.update(
-        {
-            "FILETIER_HOME": str(home),
-            "FILETIER_FSYNC": "0",
+    env.update({"FILETIER_HOME": str(home), "FILETIER_FSYNC": "0"}, **extra)
+    return env
+
+
+def cli(home: Path, *args: str) -> str:
+    """``filetier <args>`` against ``home``; its stdout."""
+    done = subprocess.run(
+        [*CLI, *args], env=cli_env(home), capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+@contextmanager
+def console_server(home: Path, log_path: Path, **env_extra: str) -> Iterator[Server]:
+    env = cli_env(
+        home,
+        **{
             "FILETIER_BOOKKEEPING_FLUSH_SECONDS": "0.05",
             "FILETIER_API_TOKENS": (
                 f"default:{OPERATOR_TOKEN},alice:{ALICE_TOKEN},bob:{BOB_TOKEN}"
             ),
             **env_extra,
-        }
+        },
     )
     port = free_port()
     with log_path.open("w") as log:

@@ -32,7 +32,7 @@ from filetier.interfaces.http.errors import on_filetier_error, on_http_exception
 from filetier.interfaces.http.metrics import MetricsMiddleware
 from filetier.interfaces.http.openapi import openapi_document
 from filetier.interfaces.http.runtime import Runtime
-from filetier.interfaces.web import console_routes
+from filetier.interfaces.web.app import console_routes
 
 READY_TIMEOUT_SECONDS = 5.0
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]

@@ -9,8 +9,6 @@
     charts.py     bar and gauge charts as SVG geometry
     templates/    Jinja2 templates (autoescaped)
     static/       console.css and console.js: the only style and script (strict CSP)
+
+The HTTP app mounts it with ``filetier.interfaces.web.app.console_routes(runtime)``.
 """
-
-from filetier.interfaces.web.app import console_routes
-
-__all__ = ["console_routes"]
