@@ -544,3 +544,20 @@ def test_revoking_a_token_ends_its_console_sessions(server: Server) -> None:
             time.sleep(0.5)
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/signin")
+
+
+def test_bad_input_on_console_pages_gets_a_clear_answer(server: Server) -> None:
+    client, _ = _signed_in_client(server.base, BOB_TOKEN)
+    with closing(client):
+        assert client.get("/files", params={"page": "9" * 40}).status_code == 200
+        assert client.get("/files", params={"page": "-3", "sort": "nonsense"}).status_code == 200
+        nul = client.get("/files", params={"q": "a\x00b"})
+        assert nul.status_code == 400
+        assert "NUL" in nul.text
+        bogus = client.get("/files", params={"type": "text/html"})
+        assert bogus.status_code == 400
+        assert "Unknown type filter" in bogus.text
+        not_an_id = client.get("/files/not-a-uuid")
+        assert not_an_id.status_code == 400
+        assert "<h1" in not_an_id.text  # an HTML page, not a JSON body or a traceback
+        assert client.get("/maintenance/format-disk").status_code == 403  # bob: not operator

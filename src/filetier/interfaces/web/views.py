@@ -24,6 +24,7 @@ from filetier.interfaces.web.guard import Guard, Visitor, secure
 from filetier.models import FileRecord, FileSort, StoreStats
 
 PAGE_SIZE = 50
+MAX_PAGE = 100_000  # 5 million files deep: past it a page number is noise, not a request
 TEXT_PREVIEW_MAX = 256 * 1024
 # Shown inline from user content: raster images and PDF only. SVG and HTML never are
 # (they can carry script); text is shown escaped inside the page instead.
@@ -112,6 +113,8 @@ class Pages:
     async def files(self, request: Request, visitor: Visitor) -> Response:
         params = request.query_params
         name = (params.get("q") or "").strip()[:200] or None
+        if name is not None and "\x00" in name:
+            raise InvalidInputError("the search must not contain a NUL character")
         mime = params.get("type") or None
         if mime is not None and mime not in {value for value, _ in TYPE_FILTERS}:
             raise InvalidInputError(f"unknown type filter {mime[:40]!r}")
@@ -119,7 +122,7 @@ class Pages:
         if sort not in get_args(FileSort):
             sort = "-uploaded"
         page_number = params.get("page") or "1"
-        page_index = max(1, int(page_number)) if page_number.isdigit() else 1
+        page_index = min(max(1, int(page_number)), MAX_PAGE) if page_number.isdigit() else 1
         page = await visitor.store.list(
             name_contains=name,
             mime_type=mime,
