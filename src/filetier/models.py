@@ -11,6 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Tier = Literal["memory", "disk", "primary"]
 CleanupPolicy = Literal["immediate", "retain", "keep"]
+FileSort = Literal[
+    "name",
+    "-name",
+    "size",
+    "-size",
+    "type",
+    "-type",
+    "uploaded",
+    "-uploaded",
+    "accessed",
+    "-accessed",
+]
+"""How :meth:`FileStore.list` orders files: a key, ``-`` first for descending."""
 
 
 class _Frozen(BaseModel):

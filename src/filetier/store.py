@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Literal, Self, get_args
 from uuid import UUID
 
 from filetier.config import Settings
@@ -79,6 +79,7 @@ from filetier.models import (
     ExtractedText,
     FilePage,
     FileRecord,
+    FileSort,
     MaintenanceReport,
     ProviderFileId,
     StoreStats,
@@ -401,12 +402,19 @@ class FileStore:
         sha256: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        sort: FileSort = "-uploaded",
     ) -> FilePage:
+        """A page of this owner's files, newest first unless ``sort`` names another key
+        (``name``, ``size``, ``type``, ``uploaded``, ``accessed``; ``-`` for descending)."""
         self._require_open()
         if not 1 <= limit <= 1000:
             raise InvalidInputError(f"limit must be between 1 and 1000, not {limit}")
         if offset < 0:
             raise InvalidInputError(f"offset cannot be negative ({offset})")
+        if sort not in get_args(FileSort):
+            raise InvalidInputError(
+                f"sort must be one of {', '.join(get_args(FileSort))}, not {sort!r}"
+            )
         items, total = await self.repo.list_files(
             self.owner,
             name_contains=name_contains,
@@ -414,6 +422,7 @@ class FileStore:
             sha256=sha256.lower() if sha256 else None,
             limit=limit,
             offset=offset,
+            sort=sort,
         )
         next_offset = offset + len(items) if offset + len(items) < total else None
         return FilePage(

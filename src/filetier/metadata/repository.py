@@ -20,7 +20,7 @@ from uuid6 import uuid7
 
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
-from filetier.models import DownloadEvent, FileRecord, TierStats
+from filetier.models import DownloadEvent, FileRecord, FileSort, TierStats
 
 
 def utcnow() -> datetime:
@@ -77,6 +77,21 @@ class BlobRow:
     created_at: datetime
 
 
+def _file_order(sort: FileSort) -> list[sa.ColumnElement[Any]]:
+    """ORDER BY for a listing: the key, then newest first, then the id, so that pages
+    never repeat or skip a row when keys tie."""
+    f = file_metadata.c
+    column: sa.ColumnElement[Any] = {
+        "name": f.original_filename,
+        "size": f.file_size,
+        "type": f.mime_type,
+        "uploaded": f.created_at,
+        "accessed": f.last_accessed,
+    }[sort.lstrip("-")]
+    keyed = column.desc().nulls_last() if sort.startswith("-") else column.asc().nulls_first()
+    return [keyed, f.created_at.desc(), f.file_id.desc()]
+
+
 class Repository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -126,6 +141,7 @@ class Repository:
         sha256: str | None,
         limit: int,
         offset: int,
+        sort: FileSort = "-uploaded",
     ) -> tuple[list[FileRecord], int]:
         where = [file_metadata.c.owner == owner]
         if name_contains:
@@ -149,7 +165,7 @@ class Repository:
                     await conn.execute(
                         sa.select(file_metadata)
                         .where(*where)
-                        .order_by(file_metadata.c.created_at.desc(), file_metadata.c.file_id.desc())
+                        .order_by(*_file_order(sort))
                         .limit(limit)
                         .offset(offset)
                     )

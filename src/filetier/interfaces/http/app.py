@@ -7,7 +7,8 @@ Request path, outermost first::
     AccessGate                 Host check (421), bearer token (401), owner into the scope;
                                /mcp is handed to the MCP app here
     ExceptionMiddleware        FiletierError -> {"error": {...}} with its mapped status
-    Router                     /healthz /readyz /metrics /openapi.json and /v1/...
+    Router                     /healthz /readyz /metrics /openapi.json and /v1/...;
+                               the web console's pages at / (filetier.interfaces.web)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from filetier.interfaces.http.errors import on_filetier_error, on_http_exception
 from filetier.interfaces.http.metrics import MetricsMiddleware
 from filetier.interfaces.http.openapi import openapi_document
 from filetier.interfaces.http.runtime import Runtime
+from filetier.interfaces.web.app import console_routes
 
 READY_TIMEOUT_SECONDS = 5.0
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -135,6 +137,7 @@ def build_app(
         ),
         Route("/v1/files/{file_id}/content", routes.file_content, methods=["GET", "HEAD"]),
         Route("/v1/files/{file_id}/provider-id", routes.provider_file_id, methods=["POST"]),
+        *console_routes(runtime),
     ]
     app = Starlette(
         routes=app_routes,

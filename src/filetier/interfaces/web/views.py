@@ -1,0 +1,461 @@
+"""The console's pages: each parses its request, asks the owner's store, renders a template.
+
+Nothing here decides who may see what: the :class:`~filetier.interfaces.web.guard.Guard`
+hands every page a store already scoped to the signed-in owner (the API's own scoping),
+and uploads and downloads go through the API's own endpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from filetier.errors import InvalidInputError, StorageUnavailableError
+from filetier.interfaces.http import routes
+from filetier.interfaces.http.headers import content_disposition
+from filetier.interfaces.web.charts import bar_chart, gauge_chart, human_bytes
+from filetier.interfaces.web.guard import Guard, Visitor, secure
+from filetier.models import FileRecord, FileSort, StoreStats
+
+PAGE_SIZE = 50
+MAX_PAGE = 100_000  # 5 million files deep: past it a page number is noise, not a request
+TEXT_PREVIEW_MAX = 256 * 1024
+# Shown inline from user content: raster images and PDF only. SVG and HTML never are
+# (they can carry script); text is shown escaped inside the page instead.
+IMAGE_PREVIEW_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"}
+)
+PDF_TYPE = "application/pdf"
+TEXT_LIKE_TYPES = frozenset(
+    {"application/json", "application/xml", "application/x-yaml", "application/yaml"}
+)
+TYPE_FILTERS = (
+    ("", "All types"),
+    ("image/*", "Images"),
+    ("text/*", "Text"),
+    ("application/pdf", "PDF"),
+    ("application/*", "Documents and data"),
+    ("audio/*", "Audio"),
+    ("video/*", "Video"),
+)
+SORT_COLUMNS = (
+    ("name", "Name"),
+    ("size", "Size"),
+    ("type", "Type"),
+    ("uploaded", "Uploaded"),
+    ("accessed", "Last access"),
+)
+Operation = Literal["verify", "cleanup", "gc"]
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "verify": (
+        "Verify",
+        "Re-hash every stored object and cached copy against its SHA-256, and check "
+        "that rows and objects match. Running it repairs what it can (evicts bad cached "
+        "copies, quarantines corrupt objects).",
+    ),
+    "cleanup": (
+        "Cleanup",
+        "Evict disk-cache copies older than the maximum age or beyond the size cap, and "
+        "remove expired deliveries and stale temporary files.",
+    ),
+    "gc": (
+        "Garbage collection",
+        "Delete stored objects and blob rows that no file refers to any more (past the "
+        "grace window, so uploads in flight are never collected).",
+    ),
+}
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "never"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _remaining(expires: datetime | None, now: datetime) -> str:
+    if expires is None:
+        return "no expiry"
+    seconds = (expires - now).total_seconds()
+    if seconds <= 0:
+        return "expired"
+    hours, rest = divmod(int(seconds), 3600)
+    if hours >= 48:
+        return f"{hours // 24} days left"
+    return f"{hours} h {rest // 60} min left"
+
+
+def _query(**params: str | int | None) -> str:
+    kept = {k: v for k, v in params.items() if v not in (None, "")}
+    return "?" + urlencode(kept) if kept else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUse:
+    name: str
+    copies: int
+    bytes: int
+    max_files: int | None
+    max_bytes: int | None
+
+
+class Pages:
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    # -- files --------------------------------------------------------------------------
+
+    async def files(self, request: Request, visitor: Visitor) -> Response:
+        params = request.query_params
+        name = (params.get("q") or "").strip()[:200] or None
+        if name is not None and "\x00" in name:
+            raise InvalidInputError("the search must not contain a NUL character")
+        mime = params.get("type") or None
+        if mime is not None and mime not in {value for value, _ in TYPE_FILTERS}:
+            raise InvalidInputError(f"unknown type filter {mime[:40]!r}")
+        sort = params.get("sort") or "-uploaded"
+        if sort not in get_args(FileSort):
+            sort = "-uploaded"
+        page_number = params.get("page") or "1"
+        page_index = min(max(1, int(page_number)), MAX_PAGE) if page_number.isdigit() else 1
+        page = await visitor.store.list(
+            name_contains=name,
+            mime_type=mime,
+            sort=sort,  # type: ignore[arg-type]  # checked against FileSort above
+            limit=PAGE_SIZE,
+            offset=(page_index - 1) * PAGE_SIZE,
+        )
+        pages = max(1, math.ceil(page.total / PAGE_SIZE))
+
+        def link(**change: str | int | None) -> str:
+            current: dict[str, str | int | None] = {
+                "q": name,
+                "type": mime,
+                "sort": None if sort == "-uploaded" else sort,
+                "page": page_index if page_index > 1 else None,
+            }
+            current.update(change)
+            return "/files" + _query(**current)
+
+        columns = []
+        for key, label in SORT_COLUMNS:
+            active = sort.lstrip("-") == key
+            descending = sort.startswith("-")
+            flipped = ("" if descending else "-") + key if active else key
+            columns.append(
+                {
+                    "label": label,
+                    "numeric": key == "size",
+                    "href": link(sort=flipped, page=None),
+                    "aria_sort": ("descending" if descending else "ascending") if active else None,
+                }
+            )
+        return self.guard.render(
+            request,
+            "files.html",
+            {
+                "page": page,
+                "rows": [self._row(record) for record in page.items],
+                "q": name or "",
+                "type": mime or "",
+                "type_filters": TYPE_FILTERS,
+                "sort": sort,
+                "columns": columns,
+                "page_index": page_index,
+                "pages": pages,
+                "prev_href": link(page=page_index - 1) if page_index > 1 else None,
+                "next_href": link(page=page_index + 1) if page.next_offset is not None else None,
+                "flash": visitor.session.take_flash(),
+                "max_file_size": human_bytes(visitor.store.settings.max_file_size),
+                "active": "files",
+            },
+            visitor=visitor,
+        )
+
+    @staticmethod
+    def _row(record: FileRecord) -> dict[str, object]:
+        return {
+            "id": str(record.file_id),
+            "name": record.filename,
+            "size": human_bytes(record.size),
+            "type": record.mime_type,
+            "uploaded": _when(record.upload_date),
+            "accessed": _when(record.last_accessed),
+            "providers": sorted(record.provider_file_ids),
+        }
+
+    async def upload(self, request: Request, visitor: Visitor) -> Response:
+        # The API's own upload: the same limits, quota checks, type rules and answers.
+        return await routes.upload_file(request)
+
+    async def file(self, request: Request, visitor: Visitor) -> Response:
+        store = visitor.store
+        record = await store.stat(request.path_params["file_id"])
+        try:
+            in_primary: bool | None = await store.primary.head(record.storage_key) is not None
+        except StorageUnavailableError:
+            in_primary = None  # shown as "unknown": the page still renders
+        tiers = [
+            ("Memory", record.sha256 in store.memory),
+            ("Disk cache", store.disk.path_for(record.sha256).is_file()),
+            ("Primary store", in_primary),
+        ]
+        now = datetime.now(UTC)
+        copies = [
+            {
+                "provider": copy.provider,
+                "purpose": copy.purpose,
+                "id": copy.provider_file_id,
+                "status": copy.status,
+                "uploaded": _when(copy.uploaded_at),
+                "remaining": _remaining(copy.expires_at, now),
+            }
+            for copy in await store.providers.repo.for_hash(record.sha256)
+        ]
+        history = await store.history(record.file_id, limit=20)
+        preview, text = self._preview_kind(record), None
+        if preview == "text":
+            text = (await store.read_bytes(record.file_id)).decode("utf-8", errors="replace")
+        return self.guard.render(
+            request,
+            "file.html",
+            {
+                "record": record,
+                "row": self._row(record),
+                "metadata_items": sorted(record.metadata.items()),
+                "tiers": tiers,
+                "copies": copies,
+                "history": [
+                    {
+                        "when": _when(event.downloaded_at),
+                        "tier": event.tier,
+                        "bytes": human_bytes(event.bytes),
+                        "verified": event.verified,
+                        "by": event.downloaded_by or "",
+                    }
+                    for event in history
+                ],
+                "any_by": any(event.downloaded_by for event in history),
+                "preview": preview,
+                "text": text,
+                "text_too_large": preview is None and self._is_text(record),
+                "active": "files",
+            },
+            visitor=visitor,
+        )
+
+    @staticmethod
+    def _is_text(record: FileRecord) -> bool:
+        return record.mime_type.startswith("text/") or record.mime_type in TEXT_LIKE_TYPES
+
+    def _preview_kind(self, record: FileRecord) -> str | None:
+        if record.mime_type in IMAGE_PREVIEW_TYPES:
+            return "image"
+        if record.mime_type == PDF_TYPE:
+            return "pdf"
+        if self._is_text(record) and record.size <= TEXT_PREVIEW_MAX:
+            return "text"
+        return None
+
+    async def download(self, request: Request, visitor: Visitor) -> Response:
+        return await routes.file_content(request)
+
+    async def preview(self, request: Request, visitor: Visitor) -> Response:
+        record = await visitor.store.stat(request.path_params["file_id"])
+        kind = self._preview_kind(record)
+        if kind not in {"image", "pdf"}:
+            return self.guard.error_page(
+                request, 404, "No preview", "this file has no inline preview", visitor
+            )
+        response = await routes.file_content(request)
+        response.headers["content-disposition"] = content_disposition(record.filename, "inline")
+        if kind == "pdf":
+            # Chromium's PDF viewer does not run in a sandboxed document; the page that
+            # frames it is this console, and nothing else may.
+            response.headers["content-security-policy"] = "frame-ancestors 'self'"
+            response.headers["x-frame-options"] = "SAMEORIGIN"
+        return response
+
+    async def confirm_delete(self, request: Request, visitor: Visitor) -> Response:
+        record = await visitor.store.stat(request.path_params["file_id"])
+        return self.guard.render(
+            request,
+            "delete.html",
+            {"record": record, "row": self._row(record), "active": "files"},
+            visitor=visitor,
+        )
+
+    async def delete(self, request: Request, visitor: Visitor) -> Response:
+        store = visitor.store
+        record = await store.stat(request.path_params["file_id"])
+        await store.delete(record.file_id)
+        visitor.session.flash = f"Deleted {record.filename}."
+        return secure(RedirectResponse("/files", status_code=303))
+
+    # -- overview -----------------------------------------------------------------------
+
+    async def overview(self, request: Request, visitor: Visitor) -> Response:
+        stats = await visitor.store.stats()
+        providers = await self._providers(visitor) if visitor.operator else None
+        return self.guard.render(
+            request,
+            "overview.html",
+            {
+                "stats": stats,
+                "human": human_bytes,
+                **self._charts(stats),
+                "providers": providers,
+                "local_primary": stats.disk_cache_max_bytes > 0
+                and stats.disk_cache_entries == 0
+                and stats.disk_cache_bytes == 0,
+                "active": "overview",
+            },
+            visitor=visitor,
+        )
+
+    @staticmethod
+    def _charts(stats: StoreStats) -> dict[str, object]:
+        names = ("memory", "disk", "primary")
+        rates = stats.hit_rates
+        return {
+            "tier_rows": [
+                (
+                    name,
+                    stats.tiers[name].hits,
+                    rates.get(name, 0.0),
+                    human_bytes(stats.tiers[name].bytes_served),
+                )
+                for name in names
+            ],
+            "hits_chart": bar_chart(
+                "Reads served by each tier",
+                [
+                    (
+                        name.capitalize(),
+                        rates.get(name, 0.0),
+                        f"{rates.get(name, 0.0):.0%} ({stats.tiers[name].hits:,})",
+                        f"tier-{name}",
+                    )
+                    for name in names
+                ],
+                maximum=1.0,
+                track=True,
+            ),
+            "bytes_chart": bar_chart(
+                "Bytes served by each tier",
+                [
+                    (
+                        name.capitalize(),
+                        float(stats.tiers[name].bytes_served),
+                        human_bytes(stats.tiers[name].bytes_served),
+                        f"tier-{name}",
+                    )
+                    for name in names
+                ],
+            ),
+            "cache_chart": gauge_chart(
+                "Cache sizes against their caps",
+                [
+                    (
+                        "Memory",
+                        stats.memory_bytes,
+                        stats.memory_max_bytes,
+                        f"{human_bytes(stats.memory_bytes)} of {human_bytes(stats.memory_max_bytes)}",
+                        "tier-memory",
+                    ),
+                    (
+                        "Disk cache",
+                        stats.disk_cache_bytes,
+                        stats.disk_cache_max_bytes,
+                        f"{human_bytes(stats.disk_cache_bytes)} of "
+                        f"{human_bytes(stats.disk_cache_max_bytes)}",
+                        "tier-disk",
+                    ),
+                ],
+            ),
+        }
+
+    @staticmethod
+    async def _providers(visitor: Visitor) -> dict[str, object]:
+        """Copies and quota use per configured provider account (the operator's)."""
+        manager = visitor.store.providers
+        rows: list[ProviderUse] = []
+        for name in manager.configured():
+            client = manager.provider(name)
+            count, used = await manager.repo.usage(client.name, client.account)
+            limits = client.limits
+            rows.append(
+                ProviderUse(client.name, count, used, limits.max_files, limits.max_total_bytes)
+            )
+        gauges: list[tuple[str, float, float, str, str]] = []
+        for row in rows:
+            files_text = (
+                f"{row.copies:,} of {row.max_files:,}"
+                if row.max_files
+                else f"{row.copies:,} (no limit)"
+            )
+            gauges.append(
+                (f"{row.name} files", row.copies, row.max_files or 0, files_text, "tier-provider")
+            )
+        for row in rows:
+            used_text = human_bytes(row.bytes)
+            bytes_text = (
+                f"{used_text} of {human_bytes(row.max_bytes)}"
+                if row.max_bytes
+                else f"{used_text} (no limit)"
+            )
+            gauges.append(
+                (f"{row.name} bytes", row.bytes, row.max_bytes or 0, bytes_text, "tier-provider")
+            )
+        return {"rows": rows, "chart": gauge_chart("Provider quota use", gauges)}
+
+    # -- maintenance (operators) ----------------------------------------------------------
+
+    async def maintenance(self, request: Request, visitor: Visitor) -> Response:
+        return self.guard.render(
+            request,
+            "maintenance.html",
+            {"operations": OPERATIONS, "active": "maintenance"},
+            visitor=visitor,
+        )
+
+    async def plan(self, request: Request, visitor: Visitor) -> Response:
+        return await self._operation(request, visitor, run=False)
+
+    async def run(self, request: Request, visitor: Visitor) -> Response:
+        return await self._operation(request, visitor, run=True)
+
+    async def _operation(self, request: Request, visitor: Visitor, *, run: bool) -> Response:
+        operation = request.path_params["operation"]
+        if operation not in OPERATIONS:
+            return self.guard.error_page(
+                request, 404, "Not found", f"no maintenance operation {operation[:40]!r}", visitor
+            )
+        store = visitor.store
+        title, about = OPERATIONS[operation]
+        context: dict[str, object] = {
+            "operation": operation,
+            "title": title,
+            "about": about,
+            "run": run,
+            "active": "maintenance",
+            "human": human_bytes,
+        }
+        if operation == "verify":
+            report = await store.verify(fix=run)
+            context["verify"] = report
+            context["pending"] = bool(report.findings) and not run
+        else:
+            plan = (
+                await store.cleanup_cache(dry_run=not run)
+                if operation == "cleanup"
+                else await store.gc(dry_run=not run)
+            )
+            context["plan"] = plan
+            context["pending"] = bool(plan.actions) and not run
+        return self.guard.render(request, "operation.html", context, visitor=visitor)
