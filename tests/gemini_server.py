@@ -171,15 +171,21 @@ def build_app(state: GeminiState) -> Starlette:
         if request.headers.get("x-goog-upload-protocol") != "resumable":
             return _error(400, "only resumable uploads are supported here", "INVALID_ARGUMENT")
         if request.headers.get("x-goog-upload-command") != "start":
-            return _error(400, "the first request must be X-Goog-Upload-Command: start", "INVALID_ARGUMENT")
+            return _error(
+                400, "the first request must be X-Goog-Upload-Command: start", "INVALID_ARGUMENT"
+            )
         try:
             declared = int(request.headers["x-goog-upload-header-content-length"])
         except (KeyError, ValueError):
-            return _error(400, "X-Goog-Upload-Header-Content-Length is required", "INVALID_ARGUMENT")
+            return _error(
+                400, "X-Goog-Upload-Header-Content-Length is required", "INVALID_ARGUMENT"
+            )
         meta = json.loads(await request.body() or b"{}").get("file") or {}
         with state.lock:
             if declared > state.max_file_bytes:
-                return _error(400, f"File size {declared} exceeds the 2 GB limit", "INVALID_ARGUMENT")
+                return _error(
+                    400, f"File size {declared} exceeds the 2 GB limit", "INVALID_ARGUMENT"
+                )
             total = sum(len(f.data) for f in state.files.values())
             if total + declared > state.max_total_bytes:
                 return _error(
@@ -194,10 +200,10 @@ def build_app(state: GeminiState) -> Starlette:
                 ),
                 declared=declared,
             )
-        url = f"{_base(request)}/upload/v1beta/files?upload_id={session_id}&upload_protocol=resumable"
-        return Response(
-            b"", headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"}
+        url = (
+            f"{_base(request)}/upload/v1beta/files?upload_id={session_id}&upload_protocol=resumable"
         )
+        return Response(b"", headers={"X-Goog-Upload-URL": url, "X-Goog-Upload-Status": "active"})
 
     async def chunk(request: Request, session_id: str) -> Response:
         command = request.headers.get("x-goog-upload-command", "")
@@ -208,7 +214,9 @@ def build_app(state: GeminiState) -> Starlette:
                 return _error(404, "no such upload session", "NOT_FOUND")
             offset = int(request.headers.get("x-goog-upload-offset", "-1"))
             if offset != len(session.received):
-                return _error(400, f"offset {offset} is not {len(session.received)}", "INVALID_ARGUMENT")
+                return _error(
+                    400, f"offset {offset} is not {len(session.received)}", "INVALID_ARGUMENT"
+                )
             session.received += body
             state.chunk_sizes.append(len(body))
             if "finalize" not in command:
@@ -216,7 +224,9 @@ def build_app(state: GeminiState) -> Starlette:
             del state.sessions[session_id]
             data = bytes(session.received)
             if len(data) != session.declared:
-                return _error(400, "received size differs from the declared size", "INVALID_ARGUMENT")
+                return _error(
+                    400, "received size differs from the declared size", "INVALID_ARGUMENT"
+                )
             digest = hashlib.sha256(b"corrupted" + data if state.corrupt_hash else data).digest()
             now = state.now()
             stored = _File(
@@ -307,19 +317,31 @@ def build_app(state: GeminiState) -> Starlette:
             if message["type"] == "http.response.start":
                 status_box.append(message["status"])
                 with state.lock:
-                    state.log.append((method, path + ("?session" if "upload_id" in query else ""), message["status"]))
+                    state.log.append(
+                        (
+                            method,
+                            path + ("?session" if "upload_id" in query else ""),
+                            message["status"],
+                        )
+                    )
             await send(message)
 
         headers = dict(scope.get("headers") or [])
         in_session = "upload_id=" in query  # the session URL is the credential
         if not in_session and headers.get(b"x-goog-api-key", b"").decode() != state.api_key:
-            response = _error(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT")
+            response = _error(
+                400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT"
+            )
             await response(scope, receive, logged_send)
             return
         fault = state.take_fault(method, path + "?" + query)
         if fault is not None:
-            extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-            code = {429: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED"}.get(fault.status, "INTERNAL")
+            extra = (
+                {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+            )
+            code = {429: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED"}.get(
+                fault.status, "INTERNAL"
+            )
             response = _error(fault.status, f"injected {fault.status}", code, extra)
             await response(scope, receive, logged_send)
             return
