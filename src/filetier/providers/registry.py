@@ -157,6 +157,7 @@ def build_provider(name: str, settings: Settings) -> Provider:
     # Imported here: the openai SDK takes a third of a second to import, which every
     # CLI command would pay even when it never talks to a provider.
     from filetier.providers.openai_compat import OpenAICompatibleProvider
+    from filetier.providers.openai_uploads import MultipartPolicy
 
     return OpenAICompatibleProvider(
         name=spec.name,
@@ -168,4 +169,16 @@ def build_provider(name: str, settings: Settings) -> Provider:
         timeout_seconds=settings.provider_timeout_seconds,
         retry_attempts=settings.provider_retry_attempts,
         max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
+        expires_after_seconds=(
+            settings.openai_expires_after_seconds if spec.name == "openai" else None
+        ),
+        multipart=(
+            MultipartPolicy(
+                threshold_bytes=settings.openai_uploads_threshold_bytes,
+                part_bytes=settings.openai_upload_part_bytes,
+                parallel=settings.openai_upload_parallel,
+            )
+            if spec.name == "openai"
+            else None
+        ),
     )
