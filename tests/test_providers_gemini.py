@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from filetier import FileStore, NotFoundError, Settings
@@ -379,3 +382,59 @@ async def test_text_extraction_is_refused_clearly(gstore: FileStore) -> None:
     fid = await put(gstore, b"no text from gemini\n")
     with pytest.raises(ProviderRequestError, match="neither the contents nor an extracted"):
         await gstore.get_file_text(fid, "gemini")
+
+
+# ------------------------------------------------------------------------ interfaces
+
+
+async def test_cli_mcp_and_http_show_each_copys_remaining_life(
+    home: Path, gemini: GeminiServer
+) -> None:
+    from mcp.client import Client
+
+    from filetier.interfaces.http import build_app
+    from filetier.interfaces.mcp import build_server
+    from tests.test_http_api import ALICE, BOB, TOKENS, ThreadServer
+
+    settings = gemini_settings(home, gemini, api_tokens=TOKENS)
+    async with FileStore(settings) as opened:
+        alice = opened.as_owner("alice")
+        fid = await put(alice, b"shown everywhere\n")
+        copy = await alice.get_provider_file_id(fid, "gemini")
+
+    with ThreadServer(build_app(settings)) as live:
+        mine = httpx.get(f"{live.url}/v1/files/{fid}", headers={"Authorization": f"Bearer {ALICE}"})
+        theirs = httpx.get(f"{live.url}/v1/files/{fid}", headers={"Authorization": f"Bearer {BOB}"})
+    assert mine.status_code == 200
+    [shown] = mine.json()["provider_copies"]
+    assert shown["provider_file_id"] == copy.provider_file_id
+    assert 47.9 * HOUR < shown["remaining_seconds"] <= 48 * HOUR
+    assert theirs.status_code == 404 and copy.provider_file_id not in theirs.text
+
+    async with Client(build_server(settings.model_copy(update={"owner": "alice"}))) as client:
+        result = await client.call_tool("file_info", {"file_id": fid})
+    assert result.structured_content is not None
+    [info] = result.structured_content["provider_copies"]
+    assert info["provider_file_id"] == copy.provider_file_id
+    assert info["remaining_seconds"] > 47.9 * HOUR
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FILETIER_", "GEMINI_", "SUPABASE_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        FILETIER_HOME=str(home),
+        FILETIER_FSYNC="0",
+        FILETIER_OWNER="alice",
+        GEMINI_API_KEY=KEY,
+        GEMINI_BASE_URL=gemini.url,
+    )
+    cli = [sys.executable, "-c", "from filetier.interfaces.cli.app import main; main()"]
+    stat = subprocess.run([*cli, "stat", fid], capture_output=True, text=True, env=env, timeout=60)
+    assert stat.returncode == 0, stat.stderr
+    assert f"gemini file-extract {copy.provider_file_id} 47h" in stat.stdout
+    stats = subprocess.run([*cli, "stats"], capture_output=True, text=True, env=env, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    assert copy.provider_file_id in stats.stdout and "47h" in stats.stdout
+    assert KEY not in stat.stdout + stat.stderr + stats.stdout + stats.stderr
