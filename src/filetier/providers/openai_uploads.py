@@ -19,7 +19,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import openai
 
@@ -87,12 +87,15 @@ async def _send_parts(
     queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(maxsize=parallel)
     digest = hashlib.sha256()
 
+    def read_part(source: BinaryIO) -> bytes:
+        chunk = source.read(part_bytes)
+        digest.update(chunk)  # hashlib releases the GIL on large buffers
+        return chunk
+
     async def read() -> None:
         with content.path.open("rb") as source:
             for index in range(count):
-                chunk = await asyncio.to_thread(source.read, part_bytes)
-                await asyncio.to_thread(digest.update, chunk)
-                await queue.put((index, chunk))
+                await queue.put((index, await asyncio.to_thread(read_part, source)))
         for _ in range(parallel):
             await queue.put(None)
 
