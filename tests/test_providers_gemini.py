@@ -216,22 +216,60 @@ def test_sha256_hash_is_read_in_both_encodings_seen() -> None:
 # ---------------------------------------------------------------------------- expiry
 
 
+def age_copy(home: Path, provider_file_id: str, *, uploaded_ago: float, left: float) -> None:
+    """Make a recorded copy look as if uploaded ``uploaded_ago`` s ago with ``left`` s to go."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with sqlite3.connect(home / "filetier.db") as conn:
+        conn.execute(
+            "UPDATE provider_file_uploads SET uploaded_at = ?, last_used_at = ?, expires_at = ? "
+            "WHERE provider_file_id = ?",
+            (
+                (now - timedelta(seconds=uploaded_ago)).isoformat(sep=" "),
+                (now - timedelta(seconds=uploaded_ago)).isoformat(sep=" "),
+                (now + timedelta(seconds=left)).isoformat(sep=" "),
+                provider_file_id,
+            ),
+        )
+
+
 async def test_a_copy_with_less_life_than_the_margin_is_uploaded_again_once(
     home: Path, gemini: GeminiServer
 ) -> None:
+    settings = gemini_settings(home, gemini, provider_reuse_margin_seconds=HOUR)
+    async with FileStore(settings) as store:
+        fid = await put(store, b"uploaded almost two days ago\n")
+        first = await store.get_provider_file_id(fid, "gemini")
+        age_copy(home, first.provider_file_id, uploaded_ago=47.5 * HOUR, left=0.5 * HOUR)
+        renewed = await asyncio.gather(
+            *(store.get_provider_file_id(fid, "gemini") for _ in range(4))
+        )
+        assert len({r.provider_file_id for r in renewed}) == 1
+        assert renewed[0].provider_file_id != first.provider_file_id
+        assert gemini.upload_count == 2
+        [info] = await store.provider_copies(fid)
+        assert info.remaining_seconds is not None and info.remaining_seconds > 47 * HOUR
+
+        # With more than the margin left, the same copy is reused with no call.
+        age_copy(home, renewed[0].provider_file_id, uploaded_ago=40 * HOUR, left=8 * HOUR)
+        seen = gemini.requests
+        again = await store.get_provider_file_id(fid, "gemini")
+        assert (again.uploaded, again.provider_file_id) == (False, renewed[0].provider_file_id)
+        assert gemini.requests == seen
+
+
+async def test_a_copy_made_to_live_less_than_the_margin_is_still_reused_for_half_its_life(
+    home: Path, gemini: GeminiServer
+) -> None:
     gemini.configure(ttl_seconds=0.5 * HOUR)
-    async with FileStore(
-        gemini_settings(home, gemini, provider_reuse_margin_seconds=HOUR)
-    ) as store:
+    settings = gemini_settings(home, gemini, provider_reuse_margin_seconds=HOUR)
+    async with FileStore(settings) as store:
         fid = await put(store, b"short-lived at the provider\n")
         first = await store.get_provider_file_id(fid, "gemini")
-        second = await store.get_provider_file_id(fid, "gemini")
-        assert second.uploaded is True and second.provider_file_id != first.provider_file_id
-        assert gemini.upload_count == 2
-    # With a margin the copy outlives, the same copy is reused.
-    async with FileStore(gemini_settings(home, gemini, provider_reuse_margin_seconds=600)) as store:
-        third = await store.get_provider_file_id(fid, "gemini")
-        assert (third.uploaded, third.provider_file_id) == (False, second.provider_file_id)
+        again = await store.get_provider_file_id(fid, "gemini")
+        assert (again.uploaded, again.provider_file_id) == (False, first.provider_file_id)
+        age_copy(home, first.provider_file_id, uploaded_ago=0.4 * HOUR, left=0.1 * HOUR)
+        late = await store.get_provider_file_id(fid, "gemini")
+        assert late.uploaded is True
     assert gemini.upload_count == 2
 
 

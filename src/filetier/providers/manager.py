@@ -117,9 +117,18 @@ class ProviderFiles:
             self._clients[key] = build_provider(key, self._store.settings)
         return self._clients[key]
 
-    def _reuse_horizon(self) -> datetime:
-        """A copy is reused only if it outlives this moment."""
-        return utcnow() + timedelta(seconds=self._store.settings.provider_reuse_margin_seconds)
+    def _reusable(self, copy: ProviderCopy) -> bool:
+        """Active, and with more life left than a request needs: the configured margin,
+        or half the copy's whole lifetime when that is shorter (an OpenAI copy made to
+        live one hour would otherwise never be reused under a one-hour margin)."""
+        now = utcnow()
+        if not copy.usable(now):
+            return False
+        if copy.expires_at is None:
+            return True
+        lifetime = (copy.expires_at - copy.uploaded_at).total_seconds()
+        margin = min(self._store.settings.provider_reuse_margin_seconds, max(0.0, lifetime) / 2)
+        return copy.expires_at > now + timedelta(seconds=margin)
 
     def configured(self) -> list[str]:
         return configured_names(self._store.settings)
@@ -167,7 +176,7 @@ class ProviderFiles:
         self._check_limits(client, record, purpose)
         copy = await self.repo.get(record.sha256, client.name, client.account, purpose)
         uploaded = False
-        if copy is not None and copy.usable(self._reuse_horizon()):
+        if copy is not None and self._reusable(copy):
             if verify and await client.retrieve(copy.provider_file_id) is None:
                 copy, uploaded = await self._reupload(record, client, purpose, copy), True
             else:
@@ -207,7 +216,7 @@ class ProviderFiles:
                 current = await self.repo.get(record.sha256, client.name, client.account, purpose)
                 if (
                     current is not None
-                    and current.usable(self._reuse_horizon())
+                    and self._reusable(current)
                     and (stale is None or current.provider_file_id != stale.provider_file_id)
                 ):
                     return current
