@@ -29,6 +29,7 @@ from filetier import FileStore, NotFoundError, Settings
 from filetier.errors import (
     IntegrityError,
     ProviderAuthError,
+    ProviderLimitError,
     ProviderNotConfiguredError,
     ProviderRateLimitedError,
     ProviderRequestError,
@@ -476,3 +477,39 @@ async def test_cli_mcp_and_http_show_each_copys_remaining_life(
     assert stats.returncode == 0, stats.stderr
     assert copy.provider_file_id in stats.stdout and "47h" in stats.stdout
     assert KEY not in stat.stdout + stat.stderr + stats.stdout + stats.stderr
+
+
+async def test_stored_bytes_that_rotted_are_caught_by_gemini_sha256(
+    home: Path, gemini: GeminiServer
+) -> None:
+    settings = gemini_settings(home, gemini)
+    async with FileStore(settings) as store:
+        uploaded = await store.upload_file(b"will rot on disk\n" * 100, filename="r.txt")
+        stored = settings.objects_dir / "sha256" / uploaded.sha256[:2] / uploaded.sha256[2:4]
+        target = stored / uploaded.sha256
+        target.chmod(0o644)
+        with target.open("r+b") as handle:
+            handle.write(b"W")
+        with pytest.raises(IntegrityError, match="SHA-256"):
+            await store.get_provider_file_id(uploaded.file_id, "gemini")
+    assert gemini.file_names() == []
+    assert copies(home) == []
+
+
+async def test_limits_are_checked_before_sending_and_lru_copies_make_room(
+    home: Path, gemini: GeminiServer
+) -> None:
+    limits = "gemini.file-extract=1500,gemini.max_total_bytes=2500"
+    async with FileStore(gemini_settings(home, gemini, provider_limits=limits)) as store:
+        too_big = await put(store, b"x" * 1501, "big.txt")
+        with pytest.raises(ProviderLimitError, match="at most 1,500 bytes"):
+            await store.get_provider_file_id(too_big, "gemini")
+        assert gemini.requests == []
+
+        old = await store.get_provider_file_id(await put(store, b"a" * 1200, "a.txt"), "gemini")
+        new = await store.get_provider_file_id(await put(store, b"b" * 1200, "b.txt"), "gemini")
+        newest = await store.get_provider_file_id(await put(store, b"c" * 1200, "c.txt"), "gemini")
+    # 20 GB per project, scaled down: the least recently used copy was deleted first.
+    assert sorted(gemini.file_names()) == sorted([new.provider_file_id, newest.provider_file_id])
+    statuses = {r["provider_file_id"]: r["status"] for r in copies(home)}
+    assert statuses[old.provider_file_id] == "deleted"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from filetier import FileStore, Settings
-from filetier.errors import ProviderUnavailableError
+from filetier.errors import IntegrityError, ProviderUnavailableError
 from tests.provider_server import ProviderServer
 
 KEY = "sk-openai-test-secret-3e8a1f0c"
@@ -200,3 +200,22 @@ async def test_expires_after_applies_to_multipart_uploads_too(
     remote = server.files[result.provider_file_id]
     assert remote["expires_at"] == remote["created_at"] + 5 * 3600
     assert copies(home)[0]["expires_at"] is not None
+
+
+async def test_bytes_that_no_longer_match_their_sha256_cancel_the_upload(
+    home: Path, server: ProviderServer
+) -> None:
+    settings = openai_settings(home, server)
+    async with FileStore(settings) as store:
+        uploaded = await store.upload_file(big(70 * KB), filename="rotted.bin")
+        stored = settings.objects_dir / "sha256" / uploaded.sha256[:2] / uploaded.sha256[2:4]
+        target = stored / uploaded.sha256
+        target.chmod(0o644)
+        with target.open("r+b") as handle:  # bit rot in the stored object
+            handle.seek(100)
+            handle.write(b"\x00\x01\x02")
+        with pytest.raises(IntegrityError, match="SHA-256"):
+            await store.get_provider_file_id(uploaded.file_id, "openai", "batch")
+    assert server.uploads.statuses() == ["cancelled"]
+    assert server.files == {}
+    assert copies(home) == []
