@@ -513,3 +513,33 @@ async def test_limits_are_checked_before_sending_and_lru_copies_make_room(
     assert sorted(gemini.file_names()) == sorted([new.provider_file_id, newest.provider_file_id])
     statuses = {r["provider_file_id"]: r["status"] for r in copies(home)}
     assert statuses[old.provider_file_id] == "deleted"
+
+
+async def test_a_gemini_outage_never_blocks_another_provider(
+    home: Path, gemini: GeminiServer
+) -> None:
+    from tests.provider_server import ProviderServer
+
+    gemini.fail_next(100, 503)
+    with ProviderServer(api_key="sk-kimi-beside-gemini") as kimi:
+        settings = gemini_settings(
+            home, gemini, kimi_api_key=kimi.api_key, kimi_base_url=kimi.base_url
+        )
+        async with FileStore(settings) as store:
+            fid = await put(store, b"wanted by both providers\n")
+            for name in ("gemini", "kimi"):
+                store.providers.provider(name)  # SDK imports happen once, outside the race
+            finished: dict[str, float] = {}
+            started = time.monotonic()
+
+            async def ask(provider: str) -> Any:
+                try:
+                    return await store.get_provider_file_id(fid, provider)
+                finally:
+                    finished[provider] = time.monotonic() - started
+
+            down, up = await asyncio.gather(ask("gemini"), ask("kimi"), return_exceptions=True)
+    assert isinstance(down, ProviderUnavailableError)
+    assert not isinstance(up, BaseException) and up.uploaded is True
+    assert kimi.upload_count == 1
+    assert finished["kimi"] < finished["gemini"]  # not queued behind gemini's retries
