@@ -219,3 +219,28 @@ async def test_bytes_that_no_longer_match_their_sha256_cancel_the_upload(
     assert server.uploads.statuses() == ["cancelled"]
     assert server.files == {}
     assert copies(home) == []
+
+
+@pytest.mark.parametrize("where", ["disk", "memory", "primary"])
+async def test_multipart_reads_from_a_remote_primary_with_the_caches_empty_or_warm(
+    home: Path, tmp_path: Path, server: ProviderServer, where: str
+) -> None:
+    """A primary that is not read in place: the parts come from the disk cache (filled
+    from the primary when empty) or, for content only in memory, a private temp file."""
+    settings = openai_settings(home, server, primary_url=f"file://{tmp_path / 'remote'}")
+    data = big(90 * KB)
+    async with FileStore(settings) as store:
+        fid = await put(store, data, "remote.bin")
+        sha256 = (await store.stat(fid)).sha256
+        if where != "disk":
+            await store.cleanup_cache(max_size_mb=0)  # no disk-cache copy on this host
+            assert store.disk.lookup(sha256) is None
+        if where == "primary":
+            store.memory.evict(sha256)
+        if where == "memory":
+            assert store.memory.get(sha256) == data  # only this process's memory has it
+        result = await store.get_provider_file_id(fid, "openai", "assistants")
+        temp_dir = store.disk.tmp
+    assert server.file_bytes(result.provider_file_id) == data
+    assert server.uploads.statuses() == ["completed"]
+    assert [p for p in temp_dir.rglob("*") if p.is_file()] == []  # no temp file left
