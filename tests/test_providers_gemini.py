@@ -543,3 +543,21 @@ async def test_a_gemini_outage_never_blocks_another_provider(
     assert not isinstance(up, BaseException) and up.uploaded is True
     assert kimi.upload_count == 1
     assert finished["kimi"] < finished["gemini"]  # not queued behind gemini's retries
+
+
+async def test_chat_goes_through_generate_content(home: Path, gemini: GeminiServer) -> None:
+    client = build_provider("gemini", gemini_settings(home, gemini))
+    try:
+        answer = await client.chat(
+            client.default_model,
+            [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello?"}],
+        )
+    finally:
+        await client.close()
+    assert answer.content == "echo: hello?"
+    assert answer.usage["prompt_token_count"] == 3
+    assert (
+        "POST",
+        f"/v1beta/models/{client.default_model}:generateContent",
+        200,
+    ) in gemini.requests
