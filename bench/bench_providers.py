@@ -17,6 +17,13 @@ same server:
    ``AsyncOpenAI(...).files.create(file=(name, bytes), purpose="file-extract")`` of a file
    of the same size; every upload has new content so both really send it. Reported as
    filetier time / bare time and the absolute overhead in ms.
+3. Gemini (``tests.gemini_server.GeminiServer``, driven through ``google-genai``): a mapped
+   id answered with 0 provider calls, and the first upload's throughput (resumable
+   protocol, read from the stored file) vs the SDK's own ``client.aio.files.upload`` of a
+   file of the same size from disk.
+4. OpenAI over the Uploads API threshold (set low, so MiB stand for GiB): a mapped id with
+   0 calls, and throughput of filetier's parallel parts vs the SDK's own
+   ``uploads.upload_file_chunked`` of the same file to the same server.
 
 The table is printed as markdown and written to bench/results/providers.md. The exit
 code is always 0: this is a report, failing targets are marked FAIL in the table.
@@ -87,6 +94,33 @@ def make_plan(args: argparse.Namespace) -> Plan:
     )
 
 
+def gemini_settings(server: Any, home: Path) -> Any:
+    from filetier import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        gemini_api_key=server.api_key,
+        gemini_base_url=server.url,
+        home=home,
+        fsync=False,
+    )
+
+
+def openai_large_settings(server: Any, home: Path, part: int) -> Any:
+    from filetier import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        openai_api_key=server.api_key,
+        openai_base_url=server.base_url,
+        openai_uploads_threshold_bytes=part,
+        openai_upload_part_bytes=part,
+        openai_upload_parallel=4,
+        home=home,
+        fsync=False,
+    )
+
+
 def kimi_settings(server: Any, home: Path) -> Any:
     from filetier import Settings
 
@@ -120,10 +154,11 @@ def p99(samples: list[int]) -> float:
 
 
 class Bench:
-    def __init__(self, plan: Plan, work: Path, server: Any) -> None:
+    def __init__(self, plan: Plan, work: Path, server: Any, gemini: Any = None) -> None:
         self.plan = plan
         self.work = work
         self.server = server
+        self.gemini = gemini
 
     def bare_client(self) -> Any:
         import openai
@@ -266,6 +301,125 @@ class Bench:
             plan.small_size, plan.small_pairs, fmt_size(plan.small_size), target=False
         )
 
+    # -- 3 and 4. Gemini and OpenAI over the Uploads threshold ------------------------------
+
+    async def _mapped(
+        self, label: str, store: Any, fid: str, provider: str, purpose: str, count: Any
+    ) -> None:
+        first = await store.get_provider_file_id(fid, provider, purpose)
+        before = count()
+        samples: list[int] = []
+        for _ in range(self.plan.lookup_calls):
+            start = time.perf_counter_ns()
+            again = await store.get_provider_file_id(fid, provider, purpose)
+            samples.append(time.perf_counter_ns() - start)
+        requests = count() - before
+        assert again.provider_file_id == first.provider_file_id and not again.uploaded
+        add(
+            f"{label}. {provider} get_provider_file_id, already mapped "
+            f"(median of {self.plan.lookup_calls:,})",
+            f"{fmt_ns(statistics.median(samples))}, {requests} provider requests",
+            "-",
+            "-",
+            "0 requests",
+            verdict(requests == 0),
+        )
+
+    def _throughput(
+        self, label: str, size: int, ours: list[float], theirs: list[float], what: str
+    ) -> None:
+        mine, base = statistics.median(ours), statistics.median(theirs)
+        add(
+            f"{label}b. first upload of {fmt_size(size)}: MB/s (median of {len(ours)} pairs)",
+            f"{size / mine / 1e6:.0f} MB/s",
+            f"{what} {size / base / 1e6:.0f} MB/s",
+            f"{base / mine:.2f}x the SDK's speed",
+            "informational",
+            "info",
+        )
+
+    async def gemini_rows(self) -> None:
+        from google import genai
+        from google.genai import types
+
+        from filetier import FileStore
+
+        server, pairs = self.gemini, max(3, self.plan.upload_pairs // 3)
+        size = self.plan.upload_size
+        home = self.work / "home-gemini"
+        raw = self.work / "raw-gemini.bin"
+        ours: list[float] = []
+        theirs: list[float] = []
+        client = genai.Client(
+            api_key=server.api_key,
+            vertexai=False,
+            http_options=types.HttpOptions(base_url=server.url + "/", api_version="v1beta"),
+        )
+        async with FileStore(gemini_settings(server, home)) as store:
+            fid = str((await store.upload_file(b"mapped\n" * 100, filename="m.txt")).file_id)
+            await self._mapped("3", store, fid, "gemini", PURPOSE, lambda: len(server.requests))
+            for rep in range(pairs + 1):  # the first pair warms up, untimed
+                new = await store.upload_file(os.urandom(size), filename=f"g{rep}.bin")
+                raw.write_bytes(os.urandom(size))
+                start = time.perf_counter()
+                assert (await store.get_provider_file_id(new.file_id, "gemini")).uploaded
+                mid = time.perf_counter()
+                await client.aio.files.upload(
+                    file=raw, config={"mime_type": "application/octet-stream"}
+                )
+                end = time.perf_counter()
+                if rep:
+                    ours.append(mid - start)
+                    theirs.append(end - mid)
+        await client.aio.aclose()
+        shutil.rmtree(home, ignore_errors=True)
+        self._throughput("3", size, ours, theirs, "google-genai files.upload")
+
+    async def openai_large_rows(self) -> None:
+        import openai
+
+        from filetier import FileStore
+
+        server, pairs = self.server, max(3, self.plan.upload_pairs // 3)
+        server.configure(allowed_purposes={"user_data", "file-extract"})
+        size = self.plan.upload_size * 4
+        part = max(MiB, size // 8)
+        home = self.work / "home-openai-large"
+        raw = self.work / "raw-openai.bin"
+        ours: list[float] = []
+        theirs: list[float] = []
+        client = openai.AsyncOpenAI(
+            api_key=server.api_key, base_url=server.base_url, max_retries=0, timeout=120
+        )
+        async with FileStore(openai_large_settings(server, home, part)) as store:
+            fid = str((await store.upload_file(os.urandom(2 * part), filename="m.bin")).file_id)
+            await self._mapped("4", store, fid, "openai", "user_data", server.request_count)
+            for rep in range(pairs + 1):
+                new = await store.upload_file(os.urandom(size), filename=f"o{rep}.bin")
+                raw.write_bytes(os.urandom(size))
+                start = time.perf_counter()
+                assert (
+                    await store.get_provider_file_id(new.file_id, "openai", "user_data")
+                ).uploaded
+                mid = time.perf_counter()
+                await client.uploads.upload_file_chunked(
+                    file=raw,
+                    mime_type="application/octet-stream",
+                    purpose="user_data",
+                    part_size=part,
+                )
+                end = time.perf_counter()
+                if rep:
+                    ours.append(mid - start)
+                    theirs.append(end - mid)
+        await client.close()
+        shutil.rmtree(home, ignore_errors=True)
+        NOTES.append(
+            f"OpenAI over the Uploads threshold: {fmt_size(size)} files in {fmt_size(part)} "
+            "parts, filetier 4 in parallel; the SDK's upload_file_chunked sends them one by one"
+        )
+        self._throughput("4", size, ours, theirs, "openai uploads.upload_file_chunked")
+
 
 # -- driver ---------------------------------------------------------------------------------
 
@@ -274,6 +428,8 @@ async def run_all(bench: Bench) -> None:
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("mapped lookups", bench.mapped_lookup),
         ("first uploads", bench.uploads),
+        ("gemini", bench.gemini_rows),
+        ("openai over the Uploads threshold", bench.openai_large_rows),
     ]
     for name, step in steps:
         print(f"== {name}", flush=True)
@@ -325,16 +481,20 @@ def main() -> None:
     load = os.getloadavg()
     started = time.perf_counter()
 
+    from tests.gemini_server import GeminiServer
     from tests.provider_server import ProviderServer
 
-    server = None
+    server = gemini = None
     try:
         server = ProviderServer().start()
-        asyncio.run(run_all(Bench(plan, work, server)))
+        gemini = GeminiServer().start()
+        asyncio.run(run_all(Bench(plan, work, server, gemini)))
     except BaseException as exc:
         traceback.print_exc()
         add("setup", "ERROR", "-", "-", "-", f"**ERROR** {type(exc).__name__}: {exc}"[:200])
     finally:
+        if gemini is not None:
+            gemini.stop()
         if server is not None:
             try:
                 server.stop()

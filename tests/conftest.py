@@ -18,6 +18,8 @@ _ENV_NAMES = (
     "MAX_MEMORY_CACHE_SIZE",
     "MAX_CACHE_SIZE_MB",
     "MAX_CACHE_AGE_DAYS",
+    "GEMINI_API_KEY",  # a real Gemini key would make doctor and sync tests call Google
+    "GEMINI_BASE_URL",
 )
 
 

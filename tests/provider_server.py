@@ -48,6 +48,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.openai_uploads_server import UploadsState
+from tests.openai_uploads_server import routes as uploads_routes
+
 __all__ = [
     "DEFAULT_PURPOSES",
     "ProviderConfig",
@@ -119,6 +122,7 @@ class _StoredFile:
     created_at: int
     data: bytes
     text: str | None = None  # extracted text override (seeded files)
+    expires_at: int | None = None  # from expires_after; gone (404) from then on
 
     def obj(self) -> dict[str, Any]:
         return {
@@ -126,6 +130,7 @@ class _StoredFile:
             "object": "file",
             "bytes": len(self.data),
             "created_at": self.created_at,
+            "expires_at": self.expires_at,
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "ok",
@@ -157,9 +162,27 @@ class ProviderState:
     _chat: list[dict[str, Any]] = field(default_factory=list)
     _uploads: int = 0
     _generation: int = 0
+    _clock_offset: float = 0.0
+    uploads: UploadsState = field(default_factory=UploadsState)  # the multipart Uploads API
 
     def __post_init__(self) -> None:
         self.config = self.initial_config
+
+    def now(self) -> float:
+        """The provider's clock: the wall clock plus whatever ``advance`` added."""
+        return time.time() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._clock_offset += seconds
+
+    def _drop_expired(self) -> None:
+        # Called with the lock held: files past expires_after are gone, as at OpenAI.
+        now = self.now()
+        for file_id in [
+            f.id for f in self._files.values() if f.expires_at is not None and f.expires_at <= now
+        ]:
+            del self._files[file_id]
 
     # -- configuration and faults ---------------------------------------------------------
 
@@ -220,6 +243,8 @@ class ProviderState:
             self._chat.clear()
             self._uploads = 0
             self._generation += 1
+            self._clock_offset = 0.0
+        self.uploads.reset()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -232,18 +257,21 @@ class ProviderState:
         text: str | None = None,
         enforce_limits: bool = False,
         count_upload: bool = False,
+        expires_after: int | None = None,
     ) -> dict[str, Any]:
         """Store a file; raises ``_LimitError`` when ``enforce_limits`` and over a limit."""
         with self._lock:
             if enforce_limits:
                 self._check_limits(purpose, len(data))
+            created = int(self.now())
             stored = _StoredFile(
                 id=f"file-{secrets.token_hex(12)}",
                 filename=filename,
                 purpose=purpose,
-                created_at=int(time.time()),
+                created_at=created,
                 data=data,
                 text=text,
+                expires_at=created + expires_after if expires_after else None,
             )
             self._files[stored.id] = stored
             if count_upload:
@@ -276,14 +304,17 @@ class ProviderState:
 
     def get(self, file_id: str) -> _StoredFile | None:
         with self._lock:
+            self._drop_expired()
             return self._files.get(file_id)
 
     def remove(self, file_id: str) -> bool:
         with self._lock:
+            self._drop_expired()
             return self._files.pop(file_id, None) is not None
 
     def file_objects(self, purpose: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
+            self._drop_expired()
             return [
                 f.obj() for f in self._files.values() if purpose is None or f.purpose == purpose
             ]
@@ -525,9 +556,15 @@ async def _upload(request: Request) -> Response:
     if purpose_part is None:
         return _error(400, "missing required field: purpose", "invalid_request_error")
     purpose = purpose_part.data.decode("utf-8", errors="replace")
+    seconds = by_name.get("expires_after[seconds]")
     try:
         obj = state.add_file(
-            file_part.filename, file_part.data, purpose, enforce_limits=True, count_upload=True
+            file_part.filename,
+            file_part.data,
+            purpose,
+            enforce_limits=True,
+            count_upload=True,
+            expires_after=int(seconds.data) if seconds is not None else None,
         )
     except _LimitError as exc:
         return _error(400, str(exc), "invalid_request_error")
@@ -802,6 +839,7 @@ def build_app(state: ProviderState) -> ASGIApp:
         Route("/v1/files/{file_id}", _delete, methods=["DELETE"]),
         Route("/v1/files/{file_id}/content", _content, methods=["GET"]),
         Route("/v1/chat/completions", _chat, methods=["POST"]),
+        *uploads_routes(state),
         Route("/_control/stats", _control_stats, methods=["GET"]),
         Route("/_control/request_count", _control_request_count, methods=["GET"]),
         Route("/_control/fail_next", _control_fail_next, methods=["POST"]),
@@ -994,6 +1032,15 @@ class ProviderServer:
     @delay_seconds.setter
     def delay_seconds(self, seconds: float) -> None:
         self.state.set_delay(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the provider's clock (files past expires_after go)."""
+        self.state.advance(seconds)
+
+    @property
+    def uploads(self) -> UploadsState:
+        """The multipart Uploads API's state: parts seen, parts in flight, statuses."""
+        return self.state.uploads
 
     def forget(self, file_id: str) -> bool:
         """Delete a file on the provider side (expiry, console deletion): later 404s."""

@@ -272,6 +272,65 @@ class Settings(BaseSettings):
     openai_model: str = Field(
         default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL", "openai_model")
     )
+    openai_expires_after_seconds: int | None = Field(
+        default=None,
+        ge=3600,
+        le=30 * 24 * 3600,
+        validation_alias=_env(
+            "FILETIER_OPENAI_EXPIRES_AFTER_SECONDS", "openai_expires_after_seconds"
+        ),
+        description="OpenAI deletes uploaded copies this long after creation (expires_after).",
+    )
+    openai_uploads_threshold_bytes: Size = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        validation_alias=_env(
+            "FILETIER_OPENAI_UPLOADS_THRESHOLD_BYTES", "openai_uploads_threshold_bytes"
+        ),
+        description="Files larger than this go to OpenAI through the multipart Uploads API.",
+    )
+    openai_upload_part_bytes: Size = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        le=64 * 1024 * 1024,
+        validation_alias=_env("FILETIER_OPENAI_UPLOAD_PART_BYTES", "openai_upload_part_bytes"),
+        description="Part size of an OpenAI multipart upload (64 MiB at most).",
+    )
+    openai_upload_parallel: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        validation_alias=_env("FILETIER_OPENAI_UPLOAD_PARALLEL", "openai_upload_parallel"),
+        description="Parts of one OpenAI multipart upload in flight (and in memory) at once.",
+    )
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("GEMINI_API_KEY", "gemini_api_key")
+    )
+    gemini_base_url: str = Field(
+        default="https://generativelanguage.googleapis.com",
+        validation_alias=_env("GEMINI_BASE_URL", "gemini_base_url"),
+        description="Google Gemini API (the Files API lives under /v1beta and /upload/v1beta).",
+    )
+    gemini_model: str = Field(
+        default="gemini-2.5-flash",
+        validation_alias=_env("FILETIER_GEMINI_MODEL", "gemini_model"),
+    )
+    gemini_processing_timeout_seconds: float = Field(
+        default=300,
+        gt=0,
+        validation_alias=_env(
+            "FILETIER_GEMINI_PROCESSING_TIMEOUT_SECONDS", "gemini_processing_timeout_seconds"
+        ),
+        description="Longest wait for an uploaded Gemini file to go from PROCESSING to ACTIVE.",
+    )
+    provider_reuse_margin_seconds: float = Field(
+        default=3600,
+        ge=0,
+        validation_alias=_env(
+            "FILETIER_PROVIDER_REUSE_MARGIN_SECONDS", "provider_reuse_margin_seconds"
+        ),
+        description="A provider copy is reused only while it has more life left than this.",
+    )
     provider_timeout_seconds: float = Field(
         default=60,
         validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds"),

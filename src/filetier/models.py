@@ -149,6 +149,20 @@ class TierStats(_Frozen):
     bytes_served: int = 0
 
 
+class ProviderCopyInfo(_Frozen):
+    """One provider's copy of a file's content, and how long it has left there."""
+
+    provider: str
+    purpose: str
+    provider_file_id: str
+    status: str
+    uploaded_at: datetime
+    expires_at: datetime | None
+    remaining_seconds: float | None = Field(
+        description="Life left at the provider when asked; None: no expiry scheduled"
+    )
+
+
 class StoreStats(_Frozen):
     files: int
     blobs: int
@@ -164,6 +178,10 @@ class StoreStats(_Frozen):
     tiers: dict[str, TierStats] = Field(description="All-time downloads by serving tier")
     session: dict[str, TierStats] = Field(description="This process since it opened")
     primary_reads: int = Field(description="Primary-store reads by this process")
+    provider_copies: list[ProviderCopyInfo] = Field(
+        default_factory=list,
+        description="Provider copies of this owner's content, soonest to expire first",
+    )
 
     @property
     def hit_rates(self) -> dict[str, float]:
@@ -192,6 +210,9 @@ class ProviderFileId(_Frozen):
     purpose: str
     provider_file_id: str
     uploaded: bool = Field(description="True when this call uploaded the bytes")
+    expires_at: datetime | None = Field(
+        default=None, description="When the provider deletes this copy; None: not scheduled"
+    )
 
 
 class ExtractedText(_Frozen):
@@ -221,6 +242,8 @@ class SyncAction(_Frozen):
         "forget_missing",  # our record names a copy the provider no longer has
         "delete_at_provider",  # a copy we meant to delete is still there
         "record_foreign",  # the provider holds a file filetier never uploaded
+        "forget_expired",  # our copy's expiry has passed: the provider deletes it
+        "record_expiry",  # the provider states an expiry our record lacks or differs from
     ]
     provider: str
     provider_file_id: str

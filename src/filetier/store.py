@@ -81,6 +81,7 @@ from filetier.models import (
     FileRecord,
     FileSort,
     MaintenanceReport,
+    ProviderCopyInfo,
     ProviderFileId,
     StoreStats,
     SyncReport,
@@ -810,6 +811,24 @@ class FileStore:
             data, _tier = await self._read_from_tiers(record)
         return data
 
+    @asynccontextmanager
+    async def _content_file(self, record: FileRecord) -> AsyncIterator[Path]:
+        """A local file holding the content, for provider uploads that read it in pieces
+        (bounded memory): the local primary, or this host's disk-cache copy. The adapter
+        checks what the provider received against the SHA-256 where the provider tells."""
+        data = self.memory.get(record.sha256)
+        if data is not None and self._local is None and self.disk.lookup(record.sha256) is None:
+            # Only in memory: hand it over through a private temporary file.
+            temp = self.disk.new_temp()
+            try:
+                await asyncio.to_thread(temp.write_bytes, data)
+                yield temp
+            finally:
+                temp.unlink(missing_ok=True)
+            return
+        located = await self._locate_file(record)
+        yield located.path
+
     async def _read_from_tiers(self, record: FileRecord) -> tuple[bytes, Tier]:
         for _attempt in range(READ_ATTEMPTS):
             located = await self._locate_file(record)
@@ -1243,6 +1262,7 @@ class FileStore:
             tiers={name: tiers.get(name, TierStats()) for name in ("memory", "disk", "primary")},
             session={k: TierStats(hits=v[0], bytes_served=v[1]) for k, v in self._session.items()},
             primary_reads=self.primary_reads,
+            provider_copies=await self.providers.owner_copies(),
         )
 
     async def history(
@@ -1266,6 +1286,11 @@ class FileStore:
         """The provider's id for this file, uploading its bytes there at most once."""
         self._require_open()
         return await self.providers.get_provider_file_id(file_id, provider, purpose, verify=verify)
+
+    async def provider_copies(self, file_id: str | UUID) -> Sequence[ProviderCopyInfo]:
+        """This file's copies at providers, each with the life it has left there."""
+        self._require_open()
+        return await self.providers.copies_of(file_id)
 
     async def get_file_text(self, file_id: str | UUID, provider: str) -> ExtractedText:
         """The provider's text extraction of the file (cached): not the original bytes."""

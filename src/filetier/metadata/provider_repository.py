@@ -116,6 +116,28 @@ class ProviderRepository:
             )
         return [ProviderCopy.of(r) for r in rows]
 
+    async def for_owner(self, owner: str) -> list[ProviderCopy]:
+        """Live copies of content this owner stores (never another owner's alone)."""
+        hashes = sa.select(file_metadata.c.file_hash).where(file_metadata.c.owner == owner)
+        async with self.db.read() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(P).where(
+                            P.c.file_hash.in_(hashes),
+                            P.c.status.in_(("active", "pending_delete")),
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [ProviderCopy.of(r) for r in rows]
+
+    async def set_expiry(self, copy: ProviderCopy, expires_at: datetime | None) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(sa.update(P).where(P.c.id == copy.id).values(expires_at=expires_at))
+
     async def for_hash(self, sha256: str) -> list[ProviderCopy]:
         async with self.db.read() as conn:
             rows = (

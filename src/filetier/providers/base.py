@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +82,33 @@ class Provider(Protocol):
     async def chat(self, model: str, messages: list[dict[str, str]]) -> ChatAnswer: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalContent:
+    """A local file holding one stored content, for adapters that read as they send.
+
+    The path is the store's own copy (local primary or disk cache): adapters only read
+    it, and check what the provider received against ``sha256`` where it can tell.
+    """
+
+    path: Path
+    filename: str
+    size: int
+    sha256: str
+    mime_type: str
+
+
+@runtime_checkable
+class UploadsFromDisk(Protocol):
+    """An adapter that can send a file from disk with bounded memory.
+
+    Large files never have to be read whole into memory: Gemini's resumable upload and
+    OpenAI's multipart Uploads API both read the file piece by piece.
+    """
+
+    def reads_from_disk(self, size: int) -> bool:
+        """True when a file of ``size`` bytes should go through :meth:`upload_from_disk`."""
+        ...
+
+    async def upload_from_disk(self, content: LocalContent, purpose: str) -> ProviderFile: ...

@@ -7,7 +7,11 @@ processes (file lock) and hosts (PostgreSQL advisory lock); whoever gets the loc
 finds the row the first one wrote. Limits are checked before any byte is sent; near the
 count or byte quota, the least recently used copies are deleted at the provider first.
 
-A copy the provider answers 404 for (deleted or expired there) is re-uploaded exactly
+Every copy records when the provider deletes it (Gemini: 48 hours; OpenAI: the
+configured ``expires_after``; whatever else a provider states). A recorded copy is reused
+only while it has more than ``provider_reuse_margin_seconds`` left, so whoever gets an id
+can still use it for the length of a request; otherwise it is uploaded again, once. A copy
+the provider answers 404 for (or Gemini's 403: unknown or expired) is re-uploaded exactly
 once per request. Extracted text is cached by (content, provider, account) and is never
 presented as the original bytes.
 """
@@ -17,6 +21,8 @@ from __future__ import annotations
 import copy as copy_module
 import json
 import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -33,11 +39,12 @@ from filetier.models import (
     AskResult,
     ExtractedText,
     FileRecord,
+    ProviderCopyInfo,
     ProviderFileId,
     SyncAction,
     SyncReport,
 )
-from filetier.providers.base import Provider
+from filetier.providers.base import LocalContent, Provider, ProviderFile, UploadsFromDisk
 from filetier.providers.registry import build_provider, configured_names
 from filetier.singleflight import SingleFlight
 
@@ -62,6 +69,34 @@ def text_of(raw: str) -> str:
     return raw
 
 
+def _expiry_differs(ours: datetime | None, stated: datetime | None) -> bool:
+    """The provider states an expiry we have not recorded (a second apart is the same)."""
+    if stated is None:
+        return False
+    return ours is None or abs((ours - stated).total_seconds()) >= 1.0
+
+
+def _infos(copies: Iterable[ProviderCopy]) -> list[ProviderCopyInfo]:
+    now = utcnow()
+    found = [
+        ProviderCopyInfo(
+            provider=c.provider,
+            purpose=c.purpose,
+            provider_file_id=c.provider_file_id,
+            status="expired" if c.status == "active" and not c.usable(now) else c.status,
+            uploaded_at=c.uploaded_at,
+            expires_at=c.expires_at,
+            remaining_seconds=(
+                max(0.0, (c.expires_at - now).total_seconds()) if c.expires_at else None
+            ),
+        )
+        for c in copies
+    ]
+    # Soonest to expire first; copies with no expiry last.
+    found.sort(key=lambda i: (i.remaining_seconds is None, i.remaining_seconds or 0.0))
+    return found
+
+
 class ProviderFiles:
     def __init__(self, store: FileStore) -> None:
         self._store = store
@@ -81,6 +116,19 @@ class ProviderFiles:
         if key not in self._clients:
             self._clients[key] = build_provider(key, self._store.settings)
         return self._clients[key]
+
+    def _reusable(self, copy: ProviderCopy) -> bool:
+        """Active, and with more life left than a request needs: the configured margin,
+        or half the copy's whole lifetime when that is shorter (an OpenAI copy made to
+        live one hour would otherwise never be reused under a one-hour margin)."""
+        now = utcnow()
+        if not copy.usable(now):
+            return False
+        if copy.expires_at is None:
+            return True
+        lifetime = (copy.expires_at - copy.uploaded_at).total_seconds()
+        margin = min(self._store.settings.provider_reuse_margin_seconds, max(0.0, lifetime) / 2)
+        return copy.expires_at > now + timedelta(seconds=margin)
 
     def configured(self) -> list[str]:
         return configured_names(self._store.settings)
@@ -128,7 +176,7 @@ class ProviderFiles:
         self._check_limits(client, record, purpose)
         copy = await self.repo.get(record.sha256, client.name, client.account, purpose)
         uploaded = False
-        if copy is not None and copy.usable(utcnow()):
+        if copy is not None and self._reusable(copy):
             if verify and await client.retrieve(copy.provider_file_id) is None:
                 copy, uploaded = await self._reupload(record, client, purpose, copy), True
             else:
@@ -142,6 +190,7 @@ class ProviderFiles:
             purpose=purpose,
             provider_file_id=copy.provider_file_id,
             uploaded=uploaded,
+            expires_at=copy.expires_at,
         )
 
     async def _note_use(self, record: FileRecord, copy: ProviderCopy) -> None:
@@ -167,7 +216,7 @@ class ProviderFiles:
                 current = await self.repo.get(record.sha256, client.name, client.account, purpose)
                 if (
                     current is not None
-                    and current.usable(utcnow())
+                    and self._reusable(current)
                     and (stale is None or current.provider_file_id != stale.provider_file_id)
                 ):
                     return current
@@ -184,8 +233,7 @@ class ProviderFiles:
                         return revived
                     await self.repo.remove(current)
                 await self._make_room(client, record)
-                data = await self._store._content_bytes(record)
-                result = await client.upload(record.filename, data, purpose)
+                result = await self._send(record, client, purpose)
                 uploaded = True
                 await self.repo.record_upload(
                     sha256=record.sha256,
@@ -204,6 +252,36 @@ class ProviderFiles:
 
         copy = await self._uploads.run(name, upload_once)
         return copy, uploaded
+
+    async def _send(self, record: FileRecord, client: Provider, purpose: str) -> ProviderFile:
+        """One upload: from disk in pieces where the adapter can, else from memory."""
+        if isinstance(client, UploadsFromDisk) and client.reads_from_disk(record.size):
+            async with self._store._content_file(record) as path:
+                return await client.upload_from_disk(
+                    LocalContent(
+                        path=path,
+                        filename=record.filename,
+                        size=record.size,
+                        sha256=record.sha256,
+                        mime_type=record.mime_type or "application/octet-stream",
+                    ),
+                    purpose,
+                )
+        data = await self._store._content_bytes(record)
+        return await client.upload(record.filename, data, purpose)
+
+    async def copies_of(self, file_id: str | UUID) -> list[ProviderCopyInfo]:
+        """This file's provider copies and the life each has left (no provider call)."""
+        record = await self._store._record(file_id)
+        return _infos(
+            c
+            for c in await self.repo.for_hash(record.sha256)
+            if c.status in ("active", "pending_delete")
+        )
+
+    async def owner_copies(self) -> list[ProviderCopyInfo]:
+        """Every live copy of this owner's content, soonest to expire first."""
+        return _infos(await self.repo.for_owner(self._store.owner))
 
     async def _reupload(
         self, record: FileRecord, client: Provider, purpose: str, gone: ProviderCopy
@@ -427,16 +505,37 @@ class ProviderFiles:
             ours = await self.repo.for_account(client.name, client.account)
             known = {c.provider_file_id for c in ours}
             plan: list[tuple[SyncAction, ProviderCopy | None]] = []
+            now = utcnow()
             for copy in ours:
                 present = copy.provider_file_id in remote
                 if copy.status == "active" and not present:
+                    expired = copy.expires_at is not None and copy.expires_at <= now
                     plan.append(
                         (
                             SyncAction(
-                                kind="forget_missing",
+                                kind="forget_expired" if expired else "forget_missing",
                                 provider=client.name,
                                 provider_file_id=copy.provider_file_id,
-                                detail="recorded as uploaded, but the provider no longer has it",
+                                detail=(
+                                    f"expired at the provider at {copy.expires_at:%Y-%m-%d %H:%M} UTC"
+                                    if expired and copy.expires_at is not None
+                                    else "recorded as uploaded, but the provider no longer has it"
+                                ),
+                            ),
+                            copy,
+                        )
+                    )
+                elif copy.status == "active" and _expiry_differs(
+                    copy.expires_at, remote[copy.provider_file_id].expires_at
+                ):
+                    stated = remote[copy.provider_file_id].expires_at
+                    plan.append(
+                        (
+                            SyncAction(
+                                kind="record_expiry",
+                                provider=client.name,
+                                provider_file_id=copy.provider_file_id,
+                                detail=f"the provider deletes it at {stated:%Y-%m-%d %H:%M:%S} UTC",
                             ),
                             copy,
                         )
@@ -483,7 +582,9 @@ class ProviderFiles:
             if dry_run:
                 continue
             for action, target in plan:
-                if action.kind == "forget_missing" and target is not None:
+                if action.kind == "record_expiry" and target is not None:
+                    await self.repo.set_expiry(target, remote[target.provider_file_id].expires_at)
+                elif action.kind in ("forget_missing", "forget_expired") and target is not None:
                     if target.status == "pending_delete":
                         await self.repo.remove(target)
                     else:

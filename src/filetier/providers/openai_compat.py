@@ -15,7 +15,8 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import openai
@@ -30,7 +31,8 @@ from filetier.errors import (
     ProviderUnavailableError,
     UnsupportedPurposeError,
 )
-from filetier.providers.base import ChatAnswer, ProviderFile, ProviderLimits
+from filetier.providers.base import ChatAnswer, LocalContent, ProviderFile, ProviderLimits
+from filetier.providers.openai_uploads import MultipartPolicy, multipart_upload
 
 log = logging.getLogger(__name__)
 UPLOAD = "upload a file"
@@ -81,8 +83,19 @@ class OpenAICompatibleProvider:
         timeout_seconds: float,
         retry_attempts: int,
         max_retry_wait_seconds: float,
+        expires_after_seconds: int | None = None,
+        multipart: MultipartPolicy | None = None,
     ) -> None:
         self._name = name
+        # Only OpenAI itself takes these: Kimi and GLM have neither expires_after nor
+        # the Uploads API, so the registry passes None for them.
+        self._expires_seconds = expires_after_seconds
+        self._expires_after: dict[str, Any] | None = (
+            {"anchor": "created_at", "seconds": expires_after_seconds}
+            if expires_after_seconds
+            else None
+        )
+        self._multipart = multipart
         self._key = api_key
         self._base_url = base_url.rstrip("/")
         self._limits = limits
@@ -121,11 +134,41 @@ class OpenAICompatibleProvider:
     # -- calls ------------------------------------------------------------------------
 
     async def upload(self, filename: str, data: bytes, purpose: str) -> ProviderFile:
+        extra: dict[str, Any] = (
+            {"expires_after": self._expires_after} if self._expires_after else {}
+        )
         result = await self._call(
             UPLOAD,
-            lambda: self._client.files.create(file=(filename, data), purpose=purpose),  # type: ignore[arg-type]
+            lambda: self._client.files.create(file=(filename, data), purpose=purpose, **extra),  # type: ignore[arg-type]
         )
-        return _to_file(result)
+        return self._with_expiry(_to_file(result))
+
+    def reads_from_disk(self, size: int) -> bool:
+        return self._multipart is not None and size > self._multipart.threshold_bytes
+
+    async def upload_from_disk(self, content: LocalContent, purpose: str) -> ProviderFile:
+        if self._multipart is None:  # pragma: no cover - reads_from_disk said no
+            raise ProviderRequestError(f"{self._name} has no multipart Uploads API")
+        result = await multipart_upload(
+            self._client, self._upload_call, content, purpose, self._multipart, self._expires_after
+        )
+        return self._with_expiry(_to_file(result))
+
+    def _with_expiry(self, file: ProviderFile) -> ProviderFile:
+        """The provider's stated expiry, or the one we asked for when it states none."""
+        if file.expires_at is not None or not self._expires_seconds:
+            return file
+        start = file.created_at or datetime.now(UTC)
+        return replace(file, expires_at=start + timedelta(seconds=self._expires_seconds))
+
+    async def _upload_call(self, action: str, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await self._call(action, fn)
+        except _Missing:
+            raise ProviderRequestError(
+                f"{self._name} ({self._base_url}) no longer has the upload while trying to "
+                f"{action}; it expires an hour after it starts"
+            ) from None
 
     async def retrieve(self, file_id: str) -> ProviderFile | None:
         try:

@@ -2,13 +2,17 @@
 
 Limits are the documented ones (checked 2026-11): Kimi takes 1,000 files of up to
 100 MB, 10 GB in all, for ``file-extract``, ``image`` and ``video``; GLM's
-``file-extract`` takes up to 50 MB; OpenAI's files API up to 512 MB per file. Kimi and
-GLM return extracted text from ``files.content``, never the original bytes.
+``file-extract`` takes up to 50 MB; OpenAI's files API up to 512 MB per file, and up to
+8 GB through its multipart Uploads API (which filetier uses above 512 MB); Gemini takes
+2 GB per file and 20 GB per project, and has no purposes (filetier files its copies
+under the default one, so each content goes there once). Kimi and GLM return extracted
+text from ``files.content``, never the original bytes; Gemini returns nothing.
 ``FILETIER_PROVIDER_LIMITS`` overrides any number (``kimi.max_files=500``).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from filetier.config import Settings
@@ -64,12 +68,25 @@ SPECS: dict[str, ProviderSpec] = {
                     "evals",
                     "file-extract",
                 ),
-                512 * MB,
+                8 * 1024 * MB,
             ),
         ),
         returns_original_bytes=True,
     ),
+    "gemini": ProviderSpec(
+        "gemini",
+        "GEMINI_API_KEY",
+        ProviderLimits(
+            purposes=frozenset({"file-extract"}),
+            max_file_bytes={"file-extract": 2 * 1024 * MB},
+            max_total_bytes=20 * 1024 * MB,
+        ),
+        returns_original_bytes=False,
+    ),
 }
+
+EXTRAS = {"gemini": ("google.genai", "gemini")}
+"""Providers whose SDK is an optional extra: (module to import, extra's name)."""
 
 
 def _limits(spec: ProviderSpec, settings: Settings) -> ProviderLimits:
@@ -95,6 +112,7 @@ def configured_names(settings: Settings) -> list[str]:
         "kimi": settings.kimi_api_key,
         "glm": settings.glm_api_key,
         "openai": settings.openai_api_key,
+        "gemini": settings.gemini_api_key,
     }
     return [name for name, key in keys.items() if key is not None and key.get_secret_value()]
 
@@ -109,14 +127,37 @@ def build_provider(name: str, settings: Settings) -> Provider:
         "kimi": (settings.kimi_api_key, settings.kimi_base_url, settings.kimi_model),
         "glm": (settings.glm_api_key, settings.glm_base_url, settings.glm_model),
         "openai": (settings.openai_api_key, settings.openai_base_url, settings.openai_model),
+        "gemini": (settings.gemini_api_key, settings.gemini_base_url, settings.gemini_model),
     }[spec.name]
     if key is None or not key.get_secret_value():
         raise ProviderNotConfiguredError(
             f"provider {spec.name} is not configured: set {spec.key_setting}"
         )
+    if spec.name in EXTRAS:
+        module, extra = EXTRAS[spec.name]
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ProviderNotConfiguredError(
+                f"provider {spec.name} needs its SDK: pip install 'filetier[{extra}]'"
+            ) from None
+    if spec.name == "gemini":
+        from filetier.providers.gemini import GeminiProvider
+
+        return GeminiProvider(
+            api_key=key.get_secret_value(),
+            base_url=base_url,
+            limits=_limits(spec, settings),
+            default_model=model,
+            timeout_seconds=settings.provider_timeout_seconds,
+            retry_attempts=settings.provider_retry_attempts,
+            max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
+            processing_timeout_seconds=settings.gemini_processing_timeout_seconds,
+        )
     # Imported here: the openai SDK takes a third of a second to import, which every
     # CLI command would pay even when it never talks to a provider.
     from filetier.providers.openai_compat import OpenAICompatibleProvider
+    from filetier.providers.openai_uploads import MultipartPolicy
 
     return OpenAICompatibleProvider(
         name=spec.name,
@@ -128,4 +169,16 @@ def build_provider(name: str, settings: Settings) -> Provider:
         timeout_seconds=settings.provider_timeout_seconds,
         retry_attempts=settings.provider_retry_attempts,
         max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
+        expires_after_seconds=(
+            settings.openai_expires_after_seconds if spec.name == "openai" else None
+        ),
+        multipart=(
+            MultipartPolicy(
+                threshold_bytes=settings.openai_uploads_threshold_bytes,
+                part_bytes=settings.openai_upload_part_bytes,
+                parallel=settings.openai_upload_parallel,
+            )
+            if spec.name == "openai"
+            else None
+        ),
     )

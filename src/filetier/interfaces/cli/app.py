@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -33,7 +33,7 @@ from rich.table import Table
 
 from filetier.config import Settings
 from filetier.errors import FiletierError, mapping_for
-from filetier.models import CleanupPolicy, MaintenanceReport
+from filetier.models import CleanupPolicy, FileRecord, MaintenanceReport, ProviderCopyInfo
 from filetier.store import FileStore
 
 T = TypeVar("T")
@@ -250,13 +250,24 @@ def list_files(
 
 @app.command("stat")
 def stat_file(file_id: str, as_json: JsonFlag = False) -> None:
-    """Show a file's metadata."""
-    record = run(lambda s: s.stat(file_id))
+    """Show a file's metadata, and its provider copies with the life each has left."""
+
+    async def job(store: FileStore) -> tuple[FileRecord, Sequence[ProviderCopyInfo]]:
+        record = await store.stat(file_id)
+        return record, await store.provider_copies(record.file_id)
+
+    record, copies = run(job)
     if as_json:
-        emit(record, True)
+        emit(
+            record.model_dump(mode="json")
+            | {"provider_copies": [c.model_dump(mode="json") for c in copies]},
+            True,
+        )
         return
     for key, value in record.model_dump(mode="json").items():
         out.print(f"{key:>18}: {value}")
+    for c in copies:
+        out.print(f"{'provider copy':>18}: {c.provider} {c.purpose} {c.provider_file_id} {life(c)}")
 
 
 @app.command("rm")
@@ -363,6 +374,21 @@ def stats(as_json: JsonFlag = False) -> None:
     for name, tier in result.tiers.items():
         table.add_row(name, str(tier.hits), human(tier.bytes_served), f"{rates[name]:.0%}")
     out.print(table)
+    if result.provider_copies:
+        copies = Table("provider", "purpose", "provider file id", "life left", box=None)
+        for c in result.provider_copies:
+            copies.add_row(c.provider, c.purpose, c.provider_file_id, life(c))
+        out.print(copies)
+
+
+def life(copy: ProviderCopyInfo) -> str:
+    """``47h 59m left``, ``expired`` or ``no expiry``."""
+    if copy.remaining_seconds is None:
+        return "no expiry"
+    if copy.status == "expired" or copy.remaining_seconds <= 0:
+        return "expired"
+    minutes = int(copy.remaining_seconds // 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m left"
 
 
 @app.command()

@@ -105,6 +105,23 @@ SCHEMAS: dict[str, Any] = {
             "mime_type": {"type": "string"},
             "sha256": {"type": "string", "pattern": SHA256},
             "provider_file_ids": {"type": "object"},
+            "provider_copies": {
+                "type": "array",
+                "description": "Provider copies of the content and the life each has left "
+                "(GET /v1/files/{id} only)",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "provider": {"type": "string"},
+                        "purpose": {"type": "string"},
+                        "provider_file_id": {"type": "string"},
+                        "status": {"type": "string"},
+                        "uploaded_at": {"type": "string", "format": "date-time"},
+                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                        "remaining_seconds": {"type": ["number", "null"]},
+                    },
+                },
+            },
             "metadata": {"type": "object"},
             "upload_date": {"type": "string", "format": "date-time"},
             "last_accessed": {"type": ["string", "null"], "format": "date-time"},

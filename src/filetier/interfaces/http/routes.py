@@ -295,7 +295,12 @@ async def list_files(request: Request) -> Response:
 async def get_file(request: Request) -> Response:
     _only_params(request)
     store = _runtime(request).store_for(request)
-    return JSONResponse(_record_json(await store.stat(request.path_params["file_id"])))
+    record = await store.stat(request.path_params["file_id"])
+    body = _record_json(record)
+    body["provider_copies"] = [
+        c.model_dump(mode="json") for c in await store.provider_copies(record.file_id)
+    ]
+    return JSONResponse(body)
 
 
 async def delete_file(request: Request) -> Response:

@@ -9,13 +9,21 @@ them ever carries file content beyond a bounded page of extracted text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from filetier.models import FileRecord, Finding, PlannedAction, StoreStats, Tier
+from filetier.models import (
+    FileRecord,
+    Finding,
+    PlannedAction,
+    ProviderCopyInfo,
+    StoreStats,
+    Tier,
+)
 
 RESOURCE_TEMPLATE = "filetier://files/{file_id}"
 CONTENT_PATH_TEMPLATE = "/v1/files/{file_id}/content"
@@ -46,12 +54,17 @@ class FileInfo(_Result):
     provider_file_ids: dict[str, Any] = Field(
         default_factory=dict, description="Provider copies already made, e.g. {'kimi': 'file-…'}"
     )
+    provider_copies: list[ProviderCopyInfo] = Field(
+        default_factory=list,
+        description="Each provider copy with the life it has left there (file_info only)",
+    )
     resource_uri: str = Field(description="Read small text files through this MCP resource")
     content_path: str = Field(description="HTTP API path of the original bytes")
 
     @classmethod
-    def of(cls, record: FileRecord) -> FileInfo:
+    def of(cls, record: FileRecord, copies: Sequence[ProviderCopyInfo] | None = None) -> FileInfo:
         return cls(
+            provider_copies=list(copies or []),
             file_id=record.file_id,
             filename=record.filename,
             size=record.size,

@@ -228,8 +228,10 @@ async def _size_of(store: FileStore, file_id: str) -> int | None:
 
 async def file_info(ctx: Ctx, file_id: FileId) -> FileInfo:
     """Metadata of one stored file: name, size, MIME type, SHA-256, upload and access times,
-    user metadata, and which providers already hold a copy."""
-    return FileInfo.of(await caller_store(ctx).stat(file_id))
+    user metadata, and which providers already hold a copy and for how long."""
+    store = caller_store(ctx)
+    record = await store.stat(file_id)
+    return FileInfo.of(record, await store.provider_copies(record.file_id))
 
 
 async def list_files(
