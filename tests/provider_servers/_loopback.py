@@ -82,10 +82,10 @@ class LoopbackState:
     def get(self, file_id: str) -> StoredFile | None:
         with self.lock:
             stored = self.files.get(file_id)
-            if stored is not None and stored.expires_at is not None:
-                if stored.expires_at <= time.time():
-                    del self.files[file_id]
-                    return None
+            expired = stored is not None and stored.expires_at is not None
+            if expired and stored is not None and (stored.expires_at or 0) <= time.time():
+                del self.files[file_id]
+                return None
             return stored
 
     def remove(self, file_id: str) -> bool:

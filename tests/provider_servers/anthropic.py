@@ -26,7 +26,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -116,7 +116,11 @@ class AnthropicServer(LoopbackProvider):
     async def _upload(self, request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             return self.error(400, "request must be multipart/form-data")
-        form = await request.form(max_part_size=self.max_file_bytes + 1)
+        # The form's spooled temp files are closed when the block ends.
+        async with request.form(max_part_size=self.max_file_bytes + 1) as form:
+            return await self._store_upload(form)
+
+    async def _store_upload(self, form: FormData) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             return self.error(400, "file: field required")
