@@ -10,7 +10,8 @@ file and 100 GB per organization and has no purposes (its copies are recorded un
 ``file-extract``). Mistral takes 512 MB per file for ``fine-tune``, ``batch`` and
 ``ocr``; ``file-extract`` means ``ocr`` there. Kimi and GLM return extracted text from
 ``files.content``, never the original bytes; Anthropic returns neither.
-``FILETIER_PROVIDER_LIMITS`` overrides any number (``kimi.max_files=500``).
+``FILETIER_PROVIDER_LIMITS`` overrides any number (``kimi.max_files=500``,
+``glm.code-interpreter.max_files=50``).
 
 Anthropic and Mistral are reached through their own SDKs, installed as extras
 (``pip install 'filetier[anthropic]'``, ``'filetier[mistral]'``, or ``'filetier[providers]'``);
@@ -133,9 +134,14 @@ def _limits(spec: ProviderSpec, settings: Settings) -> ProviderLimits:
     for purpose in spec.limits.purposes:
         if purpose in overrides:
             per_file[purpose] = overrides[purpose]
+    per_purpose_count = dict(spec.limits.max_files_per_purpose)
+    for purpose in spec.limits.purposes:
+        if f"{purpose}.max_files" in overrides:
+            per_purpose_count[purpose] = overrides[f"{purpose}.max_files"]
     return dataclasses.replace(
         spec.limits,
         max_file_bytes=per_file,
+        max_files_per_purpose=per_purpose_count,
         max_files=overrides.get("max_files", spec.limits.max_files),
         max_total_bytes=overrides.get("max_total_bytes", spec.limits.max_total_bytes),
     )
