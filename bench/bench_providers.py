@@ -17,6 +17,10 @@ same server:
    ``AsyncOpenAI(...).files.create(file=(name, bytes), purpose="file-extract")`` of a file
    of the same size; every upload has new content so both really send it. Reported as
    filetier time / bare time and the absolute overhead in ms.
+3. Anthropic and Mistral (``tests.provider_servers``), through their own SDKs: the
+   mapped lookup with the requests the provider saw (must be 0), and the first upload's
+   throughput next to the SDK's own raw upload of a file of the same size to the same
+   server (``files.upload`` / ``files.upload_async``).
 
 The table is printed as markdown and written to bench/results/providers.md. The exit
 code is always 0: this is a report, failing targets are marked FAIL in the table.
@@ -267,6 +271,128 @@ class Bench:
         )
 
 
+# -- 3. Anthropic and Mistral, through their own SDKs ---------------------------------------
+
+
+def sdk_settings(provider: str, server: Any, home: Path) -> Any:
+    from filetier import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        home=home,
+        fsync=False,
+        **{f"{provider}_api_key": server.api_key, f"{provider}_base_url": server.url},
+    )
+
+
+def bare_uploader(provider: str, server: Any) -> tuple[Any, Callable[[str, bytes], Awaitable[int]]]:
+    """The SDK's own client and its raw upload, with the settings filetier uses."""
+    if provider == "anthropic":
+        import anthropic
+
+        client = anthropic.AsyncAnthropic(
+            api_key=server.api_key, base_url=server.url, max_retries=0, timeout=60
+        )
+
+        async def upload(name: str, data: bytes) -> int:
+            return int((await client.files.upload(file=(name, data))).size_bytes)
+
+        return client, upload
+    from mistralai.client import Mistral
+
+    client = Mistral(api_key=server.api_key, server_url=server.url, timeout_ms=60_000)
+
+    async def upload(name: str, data: bytes) -> int:
+        created = await client.files.upload_async(
+            file={"file_name": name, "content": data}, purpose="ocr"
+        )
+        return int(created.size_bytes)
+
+    return client, upload
+
+
+async def sdk_provider(plan: Plan, work: Path, provider: str, server: Any, row: int) -> None:
+    from filetier import FileStore
+
+    home = work / f"home-{provider}"
+    size, pairs = plan.upload_size, min(plan.upload_pairs, 10)
+    clock = time.perf_counter_ns
+    ft_times: list[float] = []
+    bare_times: list[float] = []
+    _, bare_upload = bare_uploader(provider, server)
+    async with FileStore(sdk_settings(provider, server, home)) as store:
+        uploaded = await store.upload_file(b"quarterly numbers\n" * 1000, filename="report.txt")
+        first = await store.get_provider_file_id(uploaded.file_id, provider)
+        assert first.uploaded, first
+        for _ in range(plan.lookup_warmup):
+            await store.get_provider_file_id(uploaded.file_id, provider)
+        before = len(server.requests)
+        samples: list[int] = []
+        for _ in range(plan.lookup_calls):
+            start = clock()
+            again = await store.get_provider_file_id(uploaded.file_id, provider)
+            samples.append(clock() - start)
+        requests = len(server.requests) - before
+        assert not again.uploaded
+
+        warm = await store.upload_file(os.urandom(size), filename="warm.bin")
+        await store.get_provider_file_id(warm.file_id, provider)
+        await bare_upload("warm.bin", os.urandom(size))
+        for rep in range(pairs):
+            ours = await store.upload_file(os.urandom(size), filename=f"ours-{rep}.bin")
+            theirs = os.urandom(size)
+
+            async def ft(fid: Any = ours.file_id) -> None:
+                assert (await store.get_provider_file_id(fid, provider)).uploaded
+
+            async def bare(rep: int = rep, data: bytes = theirs) -> None:
+                assert await bare_upload(f"theirs-{rep}.bin", data) == size
+
+            pair: list[tuple[list[float], Callable[[], Awaitable[None]]]] = [
+                (ft_times, ft),
+                (bare_times, bare),
+            ]
+            if rep % 2:
+                pair.reverse()
+            for times, fn in pair:
+                start = time.perf_counter()
+                await fn()
+                times.append(time.perf_counter() - start)
+    shutil.rmtree(home, ignore_errors=True)
+
+    med = statistics.median(samples)
+    add(
+        f"{row}a. {provider}: get_provider_file_id, already mapped (median of "
+        f"{plan.lookup_calls:,}); provider requests during the loop",
+        f"{fmt_ns(med)} (p99 {fmt_ns(p99(samples))}); {requests} requests",
+        "-",
+        "-",
+        "0 requests",
+        verdict(requests == 0),
+    )
+    ft_med, bare_med = statistics.median(ft_times), statistics.median(bare_times)
+    add(
+        f"{row}b. {provider}: first upload of {fmt_size(size)}, get_provider_file_id vs the "
+        f"SDK's raw upload (median of {pairs} pairs)",
+        f"{size / MiB / ft_med:.0f} MiB/s ({ft_med * 1e3:.1f} ms)",
+        f"{size / MiB / bare_med:.0f} MiB/s ({bare_med * 1e3:.1f} ms)",
+        f"{ft_med / bare_med:.2f}x time (overhead {(ft_med - bare_med) * 1e3:+.1f} ms)",
+        "informational",
+        "info",
+    )
+
+
+async def sdk_providers(plan: Plan, work: Path) -> None:
+    from tests.provider_servers.anthropic import AnthropicServer
+    from tests.provider_servers.mistral import MistralServer
+
+    for row, (provider, server_type) in enumerate(
+        (("anthropic", AnthropicServer), ("mistral", MistralServer)), start=3
+    ):
+        with server_type() as server:
+            await sdk_provider(plan, work, provider, server, row)
+
+
 # -- driver ---------------------------------------------------------------------------------
 
 
@@ -274,6 +400,7 @@ async def run_all(bench: Bench) -> None:
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("mapped lookups", bench.mapped_lookup),
         ("first uploads", bench.uploads),
+        ("anthropic and mistral", lambda: sdk_providers(bench.plan, bench.work)),
     ]
     for name, step in steps:
         print(f"== {name}", flush=True)
