@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from filetier import FileStore, Settings
@@ -479,6 +483,51 @@ async def test_mistral_ask_reads_the_file_through_a_signed_url(
     assert mistral_server.signed_url_count == 1
     assert "doc.txt: signed contents" in result.answer
     # The URL reads the file with no key at all.
-    import httpx
-
     assert httpx.get(chunks[1]["document_url"]).content == b"signed contents\n"
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+async def test_the_cli_asks_anthropic_and_maps_mistral_configured_by_environment(
+    home: Path, servers: dict[str, LoopbackProvider]
+) -> None:
+    anthropic, mistral = servers["anthropic"], servers["mistral"]
+    anthropic.reset()
+    mistral.reset()
+    async with FileStore(Settings(home=home, fsync=False)) as store:
+        fid = await put(store, b"cli contents\n", "cli.txt")
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FILETIER_", "SUPABASE_", "ANTHROPIC_", "MISTRAL_"))
+    }
+    environ.pop("DATABASE_URL", None)
+    environ.update(
+        FILETIER_HOME=str(home),
+        FILETIER_FSYNC="0",
+        ANTHROPIC_API_KEY=anthropic.api_key,
+        ANTHROPIC_BASE_URL=anthropic.url,
+        MISTRAL_API_KEY=mistral.api_key,
+        MISTRAL_BASE_URL=mistral.url,
+    )
+    cli = [sys.executable, "-c", "from filetier.interfaces.cli.app import main; main()"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args], capture_output=True, text=True, env=environ, cwd=home, timeout=120
+        )
+
+    asked = run("ask", fid, "-p", "anthropic", "what is in it?")
+    assert asked.returncode == 0, asked.stderr
+    assert "document cli.txt: cli contents" in asked.stdout
+    mapped = run("provider-id", fid, "mistral", "--purpose", "batch")
+    assert mapped.returncode == 0, mapped.stderr
+    assert "(mistral, batch, uploaded now)" in mapped.stdout
+    again = run("provider-id", fid, "mistral", "--purpose", "batch")
+    assert "already there: nothing sent" in again.stdout
+    assert (anthropic.upload_count, mistral.upload_count) == (1, 1)
+    output = asked.stdout + asked.stderr + mapped.stdout + mapped.stderr
+    assert anthropic.api_key not in output and mistral.api_key not in output
+    anthropic.reset()
+    mistral.reset()

@@ -425,7 +425,9 @@ def text(
 @app.command()
 def ask(
     args: Annotated[list[str], typer.Argument(help="FILE_ID... QUESTION")],
-    provider: Annotated[str, typer.Option("--provider", "-p", help="kimi, glm or openai.")],
+    provider: Annotated[
+        str, typer.Option("--provider", "-p", help="kimi, glm, openai, anthropic or mistral.")
+    ],
     model: Annotated[str | None, typer.Option(help="Model (default: the provider's).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
