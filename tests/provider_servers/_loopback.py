@@ -20,7 +20,7 @@ from typing import Any, Self
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 Scope = MutableMapping[str, Any]
@@ -121,7 +121,11 @@ class LoopbackProvider:
     # -- the gate every API request passes ------------------------------------------------
 
     def app(self) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-        inner = Starlette(routes=self.routes())
+        async def stats(request: Request) -> Response:
+            # What tests.provider_server.ProviderControl.stats() reads from other processes.
+            return JSONResponse({"upload_count": self.upload_count, "files": len(self.file_ids)})
+
+        inner = Starlette(routes=[*self.routes(), Route("/_control/stats", stats)])
 
         async def gate(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
