@@ -8,6 +8,7 @@ the real CLI. Nothing of filetier's is mocked.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,3 +80,12 @@ async def test_without_any_provider_sdk_the_store_still_works(home: Path) -> Non
     proc = run_cli(home, "anthropic,mistralai", "stat", fid)
     assert proc.returncode == 0, proc.stderr
     assert "a.txt" in proc.stdout
+
+
+def test_doctor_names_the_missing_extra_and_checks_the_rest(home: Path) -> None:
+    proc = run_cli(home, "anthropic", "doctor", "--json", ANTHROPIC_API_KEY="sk-unused-9f8e")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["provider anthropic"]["ok"] is False
+    assert "pip install 'filetier[anthropic]'" in checks["provider anthropic"]["detail"]
+    assert checks["provider mistral"]["ok"] is True  # not configured is fine
+    assert "sk-unused-9f8e" not in proc.stdout + proc.stderr
