@@ -28,6 +28,7 @@ import pytest
 
 from filetier import FileStore, Settings
 from filetier.errors import (
+    OriginalNotAvailableError,
     ProviderAuthError,
     ProviderLimitError,
     ProviderRateLimitedError,
@@ -35,7 +36,7 @@ from filetier.errors import (
     ProviderUnavailableError,
     UnsupportedPurposeError,
 )
-from tests.provider_servers._loopback import LoopbackProvider
+from tests.provider_servers._loopback import LoopbackProvider, StoredFile
 from tests.provider_servers.anthropic import AnthropicServer
 from tests.provider_servers.mistral import MistralServer
 
@@ -426,6 +427,27 @@ async def test_anthropic_is_never_a_source_of_original_bytes(
         with pytest.raises(ProviderRequestError):
             await client.extracted_text("file_anything")
     assert anthropic_server.requests == []
+
+
+async def test_anthropic_sync_records_foreign_files_and_never_offers_their_bytes(
+    home: Path, anthropic_server: AnthropicServer, tmp_path: Path
+) -> None:
+    foreign = StoredFile("file_foreign01", "contract.pdf", b"%PDF-1.4", time.time())
+    anthropic_server.state.add(foreign)
+    out = tmp_path / "out"
+    out.mkdir()
+    harness = Harness("anthropic", anthropic_server, "file-extract")
+    async with FileStore(harness.settings(home, allowed_roots=str(out))) as store:
+        report = await store.sync_providers(dry_run=False)
+        assert [(a.kind, a.provider_file_id) for a in report.actions] == [
+            ("record_foreign", "file_foreign01")
+        ]
+        with pytest.raises(OriginalNotAvailableError) as caught:
+            await store.download_file("file_foreign01", out / "contract.pdf")
+    message = str(caught.value)
+    assert "file_foreign01" in message and "no text" in message
+    assert "get_file_text" not in message
+    assert not (out / "contract.pdf").exists()
 
 
 # ------------------------------------------------------------------ Mistral only

@@ -38,7 +38,7 @@ from filetier.models import (
     SyncReport,
 )
 from filetier.providers.base import AsksWithFileReferences, FileReference, Provider
-from filetier.providers.registry import build_provider, configured_names
+from filetier.providers.registry import SPECS, build_provider, configured_names
 from filetier.singleflight import SingleFlight
 
 if TYPE_CHECKING:
@@ -472,6 +472,13 @@ class ProviderFiles:
         if not self._is_operator():
             return None
         for copy in await self.repo.by_provider_file_id(provider_file_id):
+            spec = SPECS.get(copy.provider)
+            if spec is not None and not spec.offers_text:
+                raise OriginalNotAvailableError(
+                    f"{provider_file_id} is a {copy.provider} file that filetier never "
+                    f"uploaded, so filetier holds no bytes of it, and {copy.provider} offers "
+                    "no text of it either"
+                )
             raise OriginalNotAvailableError(
                 f"{provider_file_id} is a {copy.provider} file that filetier never uploaded; "
                 f"{copy.provider} returns extracted text, not the original bytes: ask for "

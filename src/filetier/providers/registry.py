@@ -37,6 +37,7 @@ class ProviderSpec:
     limits: ProviderLimits
     returns_original_bytes: bool
     extra: str | None = None  # the pip extra that brings the provider's SDK
+    offers_text: bool = True  # whether get_file_text can read a text of its files
 
 
 SPECS: dict[str, ProviderSpec] = {
@@ -109,6 +110,7 @@ SPECS: dict[str, ProviderSpec] = {
         ),
         returns_original_bytes=False,
         extra="anthropic",
+        offers_text=False,
     ),
     "mistral": ProviderSpec(
         "mistral",
@@ -120,6 +122,7 @@ SPECS: dict[str, ProviderSpec] = {
         ),
         returns_original_bytes=True,
         extra="mistral",
+        offers_text=False,
     ),
 }
 
