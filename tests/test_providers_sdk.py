@@ -337,6 +337,20 @@ async def test_ask_about_a_file_the_provider_forgot_uploads_it_again_once(
     assert harness.server.upload_count == 2
 
 
+async def test_two_files_with_the_same_lost_bytes_are_uploaded_again_once(
+    pstore: FileStore, harness: Harness
+) -> None:
+    one = await put(pstore, b"twins\n", "one.txt")
+    two = await put(pstore, b"twins\n", "two.txt")
+    first = await pstore.ask_file([one, two], "same?", harness.provider)
+    assert len(set(first.provider_file_ids)) == 1 and harness.server.upload_count == 1
+    assert harness.server.forget(first.provider_file_ids[0])
+    second = await pstore.ask_file([one, two], "still?", harness.provider)
+    assert len(set(second.provider_file_ids)) == 1
+    assert second.provider_file_ids != first.provider_file_ids
+    assert harness.server.upload_count == 2
+
+
 async def test_text_is_refused_before_anything_is_uploaded(
     pstore: FileStore, harness: Harness
 ) -> None:

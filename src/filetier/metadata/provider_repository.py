@@ -232,7 +232,15 @@ class ProviderRepository:
             values: dict[str, Any] = {"status": status}
             if status == "active":
                 values["last_used_at"] = utcnow()
-            await conn.execute(sa.update(P).where(P.c.id == copy.id).values(**values))
+            # Only that copy: a concurrent re-upload may have put a new provider file id
+            # in the same row, and it must not be marked with the old copy's fate.
+            changed = await conn.execute(
+                sa.update(P)
+                .where(P.c.id == copy.id, P.c.provider_file_id == copy.provider_file_id)
+                .values(**values)
+            )
+            if changed.rowcount == 0:
+                return
             if copy.file_hash:
                 await self._mirror(
                     conn,

@@ -411,11 +411,14 @@ class ProviderFiles:
         answer = await client.ask(model, question, refs)
         if answer is None:
             for i, record in enumerate(records):
-                if await provider.retrieve(refs[i].provider_file_id) is None:
+                lost = refs[i].provider_file_id
+                if await provider.retrieve(lost) is None:
                     gone = await self.repo.get(
                         record.sha256, provider.name, provider.account, client.ask_purpose
                     )
-                    if gone is not None:
+                    # Another file with the same bytes (or another caller) may have
+                    # replaced the copy already: then there is nothing to upload.
+                    if gone is not None and gone.provider_file_id == lost:
                         await self._reupload(record, provider, client.ask_purpose, gone)
                     refs[i] = await self._reference(record, provider, client.ask_purpose)
             answer = await client.ask(model, question, refs)
