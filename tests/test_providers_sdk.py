@@ -33,6 +33,7 @@ from filetier.errors import (
     ProviderLimitError,
     ProviderRateLimitedError,
     ProviderRequestError,
+    ProviderTimeoutError,
     ProviderUnavailableError,
     UnsupportedPurposeError,
 )
@@ -227,6 +228,22 @@ async def test_a_500_is_retried_and_a_lasting_503_is_unavailable(
     assert len(copies(home)) == 1
 
 
+async def test_a_slow_provider_times_out_within_the_bound(home: Path, harness: Harness) -> None:
+    settings = harness.settings(home, provider_timeout_seconds=0.3, provider_retry_attempts=2)
+    async with FileStore(settings) as store:
+        fid = await put(store, b"slow answer\n")
+        store.providers.provider(harness.provider)  # its SDK's import is not the provider's time
+        harness.server.set_delay(2)
+        started = time.monotonic()
+        with pytest.raises(ProviderTimeoutError) as caught:
+            await store.get_provider_file_id(fid, harness.provider)
+        elapsed = time.monotonic() - started
+        harness.server.set_delay(0)
+    assert elapsed < 1.9  # two attempts of 0.3 s and a short backoff, not the 2 s delay
+    assert harness.provider in str(caught.value)
+    assert copies(home) == []
+
+
 async def test_a_file_over_the_per_file_limit_is_refused_before_anything_is_sent(
     home: Path, harness: Harness
 ) -> None:
@@ -286,6 +303,8 @@ async def test_one_providers_outage_does_not_hold_up_the_other(
     try:
         async with FileStore(settings) as store:
             fid = await put(store, b"needed by both\n")
+            for name in ("anthropic", "mistral"):
+                store.providers.provider(name)  # SDK imports are not part of the timing
             slow = asyncio.create_task(store.get_provider_file_id(fid, "anthropic"))
             await asyncio.sleep(0.1)
             started = time.monotonic()
