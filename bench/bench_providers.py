@@ -17,13 +17,17 @@ same server:
    ``AsyncOpenAI(...).files.create(file=(name, bytes), purpose="file-extract")`` of a file
    of the same size; every upload has new content so both really send it. Reported as
    filetier time / bare time and the absolute overhead in ms.
-3. Gemini (``tests.gemini_server.GeminiServer``, driven through ``google-genai``): a mapped
+3. Gemini (``tests.provider_servers.gemini.GeminiServer``, driven through ``google-genai``): a mapped
    id answered with 0 provider calls, and the first upload's throughput (resumable
    protocol, read from the stored file) vs the SDK's own ``client.aio.files.upload`` of a
    file of the same size from disk.
 4. OpenAI over the Uploads API threshold (set low, so MiB stand for GiB): a mapped id with
    0 calls, and throughput of filetier's parallel parts vs the SDK's own
    ``uploads.upload_file_chunked`` of the same file to the same server.
+5, 6. Anthropic and Mistral (``tests.provider_servers``), through their own SDKs: the
+   mapped lookup with the requests the provider saw (must be 0), and the first upload's
+   throughput next to the SDK's own raw upload of a file of the same size to the same
+   server (``files.upload`` / ``files.upload_async``).
 
 The table is printed as markdown and written to bench/results/providers.md. The exit
 code is always 0: this is a report, failing targets are marked FAIL in the table.
@@ -421,6 +425,142 @@ class Bench:
         self._throughput("4", size, ours, theirs, "openai uploads.upload_file_chunked")
 
 
+# -- 5 and 6. Anthropic and Mistral, through their own SDKs ---------------------------------
+
+
+def sdk_settings(provider: str, server: Any, home: Path) -> Any:
+    from filetier import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        home=home,
+        fsync=False,
+        **{f"{provider}_api_key": server.api_key, f"{provider}_base_url": server.url},
+    )
+
+
+Upload = Callable[[str, bytes], Awaitable[int]]
+Lookup = Callable[[str], Awaitable[object]]
+
+
+def bare_sdk(provider: str, server: Any) -> tuple[Upload, Lookup]:
+    """The SDK's own raw upload and metadata lookup, with the settings filetier uses."""
+    if provider == "anthropic":
+        import anthropic
+
+        client = anthropic.AsyncAnthropic(
+            api_key=server.api_key, base_url=server.url, max_retries=0, timeout=60
+        )
+
+        async def upload(name: str, data: bytes) -> int:
+            return int((await client.files.upload(file=(name, data))).size_bytes)
+
+        return upload, client.files.retrieve_metadata
+    from mistralai.client import Mistral
+
+    mistral = Mistral(api_key=server.api_key, server_url=server.url, timeout_ms=60_000)
+
+    async def upload_ocr(name: str, data: bytes) -> int:
+        created = await mistral.files.upload_async(
+            file={"file_name": name, "content": data}, purpose="ocr"
+        )
+        return int(created.size_bytes)
+
+    async def lookup(file_id: str) -> object:
+        return await mistral.files.retrieve_async(file_id=file_id)
+
+    return upload_ocr, lookup
+
+
+async def sdk_provider(plan: Plan, work: Path, provider: str, server: Any, row: int) -> None:
+    from filetier import FileStore
+
+    home = work / f"home-{provider}"
+    size, pairs = plan.upload_size, min(plan.upload_pairs, 10)
+    clock = time.perf_counter_ns
+    ft_times: list[float] = []
+    bare_times: list[float] = []
+    bare_upload, bare_lookup = bare_sdk(provider, server)
+    async with FileStore(sdk_settings(provider, server, home)) as store:
+        uploaded = await store.upload_file(b"quarterly numbers\n" * 1000, filename="report.txt")
+        first = await store.get_provider_file_id(uploaded.file_id, provider)
+        assert first.uploaded, first
+        for _ in range(plan.lookup_warmup):
+            await store.get_provider_file_id(uploaded.file_id, provider)
+        before = len(server.requests)
+        samples: list[int] = []
+        for _ in range(plan.lookup_calls):
+            start = clock()
+            again = await store.get_provider_file_id(uploaded.file_id, provider)
+            samples.append(clock() - start)
+        requests = len(server.requests) - before
+        assert not again.uploaded
+        await bare_lookup(first.provider_file_id)  # warm the connection
+        base: list[int] = []
+        for _ in range(plan.retrieve_calls):
+            start = clock()
+            await bare_lookup(first.provider_file_id)
+            base.append(clock() - start)
+
+        warm = await store.upload_file(os.urandom(size), filename="warm.bin")
+        await store.get_provider_file_id(warm.file_id, provider)
+        await bare_upload("warm.bin", os.urandom(size))
+        for rep in range(pairs):
+            ours = await store.upload_file(os.urandom(size), filename=f"ours-{rep}.bin")
+            theirs = os.urandom(size)
+
+            async def ft(fid: Any = ours.file_id) -> None:
+                assert (await store.get_provider_file_id(fid, provider)).uploaded
+
+            async def bare(rep: int = rep, data: bytes = theirs) -> None:
+                assert await bare_upload(f"theirs-{rep}.bin", data) == size
+
+            pair: list[tuple[list[float], Callable[[], Awaitable[None]]]] = [
+                (ft_times, ft),
+                (bare_times, bare),
+            ]
+            if rep % 2:
+                pair.reverse()
+            for times, fn in pair:
+                start = time.perf_counter()
+                await fn()
+                times.append(time.perf_counter() - start)
+    shutil.rmtree(home, ignore_errors=True)
+
+    med, bmed = statistics.median(samples), statistics.median(base)
+    add(
+        f"{row}a. {provider}: get_provider_file_id, already mapped (median of "
+        f"{plan.lookup_calls:,}); provider requests during the loop",
+        f"{fmt_ns(med)} (p99 {fmt_ns(p99(samples))}); {requests} requests",
+        f"bare SDK metadata lookup {fmt_ns(bmed)} (p99 {fmt_ns(p99(base))}, "
+        f"N={plan.retrieve_calls})",
+        f"{bmed / med:.1f}x faster",
+        "0 requests",
+        verdict(requests == 0),
+    )
+    ft_med, bare_med = statistics.median(ft_times), statistics.median(bare_times)
+    add(
+        f"{row}b. {provider}: first upload of {fmt_size(size)}, get_provider_file_id vs the "
+        f"SDK's raw upload (median of {pairs} pairs)",
+        f"{size / MiB / ft_med:.0f} MiB/s ({ft_med * 1e3:.1f} ms)",
+        f"{size / MiB / bare_med:.0f} MiB/s ({bare_med * 1e3:.1f} ms)",
+        f"{ft_med / bare_med:.2f}x time (overhead {(ft_med - bare_med) * 1e3:+.1f} ms)",
+        "informational",
+        "info",
+    )
+
+
+async def sdk_providers(plan: Plan, work: Path) -> None:
+    from tests.provider_servers.anthropic import AnthropicServer
+    from tests.provider_servers.mistral import MistralServer
+
+    for row, (provider, server_type) in enumerate(
+        (("anthropic", AnthropicServer), ("mistral", MistralServer)), start=5
+    ):
+        with server_type() as server:
+            await sdk_provider(plan, work, provider, server, row)
+
+
 # -- driver ---------------------------------------------------------------------------------
 
 
@@ -430,6 +570,7 @@ async def run_all(bench: Bench) -> None:
         ("first uploads", bench.uploads),
         ("gemini", bench.gemini_rows),
         ("openai over the Uploads threshold", bench.openai_large_rows),
+        ("anthropic and mistral", lambda: sdk_providers(bench.plan, bench.work)),
     ]
     for name, step in steps:
         print(f"== {name}", flush=True)
@@ -481,8 +622,8 @@ def main() -> None:
     load = os.getloadavg()
     started = time.perf_counter()
 
-    from tests.gemini_server import GeminiServer
     from tests.provider_server import ProviderServer
+    from tests.provider_servers.gemini import GeminiServer
 
     server = gemini = None
     try:

@@ -48,8 +48,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.openai_uploads_server import UploadsState
-from tests.openai_uploads_server import routes as uploads_routes
+from tests.provider_servers.openai_uploads import UploadsState
+from tests.provider_servers.openai_uploads import routes as uploads_routes
 
 __all__ = [
     "DEFAULT_PURPOSES",

@@ -1,5 +1,5 @@
 """Gemini copies through the real ``google-genai`` SDK, over HTTP, against the loopback
-Gemini server (``tests/gemini_server.py``), which speaks the resumable upload protocol,
+Gemini server (``tests/provider_servers/gemini.py``), which speaks the resumable upload protocol,
 moves files from PROCESSING to ACTIVE, expires them after 48 hours on a clock the tests
 control, and answers 403 PERMISSION_DENIED for files it no longer has.
 
@@ -39,7 +39,7 @@ from filetier.errors import (
 )
 from filetier.providers.gemini import sha256_hex
 from filetier.providers.registry import build_provider
-from tests.gemini_server import GeminiServer
+from tests.provider_servers.gemini import GeminiServer
 
 KEY = "AIza-gemini-test-secret-5c1d9e7a3b"
 HOUR = 3600.0
@@ -410,6 +410,12 @@ async def test_a_wrong_key_is_an_auth_error_that_never_shows_a_key(
 async def test_a_missing_extra_is_a_one_line_error_naming_it(
     home: Path, gemini: GeminiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As if google-genai were not installed: the adapter module must be imported afresh,
+    # and `from google import genai` must find neither the attribute nor the module.
+    import google
+
+    monkeypatch.delitem(sys.modules, "filetier.providers.gemini", raising=False)
+    monkeypatch.delattr(google, "genai", raising=False)
     monkeypatch.setitem(sys.modules, "google.genai", None)  # import now fails
     with pytest.raises(ProviderNotConfiguredError) as caught:
         build_provider("gemini", gemini_settings(home, gemini))

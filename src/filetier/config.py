@@ -331,6 +331,42 @@ class Settings(BaseSettings):
         ),
         description="A provider copy is reused only while it has more life left than this.",
     )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com",
+        validation_alias=_env("ANTHROPIC_BASE_URL", "anthropic_base_url"),
+        description="Anthropic API (the Files API lives under /v1/files).",
+    )
+    anthropic_model: str = Field(
+        default="claude-sonnet-4-5",
+        validation_alias=_env("FILETIER_ANTHROPIC_MODEL", "anthropic_model"),
+    )
+    anthropic_files_beta: bool = Field(
+        default=False,
+        validation_alias=_env("FILETIER_ANTHROPIC_FILES_BETA", "anthropic_files_beta"),
+        description="Send 'anthropic-beta: files-api-2025-04-14' (deployments that still need it).",
+    )
+    anthropic_file_ttl_seconds: int | None = Field(
+        default=None,
+        ge=3600,
+        le=7776000,
+        validation_alias=_env("FILETIER_ANTHROPIC_FILE_TTL_SECONDS", "anthropic_file_ttl_seconds"),
+        description="expires_in_seconds for Anthropic uploads (3600-7776000); unset = no expiry.",
+    )
+    mistral_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("MISTRAL_API_KEY")
+    )
+    mistral_base_url: str = Field(
+        default="https://api.mistral.ai",
+        validation_alias=_env("MISTRAL_BASE_URL", "mistral_base_url"),
+        description="Mistral API (the files API lives under /v1/files).",
+    )
+    mistral_model: str = Field(
+        default="mistral-small-latest",
+        validation_alias=_env("FILETIER_MISTRAL_MODEL", "mistral_model"),
+    )
     provider_timeout_seconds: float = Field(
         default=60,
         validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds"),

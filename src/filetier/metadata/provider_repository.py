@@ -145,33 +145,43 @@ class ProviderRepository:
             )
         return [ProviderCopy.of(r) for r in rows]
 
-    async def usage(self, provider: str, account: str) -> tuple[int, int]:
-        """Active copies at this provider account: (count, bytes)."""
+    async def usage(
+        self, provider: str, account: str, purpose: str | None = None
+    ) -> tuple[int, int]:
+        """Active copies at this provider account (for one purpose, if given): (count, bytes)."""
+        where = [
+            P.c.provider == provider,
+            P.c.provider_account == account,
+            P.c.status.in_(("active", "foreign")),
+        ]
+        if purpose is not None:
+            where.append(P.c.purpose == purpose)
         async with self.db.read() as conn:
             count, total = (
                 await conn.execute(
                     sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(P.c.bytes), 0)).where(
-                        P.c.provider == provider,
-                        P.c.provider_account == account,
-                        P.c.status.in_(("active", "foreign")),
+                        *where
                     )
                 )
             ).one()
         return int(count), int(total)
 
     async def least_recently_used(
-        self, provider: str, account: str, limit: int
+        self, provider: str, account: str, limit: int, purpose: str | None = None
     ) -> list[ProviderCopy]:
+        where = [
+            P.c.provider == provider,
+            P.c.provider_account == account,
+            P.c.status == "active",
+        ]
+        if purpose is not None:
+            where.append(P.c.purpose == purpose)
         async with self.db.read() as conn:
             rows = (
                 (
                     await conn.execute(
                         sa.select(P)
-                        .where(
-                            P.c.provider == provider,
-                            P.c.provider_account == account,
-                            P.c.status == "active",
-                        )
+                        .where(*where)
                         .order_by(sa.func.coalesce(P.c.last_used_at, P.c.uploaded_at), P.c.id)
                         .limit(limit)
                     )
@@ -244,7 +254,15 @@ class ProviderRepository:
             values: dict[str, Any] = {"status": status}
             if status == "active":
                 values["last_used_at"] = utcnow()
-            await conn.execute(sa.update(P).where(P.c.id == copy.id).values(**values))
+            # Only that copy: a concurrent re-upload may have put a new provider file id
+            # in the same row, and it must not be marked with the old copy's fate.
+            changed = await conn.execute(
+                sa.update(P)
+                .where(P.c.id == copy.id, P.c.provider_file_id == copy.provider_file_id)
+                .values(**values)
+            )
+            if changed.rowcount == 0:
+                return
             if copy.file_hash:
                 await self._mirror(
                     conn,

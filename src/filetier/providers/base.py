@@ -7,6 +7,7 @@ logic, quotas and caching live in :mod:`filetier.providers.manager`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +22,18 @@ class ProviderLimits:
     max_file_bytes: dict[str, int]  # per purpose; missing = no stated limit
     max_files: int | None = None
     max_total_bytes: int | None = None
+    # Some purposes have their own file count (GLM's code-interpreter: 100 files).
+    max_files_per_purpose: dict[str, int] = field(default_factory=dict)
+    # filetier's default purpose is ``file-extract``; a provider without it names the
+    # purpose that means the same to it (Mistral: ``ocr``). The alias is resolved before
+    # anything is keyed on the purpose, so one content never has two copies for it.
+    purpose_aliases: dict[str, str] = field(default_factory=dict)
 
     def file_limit(self, purpose: str) -> int | None:
         return self.max_file_bytes.get(purpose)
+
+    def canonical(self, purpose: str) -> str:
+        return self.purpose_aliases.get(purpose, purpose)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +51,15 @@ class ChatAnswer:
     content: str
     model: str
     usage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FileReference:
+    """A file the provider holds, as a question refers to it."""
+
+    provider_file_id: str
+    mime_type: str
+    filename: str
 
 
 class Provider(Protocol):
@@ -112,3 +131,26 @@ class UploadsFromDisk(Protocol):
         ...
 
     async def upload_from_disk(self, content: LocalContent, purpose: str) -> ProviderFile: ...
+
+
+@runtime_checkable
+class AsksWithFileReferences(Protocol):
+    """A provider whose chat API takes uploaded files by id (Anthropic, Mistral).
+
+    ``ask_file`` uploads each file once with ``ask_purpose`` and sends references to the
+    copies instead of their extracted text.
+    """
+
+    @property
+    def ask_purpose(self) -> str: ...
+
+    @property
+    def extracts_text(self) -> bool:
+        """False when the provider hands back neither the file nor a text of it."""
+        ...
+
+    async def ask(
+        self, model: str, question: str, files: Sequence[FileReference]
+    ) -> ChatAnswer | None:
+        """The answer, or None when the provider no longer has one of ``files`` (404)."""
+        ...

@@ -44,8 +44,15 @@ from filetier.models import (
     SyncAction,
     SyncReport,
 )
-from filetier.providers.base import LocalContent, Provider, ProviderFile, UploadsFromDisk
-from filetier.providers.registry import build_provider, configured_names
+from filetier.providers.base import (
+    AsksWithFileReferences,
+    FileReference,
+    LocalContent,
+    Provider,
+    ProviderFile,
+    UploadsFromDisk,
+)
+from filetier.providers.registry import SPECS, build_provider, configured_names
 from filetier.singleflight import SingleFlight
 
 if TYPE_CHECKING:
@@ -173,6 +180,7 @@ class ProviderFiles:
         """
         record = await self._store._record(file_id)
         client = self.provider(provider)
+        purpose = client.limits.canonical(purpose)
         self._check_limits(client, record, purpose)
         copy = await self.repo.get(record.sha256, client.name, client.account, purpose)
         uploaded = False
@@ -233,6 +241,7 @@ class ProviderFiles:
                         return revived
                     await self.repo.remove(current)
                 await self._make_room(client, record)
+                await self._make_room(client, record, purpose)
                 result = await self._send(record, client, purpose)
                 uploaded = True
                 await self.repo.record_upload(
@@ -291,26 +300,37 @@ class ProviderFiles:
         copy, _ = await self._upload(record, client, purpose, stale=gone)
         return copy
 
-    async def _make_room(self, client: Provider, record: FileRecord) -> None:
+    async def _make_room(
+        self, client: Provider, record: FileRecord, purpose: str | None = None
+    ) -> None:
+        """Evict least recently used copies until ``record`` fits the account's quota
+        (or, with ``purpose``, that purpose's own file count)."""
         limits = client.limits
-        if limits.max_files is None and limits.max_total_bytes is None:
+        max_files = (
+            limits.max_files if purpose is None else limits.max_files_per_purpose.get(purpose)
+        )
+        max_total = limits.max_total_bytes if purpose is None else None
+        if max_files is None and max_total is None:
             return
-        count, total = await self.repo.usage(client.name, client.account)
+        count, total = await self.repo.usage(client.name, client.account, purpose)
 
         def over(count: int, total: int) -> bool:
-            return (limits.max_files is not None and count + 1 > limits.max_files) or (
-                limits.max_total_bytes is not None and total + record.size > limits.max_total_bytes
+            return (max_files is not None and count + 1 > max_files) or (
+                max_total is not None and total + record.size > max_total
             )
 
+        scope = f"{client.name}'s" if purpose is None else f"{client.name}'s {purpose}"
         while over(count, total):
             victims = [
                 c
-                for c in await self.repo.least_recently_used(client.name, client.account, 16)
+                for c in await self.repo.least_recently_used(
+                    client.name, client.account, 16, purpose
+                )
                 if c.file_hash != record.sha256
             ]
             if not victims:
                 raise ProviderLimitError(
-                    f"{client.name}'s quota is full ({count} files, {total:,} bytes) and "
+                    f"{scope} quota is full ({count} files, {total:,} bytes) and "
                     "filetier holds no copy there it could remove to make room"
                 )
             for victim in victims:
@@ -325,6 +345,12 @@ class ProviderFiles:
 
     async def get_file_text(self, file_id: str | UUID, provider: str) -> ExtractedText:
         client = self.provider(provider)
+        if isinstance(client, AsksWithFileReferences) and not client.extracts_text:
+            # Refused before anything is uploaded for a text that will never come.
+            raise ProviderRequestError(
+                f"{client.name} returns no extracted text of a file; ask about the file "
+                "instead (ask_file)"
+            )
         if isinstance(file_id, str):
             foreign = await self._foreign_copy(file_id.strip(), client)
             if foreign is not None:
@@ -429,6 +455,8 @@ class ProviderFiles:
         if not question.strip():
             raise ProviderRequestError("ask_file needs a question")
         client = self.provider(provider)
+        if isinstance(client, AsksWithFileReferences):
+            return await self._ask_by_reference(client, client, file_ids, question, model)
         messages: list[dict[str, str]] = []
         records: list[FileRecord] = []
         for fid in file_ids:
@@ -450,6 +478,51 @@ class ProviderFiles:
             provider_file_ids=ids,
             usage=answer.usage,
         )
+
+    async def _ask_by_reference(
+        self,
+        provider: Provider,
+        client: AsksWithFileReferences,
+        file_ids: list[str | UUID],
+        question: str,
+        model: str | None,
+    ) -> AskResult:
+        """Upload each file once (or reuse its copy) and send references to the copies.
+        A copy the provider lost is found by the answer failing: those copies are checked,
+        re-uploaded once, and the question is asked once more."""
+        records = [await self._store._record(fid) for fid in file_ids]
+        model = model or provider.default_model
+        refs = [await self._reference(record, provider, client.ask_purpose) for record in records]
+        answer = await client.ask(model, question, refs)
+        if answer is None:
+            for i, record in enumerate(records):
+                lost = refs[i].provider_file_id
+                if await provider.retrieve(lost) is None:
+                    gone = await self.repo.get(
+                        record.sha256, provider.name, provider.account, client.ask_purpose
+                    )
+                    # Another file with the same bytes (or another caller) may have
+                    # replaced the copy already: then there is nothing to upload.
+                    if gone is not None and gone.provider_file_id == lost:
+                        await self._reupload(record, provider, client.ask_purpose, gone)
+                    refs[i] = await self._reference(record, provider, client.ask_purpose)
+            answer = await client.ask(model, question, refs)
+            if answer is None:
+                raise ProviderRequestError(
+                    f"{provider.name} lost a file again right after it was uploaded"
+                )
+        return AskResult(
+            answer=answer.content,
+            provider=provider.name,
+            model=answer.model,
+            file_ids=[r.file_id for r in records],
+            provider_file_ids=[ref.provider_file_id for ref in refs],
+            usage=answer.usage,
+        )
+
+    async def _reference(self, record: FileRecord, client: Provider, purpose: str) -> FileReference:
+        result = await self.get_provider_file_id(record.file_id, client.name, purpose)
+        return FileReference(result.provider_file_id, record.mime_type, record.filename)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -487,6 +560,13 @@ class ProviderFiles:
         if not self._is_operator():
             return None
         for copy in await self.repo.by_provider_file_id(provider_file_id):
+            spec = SPECS.get(copy.provider)
+            if spec is not None and not spec.offers_text:
+                raise OriginalNotAvailableError(
+                    f"{provider_file_id} is a {copy.provider} file that filetier never "
+                    f"uploaded, so filetier holds no bytes of it, and {copy.provider} offers "
+                    "no text of it either"
+                )
             raise OriginalNotAvailableError(
                 f"{provider_file_id} is a {copy.provider} file that filetier never uploaded; "
                 f"{copy.provider} returns extracted text, not the original bytes: ask for "

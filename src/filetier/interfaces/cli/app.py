@@ -418,7 +418,7 @@ def history(
 @app.command("provider-id")
 def provider_id(
     file_id: Annotated[str, typer.Argument(help="File id.")],
-    provider: Annotated[str, typer.Argument(help="kimi, glm or openai.")],
+    provider: Annotated[str, typer.Argument(help="kimi, glm, openai, anthropic or mistral.")],
     purpose: Annotated[str, typer.Option(help="Upload purpose.")] = "file-extract",
     verify: Annotated[
         bool, typer.Option("--verify", help="Check the id with the provider.")
@@ -437,7 +437,7 @@ def provider_id(
 @app.command()
 def text(
     file_id: Annotated[str, typer.Argument(help="File id.")],
-    provider: Annotated[str, typer.Argument(help="kimi, glm or openai.")],
+    provider: Annotated[str, typer.Argument(help="kimi, glm, openai, anthropic or mistral.")],
     as_json: JsonFlag = False,
 ) -> None:
     """The provider's extracted text of a file (cached; never the original bytes)."""
@@ -451,7 +451,9 @@ def text(
 @app.command()
 def ask(
     args: Annotated[list[str], typer.Argument(help="FILE_ID... QUESTION")],
-    provider: Annotated[str, typer.Option("--provider", "-p", help="kimi, glm or openai.")],
+    provider: Annotated[
+        str, typer.Option("--provider", "-p", help="kimi, glm, openai, anthropic or mistral.")
+    ],
     model: Annotated[str | None, typer.Option(help="Model (default: the provider's).")] = None,
     as_json: JsonFlag = False,
 ) -> None:

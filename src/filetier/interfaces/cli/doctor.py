@@ -96,7 +96,11 @@ async def run_checks(settings: Settings) -> list[dict[str, Any]]:
                 )
             )
             continue
-        client = build_provider(name, settings)
+        try:
+            client = build_provider(name, settings)
+        except FiletierError as exc:  # e.g. its SDK extra is not installed
+            checks.append(_check(f"provider {name}", False, str(exc)))
+            continue
         try:
             files = await client.list_files()
             checks.append(
