@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from filetier.config import Settings
-from filetier.errors import ProviderNotConfiguredError
+from filetier.errors import ProviderNotConfiguredError, UnknownProviderError
 from filetier.providers.base import Provider, ProviderLimits
 
 MB = 1024 * 1024
@@ -102,7 +102,7 @@ def configured_names(settings: Settings) -> list[str]:
 def build_provider(name: str, settings: Settings) -> Provider:
     spec = SPECS.get(name.lower())
     if spec is None:
-        raise ProviderNotConfiguredError(
+        raise UnknownProviderError(
             f"unknown provider {name!r}: use one of {', '.join(sorted(SPECS))}"
         )
     key, base_url, model = {
