@@ -723,18 +723,12 @@ def token_create(
     from filetier.auth import TokenAuthority
 
     check_owner_name(owner)
-    settings_owner: list[str] = []
-
-    async def job(store: FileStore) -> str:
-        settings_owner.append(store.owner)
-        return await TokenAuthority(store.settings, store.db).create(owner, name)
-
-    token = run(job)
+    token = run(lambda s: TokenAuthority(s.settings, s.db).create(owner, name))
     if as_json:
         emit({"owner": owner, "name": name, "token": token}, True)
         return
     sys.stdout.write(token + "\n")
-    cli_owner = settings_owner[0]
+    cli_owner = build_settings().owner
     where = (
         "the CLI stores files as this owner too"
         if cli_owner == owner
