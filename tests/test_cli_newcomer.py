@@ -15,9 +15,11 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 import typer.main
 
-from filetier.errors import ERROR_TABLE
+from filetier import FileStore, Settings
+from filetier.errors import ERROR_TABLE, InvalidInputError, NotFoundError
 from filetier.interfaces.cli.app import app
 from tests.services import free_port
 
@@ -385,3 +387,38 @@ def test_names_are_printed_as_they_are(home: Path, tmp_path: Path) -> None:
     proc = run(home, "ls")
     assert proc.returncode == 0, proc.stderr
     assert "[bold]x[-].txt" in proc.stdout
+
+
+async def test_prefix_lookup_is_owner_scoped_on_sqlite(home: Path) -> None:
+    await check_prefix_lookup(Settings(home=home, fsync=False))
+
+
+async def test_prefix_lookup_is_owner_scoped_on_postgresql(home: Path, pg_url: str) -> None:
+    await check_prefix_lookup(Settings(home=home, fsync=False, database_url=pg_url))
+
+
+async def check_prefix_lookup(settings: Settings) -> None:
+    """The prefix range query behind the CLI, on SQLite's hex text and PostgreSQL's uuid."""
+    async with FileStore(settings) as store:
+        alice = store.as_owner("alice")
+        theirs = await alice.upload_file(b"alice's bytes", filename="a.txt")
+        mine = [await store.upload_file(f"{n}".encode(), filename=f"{n}.txt") for n in range(3)]
+        ids = sorted(str(r.file_id) for r in mine)
+        for file_id in ids:
+            # The shortest prefix that tells it from default's other files resolves to it,
+            # with or without dashes, in either case.
+            n = max(len(shared_start(file_id, other)) for other in ids if other != file_id) + 1
+            prefix = file_id[: max(n, 4)]
+            assert str(await store.resolve_file_id(prefix.upper())) == file_id
+            assert str(await store.resolve_file_id(prefix.replace("-", ""))) == file_id
+        common = shared_start(ids[0], ids[-1])
+        with pytest.raises(InvalidInputError, match="ambiguous: 3 files match"):
+            await store.resolve_file_id(common)
+        alice_id = str(theirs.file_id)
+        own = shared_start(alice_id, ids[0])
+        assert len(own) >= 4  # made moments apart: alice's id starts like default's
+        with pytest.raises(NotFoundError):
+            await store.resolve_file_id(alice_id[: len(own) + 1])
+        with pytest.raises(NotFoundError):
+            await store.stat(await store.resolve_file_id(alice_id))
+        assert str(await alice.resolve_file_id(alice_id[:13])) == alice_id
