@@ -12,12 +12,15 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install . \
-    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin filetier \
+    && groupadd --system --gid 10001 filetier \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin filetier \
     && mkdir -p /app/files \
-    && chown -R filetier:filetier /app/files
+    && chown -R 10001:10001 /app/files
 
-USER filetier
+# Numeric, so the host (and compose's files-init) can match it: uid 10001 owns /app/files.
+USER 10001:10001
 VOLUME ["/app/files"]
 EXPOSE 8787
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('FILETIER_HTTP_PORT','8787'), timeout=4)"
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+    CMD ["python", "-c", "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('FILETIER_HTTP_PORT','8787'), timeout=4)"]
 CMD ["filetier", "serve"]

@@ -25,6 +25,6 @@ def test_env_example_lists_every_setting() -> None:
 def test_docker_files_use_the_documented_volume_and_a_non_root_user() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     compose = (ROOT / "docker-compose.yml").read_text()
-    assert "USER filetier" in dockerfile
+    assert "USER 10001:10001" in dockerfile and "--uid 10001" in dockerfile
     assert "./files:/app/files" in compose
     assert "postgres" in compose and "minio" in compose

@@ -10,17 +10,33 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from filetier.config import Settings
+from filetier.errors import InvalidInputError, NotFoundError
 from filetier.metadata.database import Database
 from filetier.metadata.repository import utcnow
 from filetier.metadata.schema import api_tokens
 
 TOKEN_PREFIX = "ft_"  # noqa: S105 - a visible prefix, not a secret
+# Owner names: printable, no surrounding spaces, and no ``:`` or ``,``, which separate
+# FILETIER_API_TOKENS' ``owner:token`` pairs, so every owner can also be configured there.
+_OWNER_RE = re.compile(r"[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,253}[^\s:,\x00-\x1f\x7f])?")
+_HASH_PREFIX_RE = re.compile(r"[0-9a-f]{8,64}")
+
+
+def check_owner_name(owner: str) -> str:
+    """``owner`` if it can name an owner, else InvalidInputError (exit 2, HTTP 400)."""
+    if not _OWNER_RE.fullmatch(owner):
+        raise InvalidInputError(
+            f"{owner[:64]!r} cannot name an owner: use 1-255 printable characters, no "
+            "leading or trailing spaces, no ':' or ','"
+        )
+    return owner
 
 
 def token_hash(token: str) -> str:
@@ -61,6 +77,7 @@ class TokenAuthority:
 
     async def create(self, owner: str, name: str | None = None) -> str:
         """A new random token for ``owner``; only its hash is stored. Shown once."""
+        check_owner_name(owner)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         async with self._db.write() as conn:
             await conn.execute(
@@ -80,12 +97,20 @@ class TokenAuthority:
         return [TokenInfo(r["owner"], r["name"], r["token_hash"][:12]) for r in rows]
 
     async def revoke(self, hash_prefix: str) -> int:
-        if len(hash_prefix) < 8:
-            raise ValueError("give at least 8 characters of the token hash")
+        """Delete the stored tokens whose hash starts with ``hash_prefix`` (8+ hex digits,
+        as ``list`` shows them); NotFoundError when none does."""
+        hash_prefix = hash_prefix.strip().lower()
+        if not _HASH_PREFIX_RE.fullmatch(hash_prefix):
+            raise InvalidInputError(
+                f"{hash_prefix[:64]!r} is not a token hash prefix: give at least 8 hex digits "
+                "of the hash `filetier token list` shows"
+            )
         async with self._db.write() as conn:
             result = await conn.execute(
                 sa.delete(api_tokens).where(
                     api_tokens.c.token_hash.startswith(hash_prefix, autoescape=True)
                 )
             )
+        if not result.rowcount:
+            raise NotFoundError(f"no stored token's hash starts with {hash_prefix}")
         return int(result.rowcount)

@@ -12,6 +12,7 @@ one (``except FileNotFoundError``)::
     │   └── InvalidMetadataError              metadata is not a small JSON object
     ├── NotFoundError (FileNotFoundError)     no such file (for this owner)
     │   └── SourceNotFoundError               the upload source path does not exist
+    │       └── SourceNotAFileError           it exists but is a directory or a device
     ├── PathNotAllowedError (PermissionError) destination escapes the allowed roots
     ├── LimitExceededError (ValueError)       refused before anything was stored
     │   ├── FileTooLargeError                 over the overall or per-type size limit
@@ -26,6 +27,7 @@ one (``except FileNotFoundError``)::
     ├── OriginalNotAvailableError (FileNotFoundError) only a provider holds it, as text
     └── ProviderError                         an LLM provider's files API
         ├── ProviderNotConfiguredError (LookupError)   no API key for that provider
+        │   └── UnknownProviderError (ValueError)      no provider of that name at all
         ├── ProviderAuthError (PermissionError)        the key was refused
         ├── UnsupportedPurposeError (ValueError)       purpose not offered by provider
         ├── ProviderLimitError (ValueError)            too large / quota, nothing sent
@@ -37,6 +39,29 @@ one (``except FileNotFoundError``)::
 Foreign exceptions (obstore, SQLAlchemy, OSError from the disk) are translated once, at
 the boundary that calls the foreign library. :data:`ERROR_TABLE` maps each class to an
 HTTP status and a CLI exit code; interfaces look errors up there and nowhere else.
+
+Every exit code the ``filetier`` command uses (the README's table repeats this)::
+
+    0    success
+    1    an unexpected error (a bug: the message names it; ``-v`` shows the traceback)
+    2    bad input: a malformed id or argument, an unknown option or provider, a directory
+         given where a file is expected, an ambiguous id prefix
+    3    a setting is invalid or cannot work (ConfigError, or a malformed variable)
+    4    not found: no such file for this owner, no such upload source, no such token
+    5    a destination or source path outside the allowed roots
+    6    a size, type, quota or provider limit refused the request
+    7    not enough free disk space
+    8    stored bytes failed their SHA-256 check
+    9    a lock was not acquired in time
+    10   the primary object store failed or refused
+    11   the metadata database failed
+    12   ``verify`` found problems it did not repair
+    13   ``doctor``: a configured service does not answer
+    14   a provider is named but has no API key configured
+    15   a provider refused the key or the request
+    16   a provider kept answering 429
+    17   a provider is unavailable or did not answer in time
+    130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -81,6 +106,11 @@ class NotFoundError(FiletierError, FileNotFoundError):
 
 class SourceNotFoundError(NotFoundError):
     """The local path given as an upload source does not exist or is not a file."""
+
+
+class SourceNotAFileError(SourceNotFoundError):
+    """The upload source exists but is a directory, a FIFO or a device: bad input (exit 2),
+    not "not found"."""
 
 
 class PathNotAllowedError(FiletierError, PermissionError):
@@ -140,6 +170,10 @@ class ProviderNotConfiguredError(ProviderError, LookupError):
     """No API key (or no such provider) is configured."""
 
 
+class UnknownProviderError(ProviderNotConfiguredError, ValueError):
+    """No provider of that name exists: a typo, not a missing key (exit 2, not 14)."""
+
+
 class ProviderAuthError(ProviderError, PermissionError):
     """The provider refused the API key."""
 
@@ -184,6 +218,7 @@ ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
     (InvalidInputError, ErrorMapping(400, 2)),
     (ConfigError, ErrorMapping(500, 3)),
     (StoreClosedError, ErrorMapping(503, 1)),
+    (SourceNotAFileError, ErrorMapping(400, 2)),
     (SourceNotFoundError, ErrorMapping(400, 4)),
     (NotFoundError, ErrorMapping(404, 4)),
     (PathNotAllowedError, ErrorMapping(403, 5)),
@@ -197,6 +232,7 @@ ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
     (StorageUnavailableError, ErrorMapping(503, 10)),
     (MetadataUnavailableError, ErrorMapping(503, 11)),
     (OriginalNotAvailableError, ErrorMapping(409, 4)),
+    (UnknownProviderError, ErrorMapping(400, 2)),
     (ProviderNotConfiguredError, ErrorMapping(400, 14)),
     (ProviderAuthError, ErrorMapping(502, 15)),
     (UnsupportedPurposeError, ErrorMapping(400, 2)),

@@ -34,6 +34,7 @@ from filetier.errors import (
     InsufficientSpaceError,
     InvalidInputError,
     InvalidMetadataError,
+    SourceNotAFileError,
     SourceNotFoundError,
     StorageUnavailableError,
     TypeNotAllowedError,
@@ -238,6 +239,14 @@ def _new_temp(staging: Path) -> tuple[int, Path]:
     return fd, name
 
 
+def _not_a_file(path: Path, mode: int) -> str:
+    import stat as stat_mod
+
+    if stat_mod.S_ISDIR(mode):
+        return f"not a regular file: {path} is a directory (upload the files inside it)"
+    return f"not a regular file: {path}"
+
+
 def source_path(source: str | os.PathLike[str]) -> tuple[Path, int]:
     path = Path(source).expanduser()
     if "\x00" in str(path):
@@ -251,7 +260,7 @@ def source_path(source: str | os.PathLike[str]) -> tuple[Path, int]:
     import stat as stat_mod
 
     if not stat_mod.S_ISREG(st.st_mode):
-        raise SourceNotFoundError(f"not a regular file: {path}")
+        raise SourceNotAFileError(_not_a_file(path, st.st_mode))
     return path, st.st_size
 
 

@@ -39,7 +39,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filetier.errors import InvalidInputError, PathNotAllowedError, SourceNotFoundError
+from filetier.errors import (
+    InvalidInputError,
+    PathNotAllowedError,
+    SourceNotAFileError,
+    SourceNotFoundError,
+)
 
 __all__ = ["AllowedRoots", "SafeDestination", "safe_filename"]
 
@@ -402,9 +407,11 @@ class AllowedRoots:
                 raise SourceNotFoundError(f"cannot read {resolved}: {exc.strerror}") from None
         finally:
             os.close(dir_fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
             os.close(fd)
-            raise SourceNotFoundError(f"not a regular file: {resolved}")
+            kind = " (a directory)" if stat.S_ISDIR(mode) else ""
+            raise SourceNotAFileError(f"not a regular file: {resolved}{kind}")
         os.set_blocking(fd, True)
         return fd, resolved
 

@@ -114,6 +114,9 @@ REFRESH_BATCH_MAX = 500
 RECORD_CACHE_MAX = 10_000
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
+#: Fewest hex digits ``resolve_file_id`` accepts as an id prefix.
+MIN_ID_PREFIX = 4
+_HEX_RE = re.compile(r"[0-9a-f]+")
 PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
 
 
@@ -394,6 +397,35 @@ class FileStore:
         with contextlib.suppress(InvalidFileIdError):  # a provider file id resolves below
             self._forget_record(parse_file_id(file_id))
         return await self._record(file_id)
+
+    async def resolve_file_id(self, prefix: str) -> UUID:
+        """The id of this owner's one file whose id starts with ``prefix``, as git takes
+        a unique commit prefix: hex digits (dashes optional), at least
+        :data:`MIN_ID_PREFIX` of them. Only this owner's ids are searched, so another
+        owner's files can neither match nor make a prefix ambiguous. A whole id is
+        returned as it is, found or not (``stat`` says which)."""
+        self._require_open()
+        text = prefix.strip().lower()
+        digits = text.replace("-", "")
+        if not _HEX_RE.fullmatch(digits) or len(digits) > 32:
+            raise InvalidFileIdError(
+                f"{prefix[:64]!r} is not a file id or id prefix (hex digits, e.g. 0192b5e0)"
+            )
+        if len(digits) == 32:
+            return UUID(digits)
+        if len(digits) < MIN_ID_PREFIX:
+            raise InvalidInputError(
+                f"id prefix {text!r} is too short: give at least {MIN_ID_PREFIX} characters"
+            )
+        low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+        ids, count = await self.repo.file_ids_between(self.owner, low, high, limit=2)
+        if count == 0:
+            raise NotFoundError(f"no file whose id starts with {text}")
+        if count > 1:
+            raise InvalidInputError(
+                f"id prefix {text} is ambiguous: {count} files match; give more characters"
+            )
+        return ids[0]
 
     async def list(
         self,

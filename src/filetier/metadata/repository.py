@@ -132,6 +132,26 @@ class Repository:
         records = (record_from_row(row) for row in rows)
         return {record.file_id: record for record in records}
 
+    async def file_ids_between(
+        self, owner: str, low: UUID, high: UUID, *, limit: int
+    ) -> tuple[list[UUID], int]:
+        """The owner's file ids from ``low`` to ``high`` inclusive (at most ``limit`` of
+        them) and how many there are. An id prefix is such a range: UUIDs order as their
+        hex digits on both SQLite (hex text) and PostgreSQL (bytes), so the primary key
+        index answers it."""
+        f = file_metadata
+        where = (f.c.owner == owner, f.c.file_id >= low, f.c.file_id <= high)
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(sa.select(sa.func.count()).select_from(f).where(*where))
+            ).scalar_one()
+            rows = (
+                await conn.execute(
+                    sa.select(f.c.file_id).where(*where).order_by(f.c.file_id).limit(limit)
+                )
+            ).all()
+        return [row[0] for row in rows], int(total)
+
     async def list_files(
         self,
         owner: str,

@@ -28,7 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from filetier.config import Settings
-from filetier.errors import ProviderNotConfiguredError
+from filetier.errors import ProviderNotConfiguredError, UnknownProviderError
 from filetier.providers.base import Provider, ProviderLimits
 
 MB = 1024 * 1024
@@ -180,7 +180,7 @@ def configured_names(settings: Settings) -> list[str]:
 def build_provider(name: str, settings: Settings) -> Provider:
     spec = SPECS.get(name.lower())
     if spec is None:
-        raise ProviderNotConfiguredError(
+        raise UnknownProviderError(
             f"unknown provider {name!r}: use one of {', '.join(sorted(SPECS))}"
         )
     key = {

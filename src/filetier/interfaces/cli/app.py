@@ -1,7 +1,11 @@
 """The ``filetier`` command: parse, call FileStore, print; no business logic here.
 
 Errors become one actionable line on stderr and the exit code of
-:data:`filetier.errors.ERROR_TABLE`. ``--json`` prints machine-readable results on stdout.
+:data:`filetier.errors.ERROR_TABLE` (its docstring lists every code). ``--json`` prints
+machine-readable results on stdout, and errors as one JSON object on stderr. Wherever a
+file id is taken, a unique prefix of it is accepted (as git takes commit prefixes),
+searched among the acting owner's files only. The CLI acts as one owner: ``--owner`` or
+``FILETIER_OWNER``, else ``default``.
 The process leaves through ``os._exit`` after flushing: obstore's Rust runtime can abort
 the interpreter during normal finalisation (exit code 134) in short-lived commands.
 """
@@ -12,40 +16,53 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
+from filetier.auth import check_owner_name
 from filetier.config import Settings
-from filetier.errors import FiletierError, mapping_for
+from filetier.errors import ConfigError, FiletierError, InvalidFileIdError, mapping_for
 from filetier.models import CleanupPolicy, FileRecord, MaintenanceReport, ProviderCopyInfo
-from filetier.store import FileStore
+from filetier.store import FileStore, parse_file_id
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    name="filetier",
-    help="A content-addressed, three-tier file store for LLM agents.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-db_app = typer.Typer(help="Metadata database commands.", no_args_is_help=True)
+
+def _typer(**kwargs: Any) -> typer.Typer:
+    # Plain (click) help: typer's rich help shows every boolean flag as taking a value
+    # ("--json <bool>"), which it does not.
+    return typer.Typer(
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        **kwargs,
+    )
+
+
+app = _typer(name="filetier", help="A content-addressed, three-tier file store for LLM agents.")
+db_app = _typer(help="Metadata database commands.")
 app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
@@ -56,10 +73,17 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 class _State:
     home: Path | None = None
+    owner: str | None = None
     verbose: bool = False
 
 
 state = _State()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"filetier {package_version('filetier')}\n")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -67,9 +91,24 @@ def _main(
     home: Annotated[
         Path | None, typer.Option("--home", help="Data directory (overrides FILETIER_HOME).")
     ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            "--owner",
+            help="Act as this owner (overrides FILETIER_OWNER; default: 'default'). A token "
+            "made with `token create NAME` sees the files of owner NAME only.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log to stderr.")] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     state.home = home
+    state.owner = owner
     state.verbose = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -78,11 +117,19 @@ def _main(
     )
 
 
-def build_settings() -> Settings:
+def _overrides() -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if state.home is not None:
         overrides["home"] = state.home
+    if state.owner is not None:
+        overrides["owner"] = check_owner_name(state.owner)
+    return overrides
+
+
+def build_settings() -> Settings:
+    overrides = _overrides()
     settings = Settings(**overrides)
+    check_owner_name(settings.owner)
     if settings.allowed_roots_raw is None:
         # A person at a shell may write into the directory they are in; agents and
         # servers get only the configured roots.
@@ -111,6 +158,69 @@ def emit(value: Any, as_json: bool) -> None:
         out.print(value)
 
 
+def error_body(kind: str, message: str, exit_code: int) -> dict[str, Any]:
+    """An error as ``--json`` prints it on stderr: the HTTP API's shape plus the exit code."""
+    return {"error": {"type": kind, "message": message, "exit_code": exit_code}}
+
+
+def describe(exc: FiletierError) -> dict[str, Any]:
+    return error_body(type(exc).__name__, str(exc), mapping_for(exc).exit_code)
+
+
+def notice(message: str, as_json: bool, **fields: Any) -> None:
+    """A note for the person at the terminal, on stderr (stdout may carry a protocol)."""
+    if as_json:
+        sys.stderr.write(json.dumps({"notice": message, **fields}, default=str) + "\n")
+    else:
+        err.print(message, markup=False, highlight=False)
+
+
+def print_columns(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> None:
+    """Rows padded into columns, never cut: ids stay whole at any terminal width (a
+    narrow terminal wraps the line instead). The last column is not padded, so a long
+    name or path goes last."""
+    table = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        cells = [
+            cell
+            if i == len(r) - 1
+            else (cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
+            for i, cell in enumerate(r)
+        ]
+        sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+_ID_PREFIX_RE = re.compile(r"[0-9a-fA-F-]+")
+
+
+async def resolve_id(store: FileStore, text: str) -> UUID | str:
+    """A whole id, the id a unique prefix stands for (this owner's files only), or the
+    text as given: a provider file id (``file-…``) the store resolves, or garbage it
+    refuses with a clear message."""
+    try:
+        return parse_file_id(text)
+    except InvalidFileIdError:
+        pass
+    if _ID_PREFIX_RE.fullmatch(text.strip()):
+        return await store.resolve_file_id(text)
+    return text
+
+
+class _BytesColumn(ProgressColumn):
+    """Bytes done / total, in the binary units every other size is printed in."""
+
+    def render(self, task: Task) -> Text:
+        done = human(int(task.completed))
+        return Text(f"{done} / {human(int(task.total))}" if task.total is not None else done)
+
+
+class _SpeedColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{human(int(speed))}/s")
+
+
 @contextmanager
 def transfer_bar(
     description: str, total: int | None, enabled: bool
@@ -121,8 +231,8 @@ def transfer_bar(
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        _BytesColumn(),
+        _SpeedColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
@@ -132,6 +242,7 @@ def transfer_bar(
 
 
 def human(size: int) -> str:
+    """Sizes in binary units (KiB, MiB, ...), the one convention of every CLI output."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if value < 1024 or unit == "TiB":
@@ -143,9 +254,17 @@ def human(size: int) -> str:
 # -- commands -----------------------------------------------------------------------------
 
 
+def _batch_exit_code(failures: list[FiletierError]) -> None:
+    """A batch reports every item, then exits with the first failure's code."""
+    if failures:
+        raise typer.Exit(mapping_for(failures[0]).exit_code)
+
+
 @app.command()
 def upload(
-    paths: Annotated[list[Path], typer.Argument(help="Files to store.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="Files to store; - reads standard input (with --name).")
+    ],
     name: Annotated[str | None, typer.Option(help="Filename to record (one file only).")] = None,
     mime: Annotated[
         str | None, typer.Option(help="MIME type, used when sniffing is inconclusive.")
@@ -153,9 +272,12 @@ def upload(
     meta: Annotated[str | None, typer.Option(help="JSON object stored with the file.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Store files; identical bytes are kept once."""
+    """Store files; identical bytes are kept once. Each file is reported (its id, or
+    why it failed); the exit code is non-zero if any failed."""
     if name is not None and len(paths) > 1:
         raise typer.BadParameter("--name applies to a single file")
+    if "-" in paths and (len(paths) > 1 or name is None):
+        raise typer.BadParameter("- (standard input) is uploaded alone and needs --name")
     metadata = None
     if meta is not None:
         try:
@@ -163,32 +285,75 @@ def upload(
         except json.JSONDecodeError as exc:
             raise typer.BadParameter(f"--meta is not valid JSON: {exc.msg}") from None
 
-    async def job(store: FileStore) -> list[Any]:
-        results = []
-        for path in paths:
-            total = path.stat().st_size if path.is_file() else None
-            with transfer_bar(f"upload {path.name}", total, not as_json) as progress:
-                results.append(
-                    await store.upload_file(
-                        path, filename=name, mime_type=mime, metadata=metadata, progress=progress
-                    )
+    async def one(store: FileStore, source: str) -> Any:
+        if source == "-":
+            with transfer_bar(f"upload {name}", None, not as_json) as progress:
+                return await store.upload_file(
+                    sys.stdin.buffer,
+                    filename=name,
+                    mime_type=mime,
+                    metadata=metadata,
+                    progress=progress,
                 )
+        path = Path(source)
+        total = path.stat().st_size if path.is_file() else None
+        with transfer_bar(f"upload {path.name}", total, not as_json) as progress:
+            return await store.upload_file(
+                path, filename=name, mime_type=mime, metadata=metadata, progress=progress
+            )
+
+    async def job(store: FileStore) -> list[Any]:
+        results: list[Any] = []
+        for source in paths:
+            try:
+                results.append(await one(store, source))
+            except FiletierError as exc:
+                results.append(exc)
+            result = results[-1]
+            if len(paths) > 1 and not as_json:
+                # Reported as each finishes, so an interrupted batch still shows its ids.
+                if isinstance(result, FiletierError):
+                    err.print(f"error: {source}: {result}", markup=False, highlight=False)
+                else:
+                    _print_upload(result)
         return results
 
     results = run(job)
-    if as_json:
-        emit(results[0] if len(results) == 1 else results, True)
+    failures = [r for r in results if isinstance(r, FiletierError)]
+    if len(paths) == 1:
+        if failures:
+            raise failures[0]
+        if as_json:
+            emit(results[0], True)
+        else:
+            _print_upload(results[0])
         return
-    for r in results:
-        note = " (already stored: no bytes written)" if r.deduplicated else ""
-        out.print(
-            f"{r.file_id}  {r.filename}  {human(r.size)}  {r.mime_type}  sha256:{r.sha256[:16]}…{note}"
+    if as_json:
+        emit(
+            [
+                {"source": src}
+                | (describe(r) if isinstance(r, FiletierError) else r.model_dump(mode="json"))
+                for src, r in zip(paths, results, strict=True)
+            ],
+            True,
         )
+    _batch_exit_code(failures)
+
+
+def _print_upload(r: Any) -> None:
+    note = " (already stored: no bytes written)" if r.deduplicated else ""
+    out.print(
+        f"{r.file_id}  {r.filename}  {human(r.size)}  {r.mime_type}  sha256:{r.sha256[:16]}…{note}",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()
 def download(
-    file_id: Annotated[str, typer.Argument(help="File id (UUID).")],
+    file_id: Annotated[
+        str, typer.Argument(help="File id, a unique prefix, or a provider file id.")
+    ],
     dest: Annotated[
         Path | None, typer.Option("--dest", "-o", help="Destination file or directory.")
     ] = None,
@@ -205,15 +370,20 @@ def download(
     destination = dest.expanduser().absolute() if dest is not None else None
 
     async def job(store: FileStore) -> Any:
-        record = await store.stat(file_id)
+        fid = await resolve_id(store, file_id)
+        record = await store.stat(fid)
         with transfer_bar(f"download {record.filename}", record.size, not as_json) as progress:
-            return await store.download(file_id, destination, cleanup=policy, progress=progress)
+            return await store.download(fid, destination, cleanup=policy, progress=progress)
 
     result = run(job)
     if as_json:
         emit(result, True)
     else:
-        out.print(f"{result.path}  ({human(result.size)}, from {result.tier}, sha256 verified)")
+        out.print(
+            f"{result.path}  ({human(result.size)}, from {result.tier}, sha256 verified)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("ls")
@@ -225,7 +395,8 @@ def list_files(
     offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: JsonFlag = False,
 ) -> None:
-    """List stored files, newest first."""
+    """List stored files, newest first (whole ids; any unique prefix of one is accepted
+    where an id is taken)."""
     page = run(
         lambda s: s.list(
             name_contains=name, mime_type=mime, sha256=sha256, limit=limit, offset=offset
@@ -234,26 +405,33 @@ def list_files(
     if as_json:
         emit(page, True)
         return
-    table = Table("file id", "name", "size", "type", "uploaded", box=None)
-    for r in page.items:
-        table.add_row(
-            str(r.file_id),
-            r.filename,
-            human(r.size),
-            r.mime_type,
-            f"{r.upload_date:%Y-%m-%d %H:%M}",
-        )
-    out.print(table)
+    print_columns(
+        ("file id", "uploaded", "size", "type", "name"),
+        [
+            (
+                str(r.file_id),
+                f"{r.upload_date:%Y-%m-%d %H:%M}",
+                human(r.size),
+                r.mime_type,
+                r.filename,
+            )
+            for r in page.items
+        ],
+        right={2},
+    )
     more = f", next: --offset {page.next_offset}" if page.next_offset is not None else ""
-    err.print(f"{len(page.items)} of {page.total} files{more}")
+    err.print(f"{len(page.items)} of {page.total} files{more}", markup=False)
 
 
 @app.command("stat")
-def stat_file(file_id: str, as_json: JsonFlag = False) -> None:
+def stat_file(
+    file_id: Annotated[str, typer.Argument(help="File id or a unique prefix of it.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Show a file's metadata, and its provider copies with the life each has left."""
 
     async def job(store: FileStore) -> tuple[FileRecord, Sequence[ProviderCopyInfo]]:
-        record = await store.stat(file_id)
+        record = await store.stat(await resolve_id(store, file_id))
         return record, await store.provider_copies(record.file_id)
 
     record, copies = run(job)
@@ -265,28 +443,60 @@ def stat_file(file_id: str, as_json: JsonFlag = False) -> None:
         )
         return
     for key, value in record.model_dump(mode="json").items():
-        out.print(f"{key:>18}: {value}")
+        if value is None or value == "":
+            shown = "-"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, ensure_ascii=False) if value else "-"
+        elif key in {"size", "file_size"} and isinstance(value, int):
+            shown = f"{value} bytes ({human(value)})"
+        else:
+            shown = str(value)
+        out.print(f"{key:>18}: {shown}", markup=False, highlight=False)
     for c in copies:
-        out.print(f"{'provider copy':>18}: {c.provider} {c.purpose} {c.provider_file_id} {life(c)}")
+        out.print(
+            f"{'provider copy':>18}: {c.provider} {c.purpose} {c.provider_file_id} {life(c)}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("rm")
 def remove(
-    file_ids: Annotated[list[str], typer.Argument(help="File ids to delete.")],
+    file_ids: Annotated[list[str], typer.Argument(help="File ids (or unique prefixes) to delete.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Delete files; their bytes go when no other file shares them."""
+    """Delete files; their bytes go when no other file shares them. Each id is reported;
+    the exit code is non-zero if any failed."""
 
     async def job(store: FileStore) -> list[Any]:
-        return [await store.delete(fid) for fid in file_ids]
+        results: list[Any] = []
+        for text in file_ids:
+            try:
+                results.append(await store.delete(await resolve_id(store, text)))
+            except FiletierError as exc:
+                results.append(exc)
+        return results
 
     results = run(job)
+    failures = [r for r in results if isinstance(r, FiletierError)]
+    if len(file_ids) == 1 and failures:
+        raise failures[0]
     if as_json:
-        emit(results, True)
-        return
-    for r in results:
-        note = "bytes removed" if r.blob_deleted else "bytes kept (shared with another file)"
-        out.print(f"deleted {r.file_id} ({note})")
+        emit(
+            [
+                {"file_id": text} | describe(r) if isinstance(r, FiletierError) else r
+                for text, r in zip(file_ids, results, strict=True)
+            ],
+            True,
+        )
+    else:
+        for text, r in zip(file_ids, results, strict=True):
+            if isinstance(r, FiletierError):
+                err.print(f"error: {text}: {r}", markup=False, highlight=False)
+                continue
+            note = "bytes removed" if r.blob_deleted else "bytes kept (shared with another file)"
+            out.print(f"deleted {r.file_id} ({note})", markup=False, highlight=False)
+    _batch_exit_code(failures)
 
 
 @app.command()
@@ -393,26 +603,40 @@ def life(copy: ProviderCopyInfo) -> str:
 
 @app.command()
 def history(
-    file_id: Annotated[str | None, typer.Argument(help="Only this file.")] = None,
+    file_id: Annotated[
+        str | None, typer.Argument(help="Only this file (id or a unique prefix).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """Recent downloads: when, where to, which tier served them."""
-    events = run(lambda s: s.history(file_id, limit=limit))
+
+    async def job(store: FileStore) -> Any:
+        fid = None
+        if file_id is not None:
+            # An unknown id is "not found" (exit 4), as for stat, not an empty history.
+            fid = (await store.stat(await resolve_id(store, file_id))).file_id
+        return await store.history(fid, limit=limit)
+
+    events = run(job)
     if as_json:
         emit(list(events), True)
         return
-    table = Table("when", "file id", "tier", "bytes", "ms", "destination", box=None)
-    for e in events:
-        table.add_row(
-            f"{e.downloaded_at:%Y-%m-%d %H:%M:%S}",
-            str(e.file_id),
-            e.tier,
-            human(e.bytes),
-            f"{e.duration_ms:.1f}",
-            e.destination_path or "-",
-        )
-    out.print(table)
+    print_columns(
+        ("when", "file id", "tier", "bytes", "ms", "destination"),
+        [
+            (
+                f"{e.downloaded_at:%Y-%m-%d %H:%M:%S}",
+                str(e.file_id),
+                e.tier,
+                human(e.bytes),
+                f"{e.duration_ms:.1f}",
+                e.destination_path or "-",
+            )
+            for e in events
+        ],
+        right={3, 4},
+    )
 
 
 @app.command("provider-id")
@@ -426,7 +650,12 @@ def provider_id(
     as_json: JsonFlag = False,
 ) -> None:
     """The provider's file id for a file, uploading it there at most once."""
-    result = run(lambda s: s.get_provider_file_id(file_id, provider, purpose, verify=verify))
+
+    async def job(store: FileStore) -> Any:
+        fid = await resolve_id(store, file_id)
+        return await store.get_provider_file_id(fid, provider, purpose, verify=verify)
+
+    result = run(job)
     if as_json:
         emit(result, True)
     else:
@@ -441,7 +670,11 @@ def text(
     as_json: JsonFlag = False,
 ) -> None:
     """The provider's extracted text of a file (cached; never the original bytes)."""
-    result = run(lambda s: s.get_file_text(file_id, provider))
+
+    async def job(store: FileStore) -> Any:
+        return await store.get_file_text(await resolve_id(store, file_id), provider)
+
+    result = run(job)
     if as_json:
         emit(result, True)
     else:
@@ -461,14 +694,19 @@ def ask(
     if len(args) < 2:
         raise typer.BadParameter("give at least one file id and then the question")
     *file_ids, question = args
-    result = run(lambda s: s.ask_file(file_ids, question, provider, model))
+
+    async def job(store: FileStore) -> Any:
+        fids = [await resolve_id(store, text) for text in file_ids]
+        return await store.ask_file(fids, question, provider, model)
+
+    result = run(job)
     if as_json:
         emit(result, True)
     else:
         out.print(result.answer, markup=False, highlight=False)
 
 
-providers_app = typer.Typer(help="Provider file records.", no_args_is_help=True)
+providers_app = _typer(help="Provider file records.")
 app.add_typer(providers_app, name="providers")
 
 
@@ -497,7 +735,7 @@ def providers_sync(
     )
 
 
-token_app = typer.Typer(help="API tokens for the HTTP API and MCP over HTTP.", no_args_is_help=True)
+token_app = _typer(help="API tokens for the HTTP API and MCP over HTTP.")
 app.add_typer(token_app, name="token")
 
 
@@ -505,12 +743,31 @@ app.add_typer(token_app, name="token")
 def token_create(
     owner: Annotated[str, typer.Argument(help="Owner the token acts for.")],
     name: Annotated[str | None, typer.Option(help="A label to recognise it by.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Create a token; it is printed once and only its hash is stored."""
+    """Create a token; it is printed once and only its hash is stored. The token sees
+    only OWNER's files: files stored by the CLI belong to owner `default` unless it runs
+    with `--owner OWNER` (or FILETIER_OWNER=OWNER)."""
     from filetier.auth import TokenAuthority
 
+    check_owner_name(owner)
     token = run(lambda s: TokenAuthority(s.settings, s.db).create(owner, name))
+    if as_json:
+        emit({"owner": owner, "name": name, "token": token}, True)
+        return
     sys.stdout.write(token + "\n")
+    cli_owner = build_settings().owner
+    where = (
+        "the CLI stores files as this owner too"
+        if cli_owner == owner
+        else f"files the CLI stores belong to owner {cli_owner} and stay invisible to it, "
+        f"unless the CLI runs with --owner {owner} (or FILETIER_OWNER={owner})"
+    )
+    notice(
+        f"token for owner {owner}, shown once (only its hash is stored). It sees only "
+        f"{owner}'s files; {where}.",
+        False,
+    )
 
 
 @token_app.command("list")
@@ -525,22 +782,26 @@ def token_list(as_json: JsonFlag = False) -> None:
         )
         return
     for t in tokens:
-        out.print(f"{t.token_hash_prefix}  {t.owner}  {t.name or ''}")
+        out.print(f"{t.token_hash_prefix}  {t.owner}  {t.name or ''}", markup=False)
 
 
 @token_app.command("revoke")
 def token_revoke(
     hash_prefix: Annotated[str, typer.Argument(help="Hash prefix from `token list`.")],
+    as_json: JsonFlag = False,
 ) -> None:
-    """Revoke tokens whose hash starts with the given prefix."""
+    """Revoke tokens whose hash starts with the given prefix (8+ hex digits)."""
     from filetier.auth import TokenAuthority
 
     count = run(lambda s: TokenAuthority(s.settings, s.db).revoke(hash_prefix))
-    out.print(f"revoked {count} token(s)")
+    if as_json:
+        emit({"revoked": count}, True)
+    else:
+        out.print(f"revoked {count} token(s)")
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(as_json: JsonFlag = False) -> None:
     """Apply pending schema migrations (a new data dir does this on first use)."""
     from filetier.metadata.database import Database, head_revision
 
@@ -558,7 +819,19 @@ def db_upgrade() -> None:
 
     settings.home.expanduser().mkdir(parents=True, exist_ok=True)
     ran, revision = asyncio.run(job())
-    out.print(f"{'migrated' if ran else 'already'} at revision {revision} (head {head_revision()})")
+    if as_json:
+        emit({"migrated": ran, "revision": revision, "head": head_revision()}, True)
+    else:
+        out.print(
+            f"{'migrated' if ran else 'already'} at revision {revision} (head {head_revision()})"
+        )
+
+
+NO_TOKEN_MESSAGE = (
+    "no API token: on this machine only, run `filetier serve --no-auth` (loopback); "  # noqa: S105 - advice, not a token
+    "otherwise create one with `filetier token create NAME` (it sees owner NAME's files) "
+    "or set FILETIER_API_TOKENS=NAME:TOKEN"
+)
 
 
 @app.command()
@@ -574,33 +847,75 @@ def serve(
         bool,
         typer.Option("--no-auth", help="Serve without tokens (refused unless bound to loopback)."),
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Startup notes and errors as JSON lines on stderr.")
+    ] = False,
 ) -> None:
     """Serve the HTTP API and MCP (streamable HTTP at /mcp) on one port."""
     settings = build_server_settings(allow_no_auth=True) if no_auth else build_server_settings()
     if stdio:
-        from filetier.interfaces.mcp.server import run_stdio
-
-        run_stdio(settings)
+        _serve_stdio(settings, as_json)
         return
+    from filetier.interfaces.http.runtime import AUTH_REQUIRED_MESSAGE
     from filetier.interfaces.serve import run as run_server
 
-    run_server(settings, host or settings.http_host, port or settings.http_port)
+    bind_host, bind_port = host or settings.http_host, port or settings.http_port
+    _data_notice(settings, as_json)
+    if no_auth:
+        notice(
+            f"no tokens (--no-auth): every request acts as owner {settings.owner!r}",
+            as_json,
+            owner=settings.owner,
+        )
+    try:
+        run_server(settings, bind_host, bind_port)
+    except ConfigError as exc:
+        if str(exc) == AUTH_REQUIRED_MESSAGE:
+            raise ConfigError(NO_TOKEN_MESSAGE) from None
+        raise
+
+
+def _data_notice(settings: Settings, as_json: bool) -> None:
+    """Where the files and their records live, said once at startup."""
+    view = settings.public_view()
+    notice(
+        f"data in {settings.home} (database {view['database_url']}; objects {view['primary_url']})",
+        as_json,
+        home=str(settings.home),
+        database_url=view["database_url"],
+        primary=view["primary_url"],
+    )
+
+
+def _serve_stdio(settings: Settings, as_json: bool) -> None:
+    from filetier.interfaces.mcp.server import run_stdio
+
+    if sys.stdin.isatty():
+        # Launched by hand: without this it would sit silent, waiting for JSON-RPC.
+        notice(
+            "filetier mcp: waiting for an MCP client on stdin (MCP clients start this "
+            "command themselves; Ctrl-D or Ctrl-C to stop)",
+            as_json,
+        )
+        _data_notice(settings, as_json)
+    run_stdio(settings)
 
 
 @app.command()
-def mcp() -> None:
+def mcp(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Notes and errors as JSON lines on stderr.")
+    ] = False,
+) -> None:
     """Serve MCP over stdio, for clients that launch their servers (logs go to stderr)."""
-    from filetier.interfaces.mcp.server import run_stdio
-
-    run_stdio(build_server_settings())
+    _serve_stdio(build_server_settings(), as_json)
 
 
 def build_server_settings(**extra: Any) -> Settings:
     """Servers get only the configured roots: no current-directory convenience."""
-    overrides: dict[str, Any] = dict(extra)
-    if state.home is not None:
-        overrides["home"] = state.home
-    return Settings(**overrides)
+    settings = Settings(**(_overrides() | extra))
+    check_owner_name(settings.owner)
+    return settings
 
 
 @app.command()
@@ -623,26 +938,61 @@ def doctor(as_json: JsonFlag = False) -> None:
         raise typer.Exit(13)
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` was given (before a ``--``), known even when parsing fails."""
+    args = list(argv)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _report(kind: str, message: str, code: int, as_json: bool) -> int:
+    if as_json:
+        sys.stderr.write(json.dumps(error_body(kind, message, code)) + "\n")
+    else:
+        err.print(f"error: {message}", markup=False, highlight=False)
+    return code
+
+
+def _usage_error(exc: typer.TyperException, as_json: bool) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and not as_json:
+        # A bare `filetier` (or `filetier token`): the help, as the user asked for nothing.
+        sys.stderr.write(exc.format_message() + "\n")
+        return exc.exit_code
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return _report(type(exc).__name__, exc.format_message() + hint, exc.exit_code, as_json)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run, flush, and leave without interpreter finalisation."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = _wants_json(args)
     code = 0
     try:
-        app(args=argv, standalone_mode=True)
+        returned = app(args=args, standalone_mode=False)
+        # Without standalone mode click returns an explicit typer.Exit's code.
+        code = returned if isinstance(returned, int) else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except FiletierError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
-        code = mapping_for(exc).exit_code
+        code = _report(type(exc).__name__, str(exc), mapping_for(exc).exit_code, as_json)
     except ValidationError as exc:
         first = exc.errors()[0]
-        err.print(
-            f"error: invalid setting {first['loc'][0] if first['loc'] else ''}: {first['msg']}",
-            markup=False,
+        where = first["loc"][0] if first["loc"] else ""
+        code = _report("ConfigError", f"invalid setting {where}: {first['msg']}", 3, as_json)
+    except typer.TyperException as exc:
+        code = _usage_error(exc, as_json)
+    except (KeyboardInterrupt, typer.Abort):
+        code = _report("Interrupted", "interrupted", 130, as_json)
+    except Exception as exc:  # noqa: BLE001 - the last resort of the entry point
+        # A bug, not a user error: one line all the same; the traceback only with -v.
+        if state.verbose:
+            traceback.print_exc()
+        code = _report(
+            type(exc).__name__,
+            f"unexpected {type(exc).__name__}: {exc} (a bug; -v shows the traceback)",
+            1,
+            as_json,
         )
-        code = 3
-    except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
-        code = 130
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
