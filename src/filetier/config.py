@@ -60,9 +60,26 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def _env(*names: str) -> AliasChoices:
-    # The field name is accepted too, so tests and library users can write
-    # Settings(home=...) without knowing the environment variable.
+    """The documented environment names of a field (``FILETIER_*`` or a design name).
+
+    Only these are read from the environment and ``.env``; Python callers also use the
+    field name (``Settings(home=...)``), which ``populate_by_name`` allows.
+    """
     return AliasChoices(*names)
+
+
+# Python-only spellings of fields whose attribute name is taken by the parsed value
+# (``settings.allowed_roots`` is a tuple of paths): ``Settings(allowed_roots="a:b")``.
+# They are renamed in __init__, never looked up in the environment, so ``CACHE_DIR`` or
+# ``ALLOWED_ROOTS`` in a user's shell changes nothing.
+_PYTHON_NAMES = {
+    "cache_dir": "cache_dir_override",
+    "database_url": "database_url_override",
+    "allowed_roots": "allowed_roots_raw",
+    "type_limits": "type_limits_raw",
+    "provider_limits": "provider_limits_raw",
+    "allowed_hosts": "allowed_hosts_raw",
+}
 
 
 class Settings(BaseSettings):
@@ -72,139 +89,162 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # populate_by_name lets Python pass field names; pydantic-settings then also looks
+        # the field name up in the environment, with env_prefix in front of it. The prefix
+        # keeps that lookup inside filetier's namespace: with no prefix, ``home`` matched
+        # ``$HOME`` (lookups ignore case) and the data dir became the user's home.
         populate_by_name=True,
+        env_prefix="FILETIER_",
         frozen=True,
     )
 
+    def __init__(self, **values: Any) -> None:
+        for public, field in _PYTHON_NAMES.items():
+            if public in values:
+                values[field] = values.pop(public)
+        super().__init__(**values)
+
     home: Path = Field(
         default_factory=lambda: platformdirs.user_data_path("filetier"),
-        validation_alias=_env("FILETIER_HOME", "home"),
+        validation_alias=_env("FILETIER_HOME"),
         description="Data directory: SQLite database, local primary store, downloads.",
     )
     cache_dir_override: Path | None = Field(
         default=None,
-        validation_alias=_env("FILE_CACHE_DIR", "cache_dir"),
+        validation_alias=_env("FILE_CACHE_DIR"),
         description="Disk cache directory (default: <home>/cache).",
     )
     database_url_override: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_DATABASE_URL", "DATABASE_URL", "database_url"),
+        validation_alias=_env("FILETIER_DATABASE_URL"),
         description="SQLAlchemy URL of the metadata database (default: SQLite in home).",
+    )
+    shared_database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("DATABASE_URL"),
+        description="The generic DATABASE_URL, used when FILETIER_DATABASE_URL is unset; "
+        "filetier adds its tables there only to an empty database or one already filetier's.",
+    )
+    database_schema: str = Field(
+        default="filetier",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        validation_alias=_env("FILETIER_DATABASE_SCHEMA"),
+        description="PostgreSQL schema holding filetier's tables and its Alembic version table.",
     )
     primary_url: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_PRIMARY_URL", "primary_url"),
+        validation_alias=_env("FILETIER_PRIMARY_URL"),
         description="Primary store: unset = <home>/objects; memory:// ; file:///dir.",
     )
     max_memory_cache_size: Size = Field(
         default=104_857_600,
-        validation_alias=_env("MAX_MEMORY_CACHE_SIZE", "max_memory_cache_size"),
+        validation_alias=_env("MAX_MEMORY_CACHE_SIZE"),
         description="Memory tier capacity in bytes.",
     )
     memory_item_max_bytes: Size = Field(
         default=4 * 1024 * 1024,
-        validation_alias=_env("FILETIER_MEMORY_ITEM_MAX_BYTES", "memory_item_max_bytes"),
+        validation_alias=_env("FILETIER_MEMORY_ITEM_MAX_BYTES"),
         description="Files larger than this never enter the memory tier.",
     )
     max_cache_size_mb: int = Field(
         default=1000,
-        validation_alias=_env("MAX_CACHE_SIZE_MB", "max_cache_size_mb"),
+        validation_alias=_env("MAX_CACHE_SIZE_MB"),
         description="Disk cache capacity in MB (10^6 bytes).",
     )
     max_cache_age_days: float = Field(
         default=30,
-        validation_alias=_env("MAX_CACHE_AGE_DAYS", "max_cache_age_days"),
+        validation_alias=_env("MAX_CACHE_AGE_DAYS"),
         description="Disk cache entries unused for longer are evicted by cleanup.",
     )
     allowed_roots_raw: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_ALLOWED_ROOTS", "allowed_roots"),
+        validation_alias=_env("FILETIER_ALLOWED_ROOTS"),
         description="Download destinations allowed, separated by os.pathsep.",
     )
     max_file_size: Size = Field(
         default=5 * 1024**3,
-        validation_alias=_env("FILETIER_MAX_FILE_SIZE", "max_file_size"),
+        validation_alias=_env("FILETIER_MAX_FILE_SIZE"),
         description="Largest file accepted, in bytes.",
     )
     type_limits_raw: str = Field(
         default="",
-        validation_alias=_env("FILETIER_TYPE_LIMITS", "type_limits"),
+        validation_alias=_env("FILETIER_TYPE_LIMITS"),
         description="Per-MIME size limits, e.g. 'image/*=20MiB,application/x-dosexec=0' "
         "(0 refuses the type).",
     )
     min_free_bytes: Size = Field(
         default=64 * 1024 * 1024,
-        validation_alias=_env("FILETIER_MIN_FREE_BYTES", "min_free_bytes"),
+        validation_alias=_env("FILETIER_MIN_FREE_BYTES"),
         description="Free space kept in reserve on every filesystem filetier writes to.",
     )
     delivery_retention_hours: float = Field(
         default=24,
-        validation_alias=_env("FILETIER_DELIVERY_RETENTION_HOURS", "delivery_retention_hours"),
+        validation_alias=_env("FILETIER_DELIVERY_RETENTION_HOURS"),
         description="How long copies delivered to the default downloads folder are kept.",
     )
     gc_grace_seconds: float = Field(
         default=3600,
-        validation_alias=_env("FILETIER_GC_GRACE_SECONDS", "gc_grace_seconds"),
+        validation_alias=_env("FILETIER_GC_GRACE_SECONDS"),
         description="Unreferenced objects younger than this are never collected.",
     )
     lock_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_LOCK_TIMEOUT_SECONDS", "lock_timeout_seconds"),
+        validation_alias=_env("FILETIER_LOCK_TIMEOUT_SECONDS"),
         description="Longest wait for a cross-process lock before giving up on it.",
     )
     record_cache_ttl_seconds: float = Field(
         default=5,
-        validation_alias=_env("FILETIER_RECORD_CACHE_TTL_SECONDS", "record_cache_ttl_seconds"),
+        validation_alias=_env("FILETIER_RECORD_CACHE_TTL_SECONDS"),
         description="How long a file record read from the database is reused in memory.",
     )
     fsync: bool = Field(
         default=True,
-        validation_alias=_env("FILETIER_FSYNC", "fsync"),
+        validation_alias=_env("FILETIER_FSYNC"),
         description="fsync new objects before they are published.",
     )
     owner: str = Field(
         default="default",
-        validation_alias=_env("FILETIER_OWNER", "owner"),
+        validation_alias=_env("FILETIER_OWNER"),
         description="Owner (namespace) of files created by this process.",
     )
     bookkeeping_flush_seconds: float = Field(
         default=1.0,
-        validation_alias=_env("FILETIER_BOOKKEEPING_FLUSH_SECONDS", "bookkeeping_flush_seconds"),
+        validation_alias=_env("FILETIER_BOOKKEEPING_FLUSH_SECONDS"),
         description="How often batched access counters and history are written.",
     )
     s3_bucket: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_BUCKET", "s3_bucket"),
+        validation_alias=_env("FILETIER_S3_BUCKET"),
         description="S3 bucket; when set, the S3 store is the primary.",
     )
     s3_endpoint: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_ENDPOINT", "s3_endpoint"),
+        validation_alias=_env("FILETIER_S3_ENDPOINT"),
         description="S3-compatible endpoint URL (default: derived from SUPABASE_URL, else AWS).",
     )
     s3_region: str = Field(
         default="us-east-1",
-        validation_alias=_env("FILETIER_S3_REGION", "s3_region"),
+        validation_alias=_env("FILETIER_S3_REGION"),
         description="S3 region name (any name works for Ceph RGW and MinIO).",
     )
     s3_access_key_id: str | None = Field(
-        default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID", "s3_access_key_id")
+        default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID")
     )
     s3_secret_access_key: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+        validation_alias=_env("FILETIER_S3_SECRET_ACCESS_KEY"),
     )
     s3_session_token: SecretStr | None = Field(
-        default=None, validation_alias=_env("FILETIER_S3_SESSION_TOKEN", "s3_session_token")
+        default=None, validation_alias=_env("FILETIER_S3_SESSION_TOKEN")
     )
     s3_path_style: bool = Field(
         default=True,
-        validation_alias=_env("FILETIER_S3_PATH_STYLE", "s3_path_style"),
+        validation_alias=_env("FILETIER_S3_PATH_STYLE"),
         description="Path-style requests (Supabase, Ceph RGW, MinIO need them).",
     )
     s3_sign_payload: Literal["auto", "always", "never"] = Field(
         default="auto",
-        validation_alias=_env("FILETIER_S3_SIGN_PAYLOAD", "s3_sign_payload"),
+        validation_alias=_env("FILETIER_S3_SIGN_PAYLOAD"),
         description=(
             "Sign request bodies (SigV4 payload hash): 'auto' signs over plain HTTP to "
             "another host and not over HTTPS (TLS already checks every byte, as AWS's own "
@@ -213,139 +253,133 @@ class Settings(BaseSettings):
     )
     s3_prefix: str = Field(
         default="",
-        validation_alias=_env("FILETIER_S3_PREFIX", "s3_prefix"),
+        validation_alias=_env("FILETIER_S3_PREFIX"),
         description="Key prefix inside the bucket, e.g. 'filetier/'.",
     )
     storage_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_STORAGE_TIMEOUT_SECONDS", "storage_timeout_seconds"),
+        validation_alias=_env("FILETIER_STORAGE_TIMEOUT_SECONDS"),
         description="Timeout of one object-store request.",
     )
     storage_connect_timeout_seconds: float = Field(
         default=5,
-        validation_alias=_env(
-            "FILETIER_STORAGE_CONNECT_TIMEOUT_SECONDS", "storage_connect_timeout_seconds"
-        ),
+        validation_alias=_env("FILETIER_STORAGE_CONNECT_TIMEOUT_SECONDS"),
         description="Timeout for connecting to the object store.",
     )
     storage_retry_attempts: int = Field(
         default=4,
-        validation_alias=_env("FILETIER_STORAGE_RETRY_ATTEMPTS", "storage_retry_attempts"),
+        validation_alias=_env("FILETIER_STORAGE_RETRY_ATTEMPTS"),
         description="Attempts per object-store write (backoff with jitter between them).",
     )
     storage_retry_timeout_seconds: float = Field(
         default=30,
-        validation_alias=_env(
-            "FILETIER_STORAGE_RETRY_TIMEOUT_SECONDS", "storage_retry_timeout_seconds"
-        ),
+        validation_alias=_env("FILETIER_STORAGE_RETRY_TIMEOUT_SECONDS"),
         description="Longest time spent retrying one object-store write.",
     )
     database_timeout_seconds: float = Field(
         default=10,
-        validation_alias=_env("FILETIER_DATABASE_TIMEOUT_SECONDS", "database_timeout_seconds"),
+        validation_alias=_env("FILETIER_DATABASE_TIMEOUT_SECONDS"),
         description="Connect and statement timeout for the metadata database.",
     )
     kimi_api_key: SecretStr | None = Field(default=None, validation_alias=_env("KIMI_API_KEY"))
     kimi_base_url: str = Field(
         default="https://api.moonshot.ai/v1",
-        validation_alias=_env("KIMI_BASE_URL", "kimi_base_url"),
+        validation_alias=_env("KIMI_BASE_URL"),
         description="Moonshot Kimi API (https://api.moonshot.cn/v1 in mainland China).",
     )
     kimi_model: str = Field(
-        default="moonshot-v1-128k", validation_alias=_env("FILETIER_KIMI_MODEL", "kimi_model")
+        default="moonshot-v1-128k", validation_alias=_env("FILETIER_KIMI_MODEL")
     )
     glm_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GLM_API_KEY"))
     glm_base_url: str = Field(
         default="https://open.bigmodel.cn/api/paas/v4",
-        validation_alias=_env("GLM_BASE_URL", "glm_base_url"),
+        validation_alias=_env("GLM_BASE_URL"),
         description="Zhipu BigModel API (https://api.z.ai/api/paas/v4 for Z.ai).",
     )
     glm_model: str = Field(
-        default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL", "glm_model")
+        default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL")
     )
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",
-        validation_alias=_env("OPENAI_BASE_URL", "openai_base_url"),
+        validation_alias=_env("OPENAI_BASE_URL"),
         description="Any OpenAI-compatible files API.",
     )
     openai_model: str = Field(
-        default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL", "openai_model")
+        default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL")
     )
     provider_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds"),
+        validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS"),
         description="Timeout of one provider request.",
     )
     provider_retry_attempts: int = Field(
         default=4,
-        validation_alias=_env("FILETIER_PROVIDER_RETRY_ATTEMPTS", "provider_retry_attempts"),
+        validation_alias=_env("FILETIER_PROVIDER_RETRY_ATTEMPTS"),
         description="Attempts per provider call on 429/5xx/timeouts (Retry-After honoured).",
     )
     provider_max_retry_wait_seconds: float = Field(
         default=30,
-        validation_alias=_env(
-            "FILETIER_PROVIDER_MAX_RETRY_WAIT_SECONDS", "provider_max_retry_wait_seconds"
-        ),
+        validation_alias=_env("FILETIER_PROVIDER_MAX_RETRY_WAIT_SECONDS"),
         description="Longest total wait between retries of one provider call.",
     )
     provider_limits_raw: str = Field(
         default="",
-        validation_alias=_env("FILETIER_PROVIDER_LIMITS", "provider_limits"),
+        validation_alias=_env("FILETIER_PROVIDER_LIMITS"),
         description="Override provider quotas, e.g. 'kimi.max_files=500,kimi.max_total_bytes=5GB'.",
     )
     owner_quota_bytes: Size | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_OWNER_QUOTA_BYTES", "owner_quota_bytes"),
+        validation_alias=_env("FILETIER_OWNER_QUOTA_BYTES"),
         description="Most bytes one owner may store (sum of file sizes); unset = no limit.",
     )
     owner_quota_files: int | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_OWNER_QUOTA_FILES", "owner_quota_files"),
+        validation_alias=_env("FILETIER_OWNER_QUOTA_FILES"),
         description="Most files one owner may store; unset = no limit.",
     )
     api_tokens: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_API_TOKENS", "api_tokens"),
+        validation_alias=_env("FILETIER_API_TOKENS"),
         description="HTTP/MCP bearer tokens as comma-separated owner:token pairs.",
     )
     http_host: str = Field(
-        default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST", "http_host")
+        default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST")
     )
-    http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT", "http_port"))
+    http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT"))
     verified_copy_seconds: float = Field(
         default=300.0,
         ge=0,
-        validation_alias=_env("FILETIER_VERIFIED_COPY_SECONDS", "verified_copy_seconds"),
+        validation_alias=_env("FILETIER_VERIFIED_COPY_SECONDS"),
         description="HTTP downloads: a local copy hashed in full is served again without "
         "re-hashing for this many seconds while unchanged; 0 hashes every download.",
     )
     http_head_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
-        validation_alias=_env("FILETIER_HTTP_HEAD_TIMEOUT_SECONDS", "http_head_timeout_seconds"),
+        validation_alias=_env("FILETIER_HTTP_HEAD_TIMEOUT_SECONDS"),
         description="A request's headers must arrive within this many seconds (else 408); "
         "also the grace period before the body rate is checked.",
     )
     http_min_body_rate: Size = Field(
         default=1024,
-        validation_alias=_env("FILETIER_HTTP_MIN_BODY_RATE", "http_min_body_rate"),
+        validation_alias=_env("FILETIER_HTTP_MIN_BODY_RATE"),
         description="Slowest average request-body rate, bytes per second, before a "
         "connection is closed (slow-loris defence).",
     )
     allow_no_auth: bool = Field(
         default=False,
-        validation_alias=_env("FILETIER_ALLOW_NO_AUTH", "allow_no_auth"),
+        validation_alias=_env("FILETIER_ALLOW_NO_AUTH"),
         description="Serve without tokens (honoured only when bound to loopback).",
     )
     allowed_hosts_raw: str = Field(
         default="",
-        validation_alias=_env("FILETIER_ALLOWED_HOSTS", "allowed_hosts"),
+        validation_alias=_env("FILETIER_ALLOWED_HOSTS"),
         description="Host headers accepted (DNS-rebinding protection); default: loopback names.",
     )
     inline_upload_max_bytes: Size = Field(
         default=1024 * 1024,
-        validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES", "inline_upload_max_bytes"),
+        validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES"),
         description="Largest upload an MCP tool accepts inline (text or base64).",
     )
     supabase_url: str | None = Field(default=None, validation_alias=_env("SUPABASE_URL"))
@@ -370,9 +404,16 @@ class Settings(BaseSettings):
 
     @cached_property
     def database_url(self) -> str:
-        if self.database_url_override is not None:
-            return normalize_database_url(self.database_url_override.get_secret_value())
+        chosen = self.database_url_override or self.shared_database_url
+        if chosen is not None:
+            return normalize_database_url(chosen.get_secret_value())
         return f"sqlite+aiosqlite:///{self.home.expanduser() / 'filetier.db'}"
+
+    @property
+    def database_is_shared(self) -> bool:
+        """True when the database came from the generic ``DATABASE_URL`` alone: a name
+        another app (or a ``.env`` in the working directory) may have set for itself."""
+        return self.database_url_override is None and self.shared_database_url is not None
 
     @cached_property
     def allowed_roots(self) -> tuple[Path, ...]:
@@ -490,7 +531,13 @@ class Settings(BaseSettings):
             "allowed_roots": [str(p) for p in self.allowed_roots],
         }
         for name in type(self).model_fields:
-            if name in {"home", "cache_dir_override", "database_url_override", "primary_url"}:
+            if name in {
+                "home",
+                "cache_dir_override",
+                "database_url_override",
+                "shared_database_url",
+                "primary_url",
+            }:
                 continue
             if name == "allowed_roots_raw":
                 continue
