@@ -296,18 +296,14 @@ class Settings(BaseSettings):
         validation_alias=_env("GLM_BASE_URL"),
         description="Zhipu BigModel API (https://api.z.ai/api/paas/v4 for Z.ai).",
     )
-    glm_model: str = Field(
-        default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL")
-    )
+    glm_model: str = Field(default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL"))
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",
         validation_alias=_env("OPENAI_BASE_URL"),
         description="Any OpenAI-compatible files API.",
     )
-    openai_model: str = Field(
-        default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL")
-    )
+    openai_model: str = Field(default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL"))
     provider_timeout_seconds: float = Field(
         default=60,
         validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS"),
@@ -343,9 +339,7 @@ class Settings(BaseSettings):
         validation_alias=_env("FILETIER_API_TOKENS"),
         description="HTTP/MCP bearer tokens as comma-separated owner:token pairs.",
     )
-    http_host: str = Field(
-        default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST")
-    )
+    http_host: str = Field(default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST"))
     http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT"))
     verified_copy_seconds: float = Field(
         default=300.0,

@@ -202,9 +202,16 @@ class FileStore:
 
         settings = self.settings
         settings.home.expanduser().mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
+        self.db = Database(
+            settings.database_url,
+            timeout_seconds=settings.database_timeout_seconds,
+            schema=settings.database_schema,
+        )
         try:
-            await self.db.upgrade(lock_dir=settings.home.expanduser())
+            # A generic DATABASE_URL may be another app's: adopted only if empty or ours.
+            await self.db.upgrade(
+                lock_dir=settings.home.expanduser(), adopt=not settings.database_is_shared
+            )
         except BaseException:
             await self.db.close()
             raise

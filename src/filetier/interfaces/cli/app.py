@@ -513,13 +513,17 @@ def token_revoke(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending schema migrations (a new data dir does this on first use)."""
+    """Apply pending schema migrations (a new data dir does this on first use).
+
+    Run on purpose, it also adds filetier's tables to a database that holds other tables
+    (on PostgreSQL, inside FILETIER_DATABASE_SCHEMA), which starting filetier with only the
+    generic DATABASE_URL refuses to do."""
     from filetier.metadata.database import Database, head_revision
 
     settings = build_settings()
 
     async def job() -> tuple[bool, str | None]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, schema=settings.database_schema)
         try:
             ran = await db.upgrade(
                 lock_dir=settings.home.expanduser() if settings.home.expanduser().exists() else None

@@ -41,7 +41,7 @@ async def run_checks(settings: Settings) -> list[dict[str, Any]]:
     ok, detail = _writable_dir(settings.cache_dir)
     checks.append(_check("disk cache", ok, detail))
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, schema=settings.database_schema)
     try:
         revision = await db.current_revision()
         head = head_revision()
