@@ -158,7 +158,7 @@ async def test_generic_database_url_of_a_shared_postgres_is_refused(
     monkeypatch.setenv("DATABASE_URL", app_pg)
     settings = Settings(home=tmp_path / "home", fsync=False)
 
-    with pytest.raises(ConfigError, match="not filetier's .*public.orders"):
+    with pytest.raises(ConfigError, match=r"not filetier's .*public\.orders"):
         async with FileStore(settings):
             pass
 

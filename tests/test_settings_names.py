@@ -21,7 +21,7 @@ BARE = {
     "HOME": None,  # filled per test: a real home for the subprocess
     "OWNER": "mallory",
     "HTTP_PORT": "1",
-    "HTTP_HOST": "0.0.0.0",
+    "HTTP_HOST": "192.0.2.1",
     "CACHE_DIR": "/nonexistent/cache",
     "API_TOKENS": "mallory:mallory-token-0123456789",
     "ALLOWED_ROOTS": "/",
