@@ -88,7 +88,7 @@ from filetier.models import (
     UploadResult,
     VerifyReport,
 )
-from filetier.paths import AllowedRoots, SafeDestination
+from filetier.paths import AllowedRoots, SafeDestination, owner_folder, safe_filename
 from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.singleflight import SingleFlight, process_lock
 from filetier.tiers.disk import DiskCache
@@ -995,10 +995,16 @@ class FileStore:
         cleanup: CleanupPolicy | None = None,
         downloaded_by: str | None = None,
         progress: Progress | None = None,
+        overwrite: bool = False,
     ) -> Path:
         """Write the file to ``destination`` (inside the allowed roots) and return the path."""
         result = await self.download(
-            file_id, destination, cleanup=cleanup, downloaded_by=downloaded_by, progress=progress
+            file_id,
+            destination,
+            cleanup=cleanup,
+            downloaded_by=downloaded_by,
+            progress=progress,
+            overwrite=overwrite,
         )
         return Path(result.path)
 
@@ -1010,8 +1016,14 @@ class FileStore:
         cleanup: CleanupPolicy | None = None,
         downloaded_by: str | None = None,
         progress: Progress | None = None,
+        overwrite: bool = False,
     ) -> DownloadResult:
         """Like :meth:`download_file`, returning which tier served it.
+
+        With no ``destination`` the file goes to this owner's own folder in the first
+        root (``<root>/<owner>/<name>``), so owners never collide there. An existing file
+        is replaced only with ``overwrite=True``; the same bytes already there are a
+        no-op success, different ones raise :class:`DestinationExistsError`.
 
         ``cleanup`` applies to copies delivered into the default downloads folder:
         ``"retain"`` (default there) removes them after the retention period,
@@ -1019,7 +1031,7 @@ class FileStore:
         """
         started = time.perf_counter()
         record = await self._record(file_id)
-        target = self.roots.resolve_destination(destination, default_name=record.filename)
+        target = await self._destination(record, destination, overwrite)
         policy = self._policy_for(target.path, cleanup)
         check_space(
             target.path.parent if target.path.parent.exists() else self.settings.home,
@@ -1031,7 +1043,7 @@ class FileStore:
             data = self.memory.get(record.sha256)
             if data is not None:
                 tier = "memory"
-                await asyncio.to_thread(_deliver_bytes, target, data)
+                await asyncio.to_thread(_deliver_bytes, target, data, record.sha256, overwrite)
                 if progress:
                     progress(len(data))
                 break
@@ -1041,11 +1053,13 @@ class FileStore:
                 if self.memory.accepts(record.size):
                     data = await asyncio.to_thread(self._read_verified, located, record)
                     self.memory.put(record.sha256, data)
-                    await asyncio.to_thread(_deliver_bytes, target, data)
+                    await asyncio.to_thread(_deliver_bytes, target, data, record.sha256, overwrite)
                     if progress:
                         progress(len(data))
                 else:
-                    await asyncio.to_thread(_deliver_file, target, located, record, progress)
+                    await asyncio.to_thread(
+                        _deliver_file, target, located, record, progress, overwrite
+                    )
             except (_CorruptCopy, _VanishedCopy) as exc:
                 await self._handle_bad_copy(record, located, exc)
                 continue
@@ -1077,6 +1091,40 @@ class FileStore:
             verified=True,
             cleanup=policy,
         )
+
+    async def _destination(
+        self, record: FileRecord, destination: str | os.PathLike[str] | None, overwrite: bool
+    ) -> SafeDestination:
+        """Where a delivery goes; a different file already there is refused up front.
+
+        The default is ``<first root>/<owner folder>/<name>``. When another file already
+        holds that name, the default becomes ``<stem> (<sha256[:12]>)<suffix>``: a name of
+        this content, so delivering it again is the same no-op and nothing is replaced.
+        """
+        if destination is not None:
+            target = self.roots.resolve_destination(destination, default_name=record.filename)
+            if not overwrite and await asyncio.to_thread(
+                target.taken_by_other, record.size, record.sha256
+            ):
+                raise target.refuse()
+            return target
+        folder = owner_folder(self.owner)
+        name = safe_filename(record.filename)
+        target = self.roots.resolve_destination(f"{folder}/{name}", default_name=name)
+        if overwrite or not await asyncio.to_thread(
+            target.taken_by_other, record.size, record.sha256
+        ):
+            return target
+        stem, dot, suffix = name.rpartition(".")
+        named = (
+            f"{stem} ({record.sha256[:12]}).{suffix}"
+            if dot and stem
+            else f"{name} ({record.sha256[:12]})"
+        )
+        target = self.roots.resolve_destination(f"{folder}/{named}", default_name=name)
+        if await asyncio.to_thread(target.taken_by_other, record.size, record.sha256):
+            raise target.refuse()
+        return target
 
     def _policy_for(self, path: Path, requested: CleanupPolicy | None) -> CleanupPolicy | None:
         if requested not in CLEANUP_POLICIES:
@@ -1111,6 +1159,7 @@ class FileStore:
         *,
         concurrency: int = 4,
         cleanup: CleanupPolicy | None = None,
+        overwrite: bool = False,
     ) -> builtins.list[BatchItem]:
         """Download several files with bounded concurrency; one result per id, in order."""
         self._require_open()
@@ -1131,7 +1180,7 @@ class FileStore:
                     if destination_dir is not None:
                         record = await self._record(fid)
                         dest = Path(destination_dir) / f"{record.file_id}-{record.filename}"
-                    result = await self.download(fid, dest, cleanup=cleanup)
+                    result = await self.download(fid, dest, cleanup=cleanup, overwrite=overwrite)
                 except FiletierError as exc:
                     return BatchItem(file_id=str(fid), ok=False, error=str(exc))
                 return BatchItem(file_id=str(fid), ok=True, path=result.path, tier=result.tier)
@@ -1387,7 +1436,7 @@ def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes | memoryv
     out.write(chunk)
 
 
-def _deliver_bytes(target: SafeDestination, data: bytes) -> None:
+def _deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: bool) -> None:
     parent = target.open_parent()
     try:
         fd, temp = target.create_temp(parent)
@@ -1401,13 +1450,17 @@ def _deliver_bytes(target: SafeDestination, data: bytes) -> None:
             target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
         os.close(fd)
-        target.publish(parent, temp)
+        target.publish(parent, temp, overwrite=overwrite, sha256=sha256)
     finally:
         os.close(parent)
 
 
 def _deliver_file(
-    target: SafeDestination, source: _Located, record: FileRecord, progress: Progress | None
+    target: SafeDestination,
+    source: _Located,
+    record: FileRecord,
+    progress: Progress | None,
+    overwrite: bool,
 ) -> None:
     parent = target.open_parent()
     try:
@@ -1434,7 +1487,7 @@ def _deliver_file(
         if not intact:
             target.discard(parent, temp)
             raise _CorruptCopy()
-        target.publish(parent, temp)
+        target.publish(parent, temp, overwrite=overwrite, sha256=record.sha256)
     finally:
         os.close(parent)
 

@@ -190,30 +190,51 @@ def upload(
 def download(
     file_id: Annotated[str, typer.Argument(help="File id (UUID).")],
     dest: Annotated[
-        Path | None, typer.Option("--dest", "-o", help="Destination file or directory.")
+        str | None,
+        typer.Option(
+            "--dest",
+            "-o",
+            help="Destination file, or directory (an existing one, or any path ending in /).",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a different file already at --dest.")
+    ] = False,
     cleanup: Annotated[
         str | None,
         typer.Option(help="For the downloads folder: retain (default), immediate or keep."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write a stored file to a destination inside the allowed roots."""
+    """Write a stored file to a destination inside the allowed roots.
+
+    An existing file with other content is left alone unless --force is given; the same
+    content already there is a no-op."""
     if cleanup not in (None, "retain", "immediate", "keep"):
         raise typer.BadParameter("--cleanup must be retain, immediate or keep")
     policy: CleanupPolicy | None = cleanup  # type: ignore[assignment]
-    destination = dest.expanduser().absolute() if dest is not None else None
+    destination = _cli_destination(dest) if dest is not None else None
 
     async def job(store: FileStore) -> Any:
         record = await store.stat(file_id)
         with transfer_bar(f"download {record.filename}", record.size, not as_json) as progress:
-            return await store.download(file_id, destination, cleanup=policy, progress=progress)
+            return await store.download(
+                file_id, destination, cleanup=policy, progress=progress, overwrite=force
+            )
 
     result = run(job)
     if as_json:
         emit(result, True)
     else:
         out.print(f"{result.path}  ({human(result.size)}, from {result.tier}, sha256 verified)")
+
+
+def _cli_destination(dest: str) -> str:
+    """``dest`` made absolute from the shell's directory, keeping a trailing separator:
+    ``newdir/`` means "into newdir" even before newdir exists (``Path`` would drop it)."""
+    absolute = str(Path(dest).expanduser().absolute())
+    into_dir = dest in {".", "~"} or dest.endswith(("/", os.sep, "/.", f"{os.sep}."))
+    return absolute.rstrip(os.sep) + os.sep if into_dir else absolute
 
 
 @app.command("ls")

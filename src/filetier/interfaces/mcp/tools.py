@@ -201,19 +201,29 @@ async def download_file(
         Field(
             description="Where to write it, inside the allowed roots: a file path, or a "
             "directory to put it in under its own name. Relative paths are taken from the "
-            "first root; omitted: the first root."
+            "first root; omitted: your own folder in the first root."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        Field(
+            description="Replace a different file already at the destination (default: "
+            "refuse and leave it as it is)"
+        ),
+    ] = False,
 ) -> DownloadResult:
     """Write a stored file to the server's disk and say where it went. Reads from the fastest
     tier that holds it (memory, disk cache, primary store) and checks the SHA-256 on the way;
-    `tier` says which one served it. An existing file at the destination is replaced.
-    Sends progress notifications for large files."""
+    `tier` says which one served it. A different file already at the destination is left
+    alone (an error says so) unless `overwrite` is true; the same content already there is
+    a no-op. Sends progress notifications for large files."""
     store = caller_store(ctx)
     # Reading the record first costs nothing extra: the download reuses it.
     total = await _size_of(store, file_id)
     async with TransferProgress(ctx.report_progress, total, f"downloading {file_id}") as progress:
-        return await store.download(file_id, destination, downloaded_by="mcp", progress=progress)
+        return await store.download(
+            file_id, destination, downloaded_by="mcp", progress=progress, overwrite=overwrite
+        )
 
 
 async def _size_of(store: FileStore, file_id: str) -> int | None:
@@ -450,7 +460,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         download_file,
         "Download a file to disk",
-        # Writes into the allowed roots and replaces a file already at the destination.
+        # Writes into the allowed roots; replaces a different file there only when the
+        # caller sets overwrite, which is still a destructive possibility to confirm.
         _hints(read_only=False, destructive=True, idempotent=True),
     ),
     ToolSpec(
