@@ -418,6 +418,32 @@ class Settings(BaseSettings):
             raise ConfigError("FILETIER_ALLOWED_ROOTS is set but names no directory")
         return tuple(roots)
 
+    def refuse_roots_over_the_store(self) -> None:
+        """Refuse allowed roots that contain filetier's own files (ConfigError).
+
+        Path tools write and read anywhere inside a root: a root holding the data dir,
+        the database or the objects would let a caller replace the database or read
+        every owner's objects by path. Servers call this before they start.
+        """
+        own = {
+            "data dir": self.home.expanduser(),
+            "objects dir": self.objects_dir,
+            "disk cache": self.cache_dir,
+        }
+        if self.database_url.startswith("sqlite") and ":///" in self.database_url:
+            own["database"] = Path(self.database_url.split(":///", 1)[1]).expanduser()
+        if self.primary_url and self.primary_url.startswith("file://"):
+            own["primary store"] = Path(urlparse(self.primary_url).path)
+        for root in self.allowed_roots:
+            real_root = root.expanduser().resolve()
+            for what, path in own.items():
+                if path.expanduser().resolve().is_relative_to(real_root):
+                    raise ConfigError(
+                        f"FILETIER_ALLOWED_ROOTS: {root} contains filetier's {what} ({path}); "
+                        "give path tools a directory outside it, such as "
+                        f"{self.downloads_dir} or a folder of its own"
+                    )
+
     @cached_property
     def type_limits(self) -> tuple[tuple[str, int], ...]:
         limits: list[tuple[str, int]] = []

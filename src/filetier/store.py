@@ -1017,6 +1017,7 @@ class FileStore:
         downloaded_by: str | None = None,
         progress: Progress | None = None,
         overwrite: bool = False,
+        roots: AllowedRoots | None = None,
     ) -> DownloadResult:
         """Like :meth:`download_file`, returning which tier served it.
 
@@ -1025,13 +1026,16 @@ class FileStore:
         is replaced only with ``overwrite=True``; the same bytes already there are a
         no-op success, different ones raise :class:`DestinationExistsError`.
 
+        ``roots``: the caller's own roots when they are narrower than the store's (a
+        remote caller's folders); a default destination is then the first of them.
+
         ``cleanup`` applies to copies delivered into the default downloads folder:
         ``"retain"`` (default there) removes them after the retention period,
         ``"immediate"`` when this store closes, ``"keep"`` never.
         """
         started = time.perf_counter()
         record = await self._record(file_id)
-        target = await self._destination(record, destination, overwrite)
+        target = await self._destination(record, destination, overwrite, roots)
         policy = self._policy_for(target.path, cleanup)
         check_space(
             target.path.parent if target.path.parent.exists() else self.settings.home,
@@ -1093,7 +1097,11 @@ class FileStore:
         )
 
     async def _destination(
-        self, record: FileRecord, destination: str | os.PathLike[str] | None, overwrite: bool
+        self,
+        record: FileRecord,
+        destination: str | os.PathLike[str] | None,
+        overwrite: bool,
+        roots: AllowedRoots | None,
     ) -> SafeDestination:
         """Where a delivery goes; a different file already there is refused up front.
 
@@ -1101,16 +1109,18 @@ class FileStore:
         holds that name, the default becomes ``<stem> (<sha256[:12]>)<suffix>``: a name of
         this content, so delivering it again is the same no-op and nothing is replaced.
         """
+        allowed = roots or self.roots
         if destination is not None:
-            target = self.roots.resolve_destination(destination, default_name=record.filename)
+            target = allowed.resolve_destination(destination, default_name=record.filename)
             if not overwrite and await asyncio.to_thread(
                 target.taken_by_other, record.size, record.sha256
             ):
                 raise target.refuse()
             return target
-        folder = owner_folder(self.owner)
+        # Given roots are the caller's own already; the store's are shared by every owner.
+        folder = "" if roots is not None else owner_folder(self.owner) + "/"
         name = safe_filename(record.filename)
-        target = self.roots.resolve_destination(f"{folder}/{name}", default_name=name)
+        target = allowed.resolve_destination(f"{folder}{name}", default_name=name)
         if overwrite or not await asyncio.to_thread(
             target.taken_by_other, record.size, record.sha256
         ):
@@ -1121,7 +1131,7 @@ class FileStore:
             if dot and stem
             else f"{name} ({record.sha256[:12]})"
         )
-        target = self.roots.resolve_destination(f"{folder}/{named}", default_name=name)
+        target = allowed.resolve_destination(f"{folder}{named}", default_name=name)
         if await asyncio.to_thread(target.taken_by_other, record.size, record.sha256):
             raise target.refuse()
         return target
