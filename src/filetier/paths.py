@@ -52,6 +52,7 @@ from filetier.errors import (
     PathNotAllowedError,
     SourceNotFoundError,
 )
+from filetier.modes import DIR_MODE, FILE_MODE, make_dirs
 
 __all__ = ["AllowedRoots", "SafeDestination", "owner_folder", "safe_filename"]
 
@@ -371,7 +372,7 @@ class AllowedRoots:
         if mode is not None and stat.S_ISDIR(mode):
             raise self._refuse(shown, f"would replace the existing directory {str(final)!r}")
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            make_dirs(root)
         except FileExistsError:
             raise self._refuse(
                 shown,
@@ -547,7 +548,7 @@ class SafeDestination:
         """Open the parent directory by walking from the root, never following a symlink.
 
         Each component is opened relative to the previous directory fd with
-        ``O_NOFOLLOW | O_DIRECTORY``; a missing one is created (mode 0o755, minus umask)
+        ``O_NOFOLLOW | O_DIRECTORY``; a missing one is created (mode 0o700, see filetier.modes)
         first. If a component is a symlink or a file (for instance swapped in after
         :meth:`AllowedRoots.resolve_destination` checked it), the walk stops with
         :class:`~filetier.errors.PathNotAllowedError`. Returns the parent's fd, which the
@@ -576,7 +577,7 @@ class SafeDestination:
         # Losing a race to another creator is fine; whatever is there is re-checked by the
         # O_NOFOLLOW open below.
         with contextlib.suppress(FileExistsError):
-            os.mkdir(component, 0o755, dir_fd=dir_fd)
+            os.mkdir(component, DIR_MODE, dir_fd=dir_fd)
         return _open_dir(component, dir_fd)
 
     def create_temp(self, parent_fd: int) -> tuple[int, str]:
@@ -592,7 +593,7 @@ class SafeDestination:
         for _ in range(_TEMP_ATTEMPTS):
             temp_name = f".{stem}.{secrets.token_hex(8)}.tmp"
             try:
-                fd = os.open(temp_name, _TEMP_FLAGS, 0o644, dir_fd=parent_fd)
+                fd = os.open(temp_name, _TEMP_FLAGS, FILE_MODE, dir_fd=parent_fd)
             except FileExistsError:
                 continue
             return fd, temp_name

@@ -88,6 +88,7 @@ from filetier.models import (
     UploadResult,
     VerifyReport,
 )
+from filetier.modes import make_dirs, open_new
 from filetier.paths import AllowedRoots, SafeDestination, owner_folder, safe_filename
 from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.singleflight import SingleFlight, process_lock
@@ -201,7 +202,7 @@ class FileStore:
         from filetier.bookkeeping import AccessRecorder
 
         settings = self.settings
-        settings.home.expanduser().mkdir(parents=True, exist_ok=True)
+        make_dirs(settings.home.expanduser())
         self.db = Database(
             settings.database_url,
             timeout_seconds=settings.database_timeout_seconds,
@@ -861,7 +862,7 @@ class FileStore:
             digest = StreamDigest()
             self._shared.primary_reads += 1
             try:
-                with temp.open("wb") as out:
+                with os.fdopen(open_new(temp), "wb") as out:
                     # Pipelined: a worker hashes and writes chunk N while the loop
                     # receives chunk N+1 (hashlib and file writes release the GIL).
                     received = 0

@@ -45,6 +45,7 @@ from filetier.errors import (
     InsufficientSpaceError,
     MetadataUnavailableError,
 )
+from filetier.modes import FILE_MODE, create_file, make_dirs
 
 _WRITE = "filetier_write"
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -113,7 +114,9 @@ class Database:
         if self.dialect == "sqlite":
             path = sa.engine.make_url(url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Created 0600 before SQLite opens it: its -wal and -shm copy that mode.
+                make_dirs(Path(path).parent)
+                create_file(Path(path))
             kwargs["connect_args"] = {"timeout": 30}
         elif self.dialect == "postgresql":
             kwargs.update(
@@ -246,7 +249,7 @@ class Database:
         # lock on one host (SQLite), a transaction-scoped advisory lock on PostgreSQL.
         lock = None
         if lock_dir is not None and self.dialect == "sqlite":
-            lock = FileLock(str(lock_dir / ".migrate.lock"), timeout=60)
+            lock = FileLock(str(lock_dir / ".migrate.lock"), timeout=60, mode=FILE_MODE)
         if lock:
             lock.acquire()
         try:

@@ -540,6 +540,7 @@ def db_upgrade() -> None:
     (on PostgreSQL, inside FILETIER_DATABASE_SCHEMA), which starting filetier with only the
     generic DATABASE_URL refuses to do."""
     from filetier.metadata.database import Database, head_revision
+    from filetier.modes import make_dirs
 
     settings = build_settings()
 
@@ -553,7 +554,7 @@ def db_upgrade() -> None:
         finally:
             await db.close()
 
-    settings.home.expanduser().mkdir(parents=True, exist_ok=True)
+    make_dirs(settings.home.expanduser())
     ran, revision = asyncio.run(job())
     out.print(f"{'migrated' if ran else 'already'} at revision {revision} (head {head_revision()})")
 
