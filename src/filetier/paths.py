@@ -705,16 +705,19 @@ class SafeDestination:
         finally:
             os.close(fd)
 
-    def taken_by_other(self, size: int, sha256: str) -> bool:
+    def taken_by_other(self, size: int, sha256: str | None) -> bool:
         """Whether the final name already holds something other than these bytes (a file
-        of another size or hash, a directory...): checked before a transfer starts, so a
-        refusal costs nothing. :meth:`publish` checks again, atomically."""
+        of another size or, when ``sha256`` is given, another hash; a directory...):
+        checked before a transfer starts, so a refusal costs nothing. :meth:`publish`
+        checks again, atomically."""
         try:
             st = os.lstat(self.path)
         except OSError:
             return False
         if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             return True
+        if sha256 is None:
+            return False
         try:
             parent_fd = os.open(self.path.parent, _DIR_FLAGS)
         except OSError:
