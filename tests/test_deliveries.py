@@ -1,7 +1,7 @@
 """A delivery never replaces a different existing file unless asked.
 
 The same bytes already at the destination are a no-op success; different bytes raise
-``DestinationExistsError`` (HTTP 409, CLI exit 12, an MCP tool error) and stay as they
+``DestinationExistsError`` (HTTP 409, CLI exit 18, an MCP tool error) and stay as they
 were, unless the caller asks (``overwrite=True``, ``--force``). With no destination, each
 owner gets a folder of its own, so owners never collide there.
 """
@@ -133,7 +133,7 @@ def test_a_file_planted_after_the_check_is_not_replaced(tmp_path: Path) -> None:
 
 def test_the_error_is_mapped_for_every_interface() -> None:
     mapping = mapping_for(DestinationExistsError("x"))
-    assert (mapping.http_status, mapping.exit_code) == (409, 12)
+    assert (mapping.http_status, mapping.exit_code) == (409, 18)
 
 
 # -- MCP -------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def test_cli_refuses_to_replace_a_different_file_without_force(home: Path, tmp_p
     target.write_text("precious\n")
 
     refused = cli(home, tmp_path, "download", file_id, "--dest", "existing.csv")
-    assert refused.returncode == 12
+    assert refused.returncode == 18
     assert "already exists" in refused.stderr and "--force" in refused.stderr
     assert target.read_text() == "precious\n"
 

@@ -193,7 +193,7 @@ ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
     (SourceNotFoundError, ErrorMapping(400, 4)),
     (NotFoundError, ErrorMapping(404, 4)),
     (PathNotAllowedError, ErrorMapping(403, 5)),
-    (DestinationExistsError, ErrorMapping(409, 12)),
+    (DestinationExistsError, ErrorMapping(409, 18)),
     (FileTooLargeError, ErrorMapping(413, 6)),
     (TypeNotAllowedError, ErrorMapping(415, 6)),
     (QuotaExceededError, ErrorMapping(413, 6)),
