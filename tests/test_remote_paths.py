@@ -131,15 +131,23 @@ async def test_download_history_of_one_owner_is_not_changed_by_another(
     assert [event.removed_at for event in history] == [None]
 
 
-@pytest.mark.parametrize("inside", ["", "home", "objects"])
+@pytest.mark.parametrize("inside", ["", "home", "objects", "in-objects", "in-cache"])
 def test_roots_over_filetiers_own_files_are_refused_at_start(
     home: Path, tmp_path: Path, inside: str
 ) -> None:
-    root = {"": tmp_path, "home": home, "objects": home / "objects"}[inside]
+    root = {
+        "": tmp_path,
+        "home": home,
+        "objects": home / "objects",
+        "in-objects": home / "objects" / "ab",
+        "in-cache": home / "cache" / "sha256",
+    }[inside]
     settings = Settings(home=home, allowed_roots=str(root))
 
-    with pytest.raises(ConfigError, match="contains filetier's"):
+    with pytest.raises(ConfigError, match=r"(contains|lies inside) filetier's"):
         build_server(settings)
+    # The downloads folder inside the data dir is what roots are for.
+    build_server(Settings(home=home, allowed_roots=str(home / "downloads")))
 
     environ = {
         k: v

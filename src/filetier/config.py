@@ -434,13 +434,19 @@ class Settings(BaseSettings):
             own["database"] = Path(self.database_url.split(":///", 1)[1]).expanduser()
         if self.primary_url and self.primary_url.startswith("file://"):
             own["primary store"] = Path(urlparse(self.primary_url).path)
+        # Inside the data dir only the downloads folder is for deliveries; the objects, the
+        # cache and a file:// primary must not be reachable through a root either.
+        stores = {"objects dir", "disk cache", "primary store"}
         for root in self.allowed_roots:
             real_root = root.expanduser().resolve()
             for what, path in own.items():
-                if path.expanduser().resolve().is_relative_to(real_root):
+                real = path.expanduser().resolve()
+                inside = what in stores and real_root.is_relative_to(real)
+                if real.is_relative_to(real_root) or inside:
+                    relation = "lies inside" if inside else "contains"
                     raise ConfigError(
-                        f"FILETIER_ALLOWED_ROOTS: {root} contains filetier's {what} ({path}); "
-                        "give path tools a directory outside it, such as "
+                        f"FILETIER_ALLOWED_ROOTS: {root} {relation} filetier's {what} ({path}); "
+                        "give path tools a directory apart from it, such as "
                         f"{self.downloads_dir} or a folder of its own"
                     )
 
