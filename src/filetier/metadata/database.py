@@ -90,6 +90,19 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _set_search_path(engine: AsyncEngine, schema: str) -> None:
+    # A SET on each new connection rather than a startup parameter: PgBouncer and poolers
+    # refuse startup parameters they do not know, and a session SET survives in session
+    # pooling, which filetier's session advisory locks need anyway.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f'SET search_path TO "{schema}"')
+        cursor.close()
+        # The driver ran it in a transaction; a later rollback would undo an uncommitted SET.
+        dbapi_conn.commit()
+
+
 # Advisory locks one process holds at once, at most (one per upload, delete or provider
 # upload in flight); past it, a lock is waited for like any other and may be skipped.
 LOCK_CONNECTIONS_MAX = 32
@@ -127,10 +140,7 @@ class Database:
                 connect_args={
                     "timeout": timeout_seconds,
                     "command_timeout": timeout_seconds * 3,
-                    "server_settings": {
-                        "application_name": "filetier",
-                        "search_path": f'"{schema}"',
-                    },
+                    "server_settings": {"application_name": "filetier"},
                 },
             )
         self.engine = create_async_engine(url, **kwargs)
@@ -147,10 +157,7 @@ class Database:
                     "max_overflow": LOCK_CONNECTIONS_MAX - 2,
                     "connect_args": {
                         **kwargs["connect_args"],
-                        "server_settings": {
-                            "application_name": "filetier-locks",
-                            "search_path": f'"{schema}"',
-                        },
+                        "server_settings": {"application_name": "filetier-locks"},
                     },
                 },
             )
@@ -162,6 +169,8 @@ class Database:
         )
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
+        if self.dialect == "postgresql":
+            _set_search_path(self.engine, schema)
 
     @property
     def safe_url(self) -> str:
