@@ -62,10 +62,12 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 def _env(*names: str) -> AliasChoices:
     """The documented environment names of a field (``FILETIER_*`` or a design name).
 
-    Only these are read from the environment and ``.env``; Python callers also use the
-    field name (``Settings(home=...)``), which ``populate_by_name`` allows.
+    Only these upper-case names are read from the environment and ``.env``; a lower-case
+    field name given here is dropped, because pydantic-settings looks every alias up in the
+    environment ignoring case (``home`` matched ``$HOME``). Python callers still write
+    field names (``Settings(home=...)``): ``populate_by_name`` allows them.
     """
-    return AliasChoices(*names)
+    return AliasChoices(*(name for name in names if name.isupper()))
 
 
 # Python-only spellings of fields whose attribute name is taken by the parsed value
@@ -106,12 +108,12 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default_factory=lambda: platformdirs.user_data_path("filetier"),
-        validation_alias=_env("FILETIER_HOME"),
+        validation_alias=_env("FILETIER_HOME", "home"),
         description="Data directory: SQLite database, local primary store, downloads.",
     )
     cache_dir_override: Path | None = Field(
         default=None,
-        validation_alias=_env("FILE_CACHE_DIR"),
+        validation_alias=_env("FILE_CACHE_DIR", "cache_dir"),
         description="Disk cache directory (default: <home>/cache).",
     )
     database_url_override: SecretStr | None = Field(
@@ -133,118 +135,118 @@ class Settings(BaseSettings):
     )
     primary_url: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_PRIMARY_URL"),
+        validation_alias=_env("FILETIER_PRIMARY_URL", "primary_url"),
         description="Primary store: unset = <home>/objects; memory:// ; file:///dir.",
     )
     max_memory_cache_size: Size = Field(
         default=104_857_600,
-        validation_alias=_env("MAX_MEMORY_CACHE_SIZE"),
+        validation_alias=_env("MAX_MEMORY_CACHE_SIZE", "max_memory_cache_size"),
         description="Memory tier capacity in bytes.",
     )
     memory_item_max_bytes: Size = Field(
         default=4 * 1024 * 1024,
-        validation_alias=_env("FILETIER_MEMORY_ITEM_MAX_BYTES"),
+        validation_alias=_env("FILETIER_MEMORY_ITEM_MAX_BYTES", "memory_item_max_bytes"),
         description="Files larger than this never enter the memory tier.",
     )
     max_cache_size_mb: int = Field(
         default=1000,
-        validation_alias=_env("MAX_CACHE_SIZE_MB"),
+        validation_alias=_env("MAX_CACHE_SIZE_MB", "max_cache_size_mb"),
         description="Disk cache capacity in MB (10^6 bytes).",
     )
     max_cache_age_days: float = Field(
         default=30,
-        validation_alias=_env("MAX_CACHE_AGE_DAYS"),
+        validation_alias=_env("MAX_CACHE_AGE_DAYS", "max_cache_age_days"),
         description="Disk cache entries unused for longer are evicted by cleanup.",
     )
     allowed_roots_raw: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_ALLOWED_ROOTS"),
+        validation_alias=_env("FILETIER_ALLOWED_ROOTS", "allowed_roots"),
         description="Download destinations allowed, separated by os.pathsep.",
     )
     max_file_size: Size = Field(
         default=5 * 1024**3,
-        validation_alias=_env("FILETIER_MAX_FILE_SIZE"),
+        validation_alias=_env("FILETIER_MAX_FILE_SIZE", "max_file_size"),
         description="Largest file accepted, in bytes.",
     )
     type_limits_raw: str = Field(
         default="",
-        validation_alias=_env("FILETIER_TYPE_LIMITS"),
+        validation_alias=_env("FILETIER_TYPE_LIMITS", "type_limits"),
         description="Per-MIME size limits, e.g. 'image/*=20MiB,application/x-dosexec=0' "
         "(0 refuses the type).",
     )
     min_free_bytes: Size = Field(
         default=64 * 1024 * 1024,
-        validation_alias=_env("FILETIER_MIN_FREE_BYTES"),
+        validation_alias=_env("FILETIER_MIN_FREE_BYTES", "min_free_bytes"),
         description="Free space kept in reserve on every filesystem filetier writes to.",
     )
     delivery_retention_hours: float = Field(
         default=24,
-        validation_alias=_env("FILETIER_DELIVERY_RETENTION_HOURS"),
+        validation_alias=_env("FILETIER_DELIVERY_RETENTION_HOURS", "delivery_retention_hours"),
         description="How long copies delivered to the default downloads folder are kept.",
     )
     gc_grace_seconds: float = Field(
         default=3600,
-        validation_alias=_env("FILETIER_GC_GRACE_SECONDS"),
+        validation_alias=_env("FILETIER_GC_GRACE_SECONDS", "gc_grace_seconds"),
         description="Unreferenced objects younger than this are never collected.",
     )
     lock_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_LOCK_TIMEOUT_SECONDS"),
+        validation_alias=_env("FILETIER_LOCK_TIMEOUT_SECONDS", "lock_timeout_seconds"),
         description="Longest wait for a cross-process lock before giving up on it.",
     )
     record_cache_ttl_seconds: float = Field(
         default=5,
-        validation_alias=_env("FILETIER_RECORD_CACHE_TTL_SECONDS"),
+        validation_alias=_env("FILETIER_RECORD_CACHE_TTL_SECONDS", "record_cache_ttl_seconds"),
         description="How long a file record read from the database is reused in memory.",
     )
     fsync: bool = Field(
         default=True,
-        validation_alias=_env("FILETIER_FSYNC"),
+        validation_alias=_env("FILETIER_FSYNC", "fsync"),
         description="fsync new objects before they are published.",
     )
     owner: str = Field(
         default="default",
-        validation_alias=_env("FILETIER_OWNER"),
+        validation_alias=_env("FILETIER_OWNER", "owner"),
         description="Owner (namespace) of files created by this process.",
     )
     bookkeeping_flush_seconds: float = Field(
         default=1.0,
-        validation_alias=_env("FILETIER_BOOKKEEPING_FLUSH_SECONDS"),
+        validation_alias=_env("FILETIER_BOOKKEEPING_FLUSH_SECONDS", "bookkeeping_flush_seconds"),
         description="How often batched access counters and history are written.",
     )
     s3_bucket: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_BUCKET"),
+        validation_alias=_env("FILETIER_S3_BUCKET", "s3_bucket"),
         description="S3 bucket; when set, the S3 store is the primary.",
     )
     s3_endpoint: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_ENDPOINT"),
+        validation_alias=_env("FILETIER_S3_ENDPOINT", "s3_endpoint"),
         description="S3-compatible endpoint URL (default: derived from SUPABASE_URL, else AWS).",
     )
     s3_region: str = Field(
         default="us-east-1",
-        validation_alias=_env("FILETIER_S3_REGION"),
+        validation_alias=_env("FILETIER_S3_REGION", "s3_region"),
         description="S3 region name (any name works for Ceph RGW and MinIO).",
     )
     s3_access_key_id: str | None = Field(
-        default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID")
+        default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID", "s3_access_key_id")
     )
     s3_secret_access_key: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_SECRET_ACCESS_KEY"),
+        validation_alias=_env("FILETIER_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
     )
     s3_session_token: SecretStr | None = Field(
-        default=None, validation_alias=_env("FILETIER_S3_SESSION_TOKEN")
+        default=None, validation_alias=_env("FILETIER_S3_SESSION_TOKEN", "s3_session_token")
     )
     s3_path_style: bool = Field(
         default=True,
-        validation_alias=_env("FILETIER_S3_PATH_STYLE"),
+        validation_alias=_env("FILETIER_S3_PATH_STYLE", "s3_path_style"),
         description="Path-style requests (Supabase, Ceph RGW, MinIO need them).",
     )
     s3_sign_payload: Literal["auto", "always", "never"] = Field(
         default="auto",
-        validation_alias=_env("FILETIER_S3_SIGN_PAYLOAD"),
+        validation_alias=_env("FILETIER_S3_SIGN_PAYLOAD", "s3_sign_payload"),
         description=(
             "Sign request bodies (SigV4 payload hash): 'auto' signs over plain HTTP to "
             "another host and not over HTTPS (TLS already checks every byte, as AWS's own "
@@ -253,127 +255,139 @@ class Settings(BaseSettings):
     )
     s3_prefix: str = Field(
         default="",
-        validation_alias=_env("FILETIER_S3_PREFIX"),
+        validation_alias=_env("FILETIER_S3_PREFIX", "s3_prefix"),
         description="Key prefix inside the bucket, e.g. 'filetier/'.",
     )
     storage_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_STORAGE_TIMEOUT_SECONDS"),
+        validation_alias=_env("FILETIER_STORAGE_TIMEOUT_SECONDS", "storage_timeout_seconds"),
         description="Timeout of one object-store request.",
     )
     storage_connect_timeout_seconds: float = Field(
         default=5,
-        validation_alias=_env("FILETIER_STORAGE_CONNECT_TIMEOUT_SECONDS"),
+        validation_alias=_env(
+            "FILETIER_STORAGE_CONNECT_TIMEOUT_SECONDS", "storage_connect_timeout_seconds"
+        ),
         description="Timeout for connecting to the object store.",
     )
     storage_retry_attempts: int = Field(
         default=4,
-        validation_alias=_env("FILETIER_STORAGE_RETRY_ATTEMPTS"),
+        validation_alias=_env("FILETIER_STORAGE_RETRY_ATTEMPTS", "storage_retry_attempts"),
         description="Attempts per object-store write (backoff with jitter between them).",
     )
     storage_retry_timeout_seconds: float = Field(
         default=30,
-        validation_alias=_env("FILETIER_STORAGE_RETRY_TIMEOUT_SECONDS"),
+        validation_alias=_env(
+            "FILETIER_STORAGE_RETRY_TIMEOUT_SECONDS", "storage_retry_timeout_seconds"
+        ),
         description="Longest time spent retrying one object-store write.",
     )
     database_timeout_seconds: float = Field(
         default=10,
-        validation_alias=_env("FILETIER_DATABASE_TIMEOUT_SECONDS"),
+        validation_alias=_env("FILETIER_DATABASE_TIMEOUT_SECONDS", "database_timeout_seconds"),
         description="Connect and statement timeout for the metadata database.",
     )
     kimi_api_key: SecretStr | None = Field(default=None, validation_alias=_env("KIMI_API_KEY"))
     kimi_base_url: str = Field(
         default="https://api.moonshot.ai/v1",
-        validation_alias=_env("KIMI_BASE_URL"),
+        validation_alias=_env("KIMI_BASE_URL", "kimi_base_url"),
         description="Moonshot Kimi API (https://api.moonshot.cn/v1 in mainland China).",
     )
     kimi_model: str = Field(
-        default="moonshot-v1-128k", validation_alias=_env("FILETIER_KIMI_MODEL")
+        default="moonshot-v1-128k", validation_alias=_env("FILETIER_KIMI_MODEL", "kimi_model")
     )
     glm_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GLM_API_KEY"))
     glm_base_url: str = Field(
         default="https://open.bigmodel.cn/api/paas/v4",
-        validation_alias=_env("GLM_BASE_URL"),
+        validation_alias=_env("GLM_BASE_URL", "glm_base_url"),
         description="Zhipu BigModel API (https://api.z.ai/api/paas/v4 for Z.ai).",
     )
-    glm_model: str = Field(default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL"))
+    glm_model: str = Field(
+        default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL", "glm_model")
+    )
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",
-        validation_alias=_env("OPENAI_BASE_URL"),
+        validation_alias=_env("OPENAI_BASE_URL", "openai_base_url"),
         description="Any OpenAI-compatible files API.",
     )
-    openai_model: str = Field(default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL"))
+    openai_model: str = Field(
+        default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL", "openai_model")
+    )
     provider_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS"),
+        validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds"),
         description="Timeout of one provider request.",
     )
     provider_retry_attempts: int = Field(
         default=4,
-        validation_alias=_env("FILETIER_PROVIDER_RETRY_ATTEMPTS"),
+        validation_alias=_env("FILETIER_PROVIDER_RETRY_ATTEMPTS", "provider_retry_attempts"),
         description="Attempts per provider call on 429/5xx/timeouts (Retry-After honoured).",
     )
     provider_max_retry_wait_seconds: float = Field(
         default=30,
-        validation_alias=_env("FILETIER_PROVIDER_MAX_RETRY_WAIT_SECONDS"),
+        validation_alias=_env(
+            "FILETIER_PROVIDER_MAX_RETRY_WAIT_SECONDS", "provider_max_retry_wait_seconds"
+        ),
         description="Longest total wait between retries of one provider call.",
     )
     provider_limits_raw: str = Field(
         default="",
-        validation_alias=_env("FILETIER_PROVIDER_LIMITS"),
+        validation_alias=_env("FILETIER_PROVIDER_LIMITS", "provider_limits"),
         description="Override provider quotas, e.g. 'kimi.max_files=500,kimi.max_total_bytes=5GB'.",
     )
     owner_quota_bytes: Size | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_OWNER_QUOTA_BYTES"),
+        validation_alias=_env("FILETIER_OWNER_QUOTA_BYTES", "owner_quota_bytes"),
         description="Most bytes one owner may store (sum of file sizes); unset = no limit.",
     )
     owner_quota_files: int | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_OWNER_QUOTA_FILES"),
+        validation_alias=_env("FILETIER_OWNER_QUOTA_FILES", "owner_quota_files"),
         description="Most files one owner may store; unset = no limit.",
     )
     api_tokens: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_API_TOKENS"),
+        validation_alias=_env("FILETIER_API_TOKENS", "api_tokens"),
         description="HTTP/MCP bearer tokens as comma-separated owner:token pairs.",
     )
-    http_host: str = Field(default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST"))
-    http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT"))
+    http_host: str = Field(
+        default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST", "http_host")
+    )
+    http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT", "http_port"))
     verified_copy_seconds: float = Field(
         default=300.0,
         ge=0,
-        validation_alias=_env("FILETIER_VERIFIED_COPY_SECONDS"),
+        validation_alias=_env("FILETIER_VERIFIED_COPY_SECONDS", "verified_copy_seconds"),
         description="HTTP downloads: a local copy hashed in full is served again without "
         "re-hashing for this many seconds while unchanged; 0 hashes every download.",
     )
     http_head_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
-        validation_alias=_env("FILETIER_HTTP_HEAD_TIMEOUT_SECONDS"),
+        validation_alias=_env("FILETIER_HTTP_HEAD_TIMEOUT_SECONDS", "http_head_timeout_seconds"),
         description="A request's headers must arrive within this many seconds (else 408); "
         "also the grace period before the body rate is checked.",
     )
     http_min_body_rate: Size = Field(
         default=1024,
-        validation_alias=_env("FILETIER_HTTP_MIN_BODY_RATE"),
+        validation_alias=_env("FILETIER_HTTP_MIN_BODY_RATE", "http_min_body_rate"),
         description="Slowest average request-body rate, bytes per second, before a "
         "connection is closed (slow-loris defence).",
     )
     allow_no_auth: bool = Field(
         default=False,
-        validation_alias=_env("FILETIER_ALLOW_NO_AUTH"),
+        validation_alias=_env("FILETIER_ALLOW_NO_AUTH", "allow_no_auth"),
         description="Serve without tokens (honoured only when bound to loopback).",
     )
     allowed_hosts_raw: str = Field(
         default="",
-        validation_alias=_env("FILETIER_ALLOWED_HOSTS"),
+        validation_alias=_env("FILETIER_ALLOWED_HOSTS", "allowed_hosts"),
         description="Host headers accepted (DNS-rebinding protection); default: loopback names.",
     )
     inline_upload_max_bytes: Size = Field(
         default=1024 * 1024,
-        validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES"),
+        validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES", "inline_upload_max_bytes"),
         description="Largest upload an MCP tool accepts inline (text or base64).",
     )
     supabase_url: str | None = Field(default=None, validation_alias=_env("SUPABASE_URL"))
