@@ -87,7 +87,8 @@ async def embedded(work: Path, size: int, pairs: int) -> dict[str, list[float]]:
         obj = next((work / "home" / "objects").rglob(uploaded.sha256))
 
         async def filetier_download() -> None:
-            await store.download(uploaded.file_id, out / "filetier.bin")
+            # The same path every round: replacing it is the measured work.
+            await store.download(uploaded.file_id, out / "filetier.bin", overwrite=True)
 
         async def copy_hash() -> None:
             fd = os.open(out / "baseline.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -126,7 +127,8 @@ async def s3(kind: str, work: Path, size: int, pairs: int, url: str) -> dict[str
             raw = production.raw_s3_store(services)
 
             async def filetier_download() -> None:
-                await store.download(uploaded.file_id, out / "filetier.bin")
+                # The same path every round: replacing it is the measured work.
+                await store.download(uploaded.file_id, out / "filetier.bin", overwrite=True)
 
             async def raw_get() -> None:
                 await production.raw_get_to_file(raw, record.storage_key, out / "raw.bin")

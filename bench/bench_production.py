@@ -498,7 +498,7 @@ class Bench:
         conn = await asyncpg.connect(self.services.database_url)
         try:
             row_id = uploaded.file_id
-            query = "SELECT * FROM file_metadata WHERE file_id = $1 AND owner = $2"
+            query = "SELECT * FROM filetier.file_metadata WHERE file_id = $1 AND owner = $2"
             base: list[int] = []
             for i in range(plan.stat_warmup + plan.stat_calls):
                 start = clock()

@@ -182,7 +182,7 @@ async def _work(conn: Any, seed: int, workload: Workload) -> None:
                 emit({"event": "begin", "n": n, "op": op, "file_id": fid})
                 digest = hashlib.sha256()
                 if op == "download":
-                    path = await store.download_file(fid, out / f"dl-{pid}.bin")
+                    path = await store.download_file(fid, out / f"dl-{pid}.bin", overwrite=True)
                     digest.update(path.read_bytes())
                     path.unlink()
                 else:
@@ -491,7 +491,9 @@ class CrashRun:
         store.disk.evict(record.sha256)
         for attempt in range(1, STORAGE_RETRIES + 1):
             try:
-                path = await store.download_file(record.file_id, self.sut.out / "verify.bin")
+                path = await store.download_file(
+                    record.file_id, self.sut.out / "verify.bin", overwrite=True
+                )
                 break
             except StorageUnavailableError as exc:
                 # The S3 server not answering (a timeout on a loaded machine) says nothing

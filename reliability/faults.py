@@ -917,7 +917,7 @@ async def _fill_disk(
             except (FiletierError, TimeoutError) as exc:
                 unexpected.append(f"download: {type(exc).__name__}: {exc}"[:240])
         temps = list((home / "objects" / ".staging").glob("*.tmp"))
-        partial = list(downloads.glob(".*.tmp")) if downloads.exists() else []
+        partial = list(downloads.rglob(".*.tmp")) if downloads.exists() else []
         elapsed = time.monotonic() - started
         log.add(
             Outcome(

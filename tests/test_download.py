@@ -47,7 +47,8 @@ async def test_download_to_default_destination(store: FileStore, settings: Setti
 
     path = await store.download_file(uploaded.file_id)
 
-    assert path == settings.downloads_dir.resolve() / "weekly-report.txt"
+    # Each owner has its own folder there: "default" is the library's own owner.
+    assert path == settings.downloads_dir.resolve() / "default" / "weekly-report.txt"
     assert path.read_bytes() == data
 
 
@@ -58,7 +59,7 @@ async def test_default_destination_keeps_a_hostile_name_inside_downloads(
 
     path = await store.download_file(uploaded.file_id)
 
-    assert path.parent == settings.downloads_dir.resolve()
+    assert path.parent == settings.downloads_dir.resolve() / "default"
     assert path.name == "escape.txt"
     assert path.read_bytes() == b"payload"
     assert not (tmp_path / "escape.txt").exists()
@@ -112,14 +113,14 @@ async def test_root_itself_receives_the_original_name(
     assert path.read_bytes() == b"at the root"
 
 
-async def test_existing_file_in_a_root_is_replaced(
+async def test_existing_file_in_a_root_is_replaced_when_asked(
     rooted_store: FileStore, roots: tuple[Path, Path]
 ) -> None:
     target = roots[1] / "existing.txt"
     target.write_bytes(b"old content that is longer than the new one")
     uploaded = await rooted_store.upload_file(b"new content", filename="x.txt")
 
-    path = await rooted_store.download_file(uploaded.file_id, target)
+    path = await rooted_store.download_file(uploaded.file_id, target, overwrite=True)
 
     assert path == target
     assert target.read_bytes() == b"new content"
@@ -299,7 +300,7 @@ async def test_download_many_reports_each_id_in_order(
         assert result.tier in {"memory", "disk", "primary"}
         assert result.path is not None
         assert Path(result.path).read_bytes() == expected
-        assert Path(result.path).parent == roots[0]
+        assert Path(result.path).parent == roots[0] / "default"
     assert results[1].path is None and results[2].path is None
 
 

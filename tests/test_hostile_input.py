@@ -49,6 +49,7 @@ from filetier import (
     PathNotAllowedError,
     Settings,
 )
+from filetier.paths import owner_folder
 from tests.services import S3Server
 
 T = TypeVar("T")
@@ -226,7 +227,7 @@ async def filename_round_trip(store: FileStore, name: str) -> None:
         assert isinstance(record.filename, str) and record.filename
         assert "\x00" not in record.filename
         path = await store.download_file(uploaded.file_id)
-        downloads = store.settings.downloads_dir.resolve()
+        downloads = store.settings.downloads_dir.resolve() / owner_folder(store.owner)
         assert path.parent.resolve() == downloads, path
         assert not path.is_symlink()
         assert_safe_name(path.name)

@@ -362,15 +362,16 @@ async def test_a_failed_download_leaves_the_destination_as_it_was(
         record = await store.stat(uploaded.file_id)
         flip_byte(store._local.local_path(record.storage_key))  # type: ignore[union-attr]
         store.memory.clear()
-        destination = settings.downloads_dir / "target.bin"
+        destination = settings.downloads_dir / "default" / "target.bin"  # the owner's folder
         destination.parent.mkdir(parents=True, exist_ok=True)
         destination.write_bytes(b"an older copy the user still has")
 
         with pytest.raises(IntegrityError):
-            await store.download_file(uploaded.file_id, cleanup="keep")
+            # Even when asked to replace it, a failed delivery leaves it be.
+            await store.download_file(uploaded.file_id, cleanup="keep", overwrite=True)
 
         assert destination.read_bytes() == b"an older copy the user still has"
-        assert [p.name for p in settings.downloads_dir.iterdir()] == ["target.bin"]
+        assert [p.name for p in destination.parent.iterdir()] == ["target.bin"]
 
 
 @pytest.mark.parametrize("how", ["read_bytes", "download_file", "open"])

@@ -310,7 +310,7 @@ async def test_a_retained_copy_survives_cleanup_within_its_retention(
 ) -> None:
     uploaded = await store.upload_file(b"retained for a day", filename="day.txt")
     path = await store.download_file(uploaded.file_id)
-    assert path.parent == settings.downloads_dir.resolve()
+    assert path.parent == settings.downloads_dir.resolve() / "default"
     await store.flush()
 
     report = await store.cleanup_cache()

@@ -166,10 +166,11 @@ async def test_tools_upload_and_download_over_http(
         assert not result.is_error, result.content
         downloaded = result.structured_content
         assert downloaded is not None
-        assert downloaded["path"] == str(roots.resolve() / "out" / "h.txt")
+        # Over HTTP a caller's paths are inside its own folder of the root.
+        assert downloaded["path"] == str(roots.resolve() / "alice" / "out" / "h.txt")
         assert downloaded["sha256"] == uploaded["sha256"]
         assert downloaded["tier"] in {"memory", "disk", "primary"}
-        assert (roots / "out" / "h.txt").read_text() == "over http\n"
+        assert (roots / "alice" / "out" / "h.txt").read_text() == "over http\n"
         assert events and events[-1] == (10, 10)
 
 

@@ -170,10 +170,12 @@ async def database_rows(pg_url: str) -> tuple[list[str], dict[str, str]]:
     """The ``file_hash`` of every file row, and ``sha256 -> storage_key`` of every blob."""
     conn = await asyncpg.connect(pg_url, timeout=10)
     try:
-        files = [r["file_hash"] for r in await conn.fetch("SELECT file_hash FROM file_metadata")]
+        files = [
+            r["file_hash"] for r in await conn.fetch("SELECT file_hash FROM filetier.file_metadata")
+        ]
         blobs = {
             r["sha256"]: r["storage_key"]
-            for r in await conn.fetch("SELECT sha256, storage_key FROM blobs")
+            for r in await conn.fetch("SELECT sha256, storage_key FROM filetier.blobs")
         }
     finally:
         await conn.close()
@@ -561,12 +563,12 @@ async def test_delete_of_the_last_file_waits_for_another_hosts_insert_of_the_sam
             transaction = other_host.transaction()
             await transaction.start()
             await other_host.execute(
-                "SELECT sha256 FROM blobs WHERE sha256 = $1 FOR UPDATE", first.sha256
+                "SELECT sha256 FROM filetier.blobs WHERE sha256 = $1 FOR UPDATE", first.sha256
             )
             await other_host.execute(
-                "CREATE TEMP TABLE pending AS SELECT * FROM file_metadata WHERE file_id = $1;"
+                "CREATE TEMP TABLE pending AS SELECT * FROM filetier.file_metadata WHERE file_id = $1;"
                 " UPDATE pending SET file_id = gen_random_uuid();"
-                " INSERT INTO file_metadata SELECT * FROM pending;".replace(
+                " INSERT INTO filetier.file_metadata SELECT * FROM pending;".replace(
                     "$1", f"'{first.file_id}'"
                 )
             )

@@ -135,7 +135,7 @@ def test_existing_file_is_replaced_and_hard_link_outside_is_not_written_through(
     os.link(outside_file, layout.root / "linked.txt")  # same inode as the outside file
     dest = layout.roots.resolve_destination("linked.txt", default_name="x")
 
-    dest.write_bytes(b"new content")
+    dest.write_bytes(b"new content", overwrite=True)
 
     assert (layout.root / "linked.txt").read_bytes() == b"new content"
     assert outside_file.read_bytes() == b"outside original"

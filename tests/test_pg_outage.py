@@ -202,10 +202,12 @@ async def rows(url: str) -> tuple[list[str], dict[str, str]]:
     """``file_hash`` of every file row; ``sha256 -> storage_key`` of every blob row."""
     conn = await asyncpg.connect(url, timeout=10)
     try:
-        files = [r["file_hash"] for r in await conn.fetch("SELECT file_hash FROM file_metadata")]
+        files = [
+            r["file_hash"] for r in await conn.fetch("SELECT file_hash FROM filetier.file_metadata")
+        ]
         blobs = {
             r["sha256"]: r["storage_key"]
-            for r in await conn.fetch("SELECT sha256, storage_key FROM blobs")
+            for r in await conn.fetch("SELECT sha256, storage_key FROM filetier.blobs")
         }
     finally:
         await conn.close()

@@ -93,15 +93,17 @@ async def test_plain_postgresql_url_and_jsonb_trigger(
         types = dict(
             await conn.fetch(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = 'file_metadata'"
+                "WHERE table_schema = 'filetier' AND table_name = 'file_metadata'"
             )
         )
         triggers = await conn.fetch(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'file_metadata'::regclass"
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'filetier.file_metadata'::regclass"
         )
         # The trigger sets updated_at even for writes that do not go through filetier.
-        await conn.execute("UPDATE file_metadata SET updated_at = '2000-01-01' , access_count = 5")
-        touched = await conn.fetchval("SELECT updated_at FROM file_metadata")
+        await conn.execute(
+            "UPDATE filetier.file_metadata SET updated_at = '2000-01-01' , access_count = 5"
+        )
+        touched = await conn.fetchval("SELECT updated_at FROM filetier.file_metadata")
     finally:
         await conn.close()
     assert types["metadata"] == "jsonb" and types["provider_file_ids"] == "jsonb"
@@ -127,23 +129,27 @@ async def test_row_level_security_scopes_a_tenant_role_to_its_owner(
     admin = await asyncpg.connect(dsn)
     try:
         await admin.execute(f"CREATE ROLE {role} NOLOGIN")
+        await admin.execute(f"GRANT USAGE ON SCHEMA filetier TO {role}")
         await admin.execute(
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON file_metadata, file_download_history TO {role}"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON filetier.file_metadata, filetier.file_download_history TO {role}"
         )
         async with admin.transaction():
             await admin.execute(f"SET LOCAL ROLE {role}")
             await admin.execute("SELECT set_config('filetier.owner', 'alice', true)")
-            seen = await admin.fetch("SELECT original_filename FROM file_metadata")
-            deleted = await admin.execute("DELETE FROM file_metadata WHERE owner = 'bob'")
+            seen = await admin.fetch("SELECT original_filename FROM filetier.file_metadata")
+            deleted = await admin.execute("DELETE FROM filetier.file_metadata WHERE owner = 'bob'")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await admin.execute(
-                    "UPDATE file_metadata SET owner = 'bob' WHERE original_filename = 'a.txt'"
+                    "UPDATE filetier.file_metadata SET owner = 'bob' WHERE original_filename = 'a.txt'"
                 )
         async with admin.transaction():
             await admin.execute(f"SET LOCAL ROLE {role}")
-            unset = await admin.fetch("SELECT 1 FROM file_metadata")  # no owner: nothing
-        remaining = await admin.fetchval("SELECT count(*) FROM file_metadata")
-        await admin.execute(f"REVOKE ALL ON file_metadata, file_download_history FROM {role}")
+            unset = await admin.fetch("SELECT 1 FROM filetier.file_metadata")  # no owner: nothing
+        remaining = await admin.fetchval("SELECT count(*) FROM filetier.file_metadata")
+        await admin.execute(
+            f"REVOKE ALL ON filetier.file_metadata, filetier.file_download_history FROM {role}"
+        )
+        await admin.execute(f"REVOKE USAGE ON SCHEMA filetier FROM {role}")
         await admin.execute(f"DROP ROLE {role}")
     finally:
         await admin.close()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from filetier import FileStore, Settings
 from tests.provider_server import ProviderServer
@@ -213,7 +214,7 @@ def test_settings_never_show_a_secret(secret_env: dict[str, str]) -> None:
     for password in (DB_PASSWORD, AT_PASSWORD, ENCODED_PASSWORD):
         other = settings.model_copy(
             update={
-                "database_url_override": type(settings.database_url_override)(
+                "database_url_override": SecretStr(
                     with_password("postgresql://postgres@127.0.0.1:5432/db", password)
                 )
             }

@@ -8,6 +8,7 @@
 from filetier.config import Settings
 from filetier.errors import (
     ConfigError,
+    DestinationExistsError,
     FiletierError,
     FileTooLargeError,
     InsufficientSpaceError,
@@ -49,6 +50,7 @@ __all__ = [
     "BatchItem",
     "ConfigError",
     "DeleteResult",
+    "DestinationExistsError",
     "DownloadEvent",
     "DownloadResult",
     "FilePage",

@@ -60,9 +60,28 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def _env(*names: str) -> AliasChoices:
-    # The field name is accepted too, so tests and library users can write
-    # Settings(home=...) without knowing the environment variable.
-    return AliasChoices(*names)
+    """The documented environment names of a field (``FILETIER_*`` or a design name).
+
+    Only these upper-case names are read from the environment and ``.env``; a lower-case
+    field name given here is dropped, because pydantic-settings looks every alias up in the
+    environment ignoring case (``home`` matched ``$HOME``). Python callers still write
+    field names (``Settings(home=...)``): ``populate_by_name`` allows them.
+    """
+    return AliasChoices(*(name for name in names if name.isupper()))
+
+
+# Python-only spellings of fields whose attribute name is taken by the parsed value
+# (``settings.allowed_roots`` is a tuple of paths): ``Settings(allowed_roots="a:b")``.
+# They are renamed in __init__, never looked up in the environment, so ``CACHE_DIR`` or
+# ``ALLOWED_ROOTS`` in a user's shell changes nothing.
+_PYTHON_NAMES = {
+    "cache_dir": "cache_dir_override",
+    "database_url": "database_url_override",
+    "allowed_roots": "allowed_roots_raw",
+    "type_limits": "type_limits_raw",
+    "provider_limits": "provider_limits_raw",
+    "allowed_hosts": "allowed_hosts_raw",
+}
 
 
 class Settings(BaseSettings):
@@ -72,9 +91,20 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # populate_by_name lets Python pass field names; pydantic-settings then also looks
+        # the field name up in the environment, with env_prefix in front of it. The prefix
+        # keeps that lookup inside filetier's namespace: with no prefix, ``home`` matched
+        # ``$HOME`` (lookups ignore case) and the data dir became the user's home.
         populate_by_name=True,
+        env_prefix="FILETIER_",
         frozen=True,
     )
+
+    def __init__(self, **values: Any) -> None:
+        for public, field in _PYTHON_NAMES.items():
+            if public in values:
+                values[field] = values.pop(public)
+        super().__init__(**values)
 
     home: Path = Field(
         default_factory=lambda: platformdirs.user_data_path("filetier"),
@@ -88,8 +118,20 @@ class Settings(BaseSettings):
     )
     database_url_override: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_DATABASE_URL", "DATABASE_URL", "database_url"),
+        validation_alias=_env("FILETIER_DATABASE_URL"),
         description="SQLAlchemy URL of the metadata database (default: SQLite in home).",
+    )
+    shared_database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("DATABASE_URL"),
+        description="The generic DATABASE_URL, used when FILETIER_DATABASE_URL is unset; "
+        "filetier adds its tables there only to an empty database or one already filetier's.",
+    )
+    database_schema: str = Field(
+        default="filetier",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        validation_alias=_env("FILETIER_DATABASE_SCHEMA"),
+        description="PostgreSQL schema holding filetier's tables and its Alembic version table.",
     )
     primary_url: str | None = Field(
         default=None,
@@ -465,9 +507,16 @@ class Settings(BaseSettings):
 
     @cached_property
     def database_url(self) -> str:
-        if self.database_url_override is not None:
-            return normalize_database_url(self.database_url_override.get_secret_value())
+        chosen = self.database_url_override or self.shared_database_url
+        if chosen is not None:
+            return normalize_database_url(chosen.get_secret_value())
         return f"sqlite+aiosqlite:///{self.home.expanduser() / 'filetier.db'}"
+
+    @property
+    def database_is_shared(self) -> bool:
+        """True when the database came from the generic ``DATABASE_URL`` alone: a name
+        another app (or a ``.env`` in the working directory) may have set for itself."""
+        return self.database_url_override is None and self.shared_database_url is not None
 
     @cached_property
     def allowed_roots(self) -> tuple[Path, ...]:
@@ -477,6 +526,38 @@ class Settings(BaseSettings):
         if not roots:
             raise ConfigError("FILETIER_ALLOWED_ROOTS is set but names no directory")
         return tuple(roots)
+
+    def refuse_roots_over_the_store(self) -> None:
+        """Refuse allowed roots that contain filetier's own files (ConfigError).
+
+        Path tools write and read anywhere inside a root: a root holding the data dir,
+        the database or the objects would let a caller replace the database or read
+        every owner's objects by path. Servers call this before they start.
+        """
+        own = {
+            "data dir": self.home.expanduser(),
+            "objects dir": self.objects_dir,
+            "disk cache": self.cache_dir,
+        }
+        if self.database_url.startswith("sqlite") and ":///" in self.database_url:
+            own["database"] = Path(self.database_url.split(":///", 1)[1]).expanduser()
+        if self.primary_url and self.primary_url.startswith("file://"):
+            own["primary store"] = Path(urlparse(self.primary_url).path)
+        # Inside the data dir only the downloads folder is for deliveries; the objects, the
+        # cache and a file:// primary must not be reachable through a root either.
+        stores = {"objects dir", "disk cache", "primary store"}
+        for root in self.allowed_roots:
+            real_root = root.expanduser().resolve()
+            for what, path in own.items():
+                real = path.expanduser().resolve()
+                inside = what in stores and real_root.is_relative_to(real)
+                if real.is_relative_to(real_root) or inside:
+                    relation = "lies inside" if inside else "contains"
+                    raise ConfigError(
+                        f"FILETIER_ALLOWED_ROOTS: {root} {relation} filetier's {what} ({path}); "
+                        "give path tools a directory apart from it, such as "
+                        f"{self.downloads_dir} or a folder of its own"
+                    )
 
     @cached_property
     def type_limits(self) -> tuple[tuple[str, int], ...]:
@@ -585,7 +666,13 @@ class Settings(BaseSettings):
             "allowed_roots": [str(p) for p in self.allowed_roots],
         }
         for name in type(self).model_fields:
-            if name in {"home", "cache_dir_override", "database_url_override", "primary_url"}:
+            if name in {
+                "home",
+                "cache_dir_override",
+                "database_url_override",
+                "shared_database_url",
+                "primary_url",
+            }:
                 continue
             if name == "allowed_roots_raw":
                 continue

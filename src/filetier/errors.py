@@ -14,6 +14,7 @@ one (``except FileNotFoundError``)::
     │   └── SourceNotFoundError               the upload source path does not exist
     │       └── SourceNotAFileError           it exists but is a directory or a device
     ├── PathNotAllowedError (PermissionError) destination escapes the allowed roots
+    ├── DestinationExistsError (FileExistsError) a different file is already there
     ├── LimitExceededError (ValueError)       refused before anything was stored
     │   ├── FileTooLargeError                 over the overall or per-type size limit
     │   ├── QuotaExceededError                the owner's byte or file quota is full
@@ -115,6 +116,11 @@ class SourceNotAFileError(SourceNotFoundError):
 
 class PathNotAllowedError(FiletierError, PermissionError):
     """A destination path resolves outside every allowed root, or is unsafe."""
+
+
+class DestinationExistsError(FiletierError, FileExistsError):
+    """A delivery would replace a different existing file and the caller did not ask to
+    overwrite it; the existing file is left as it was."""
 
 
 class LimitExceededError(FiletierError, ValueError):
@@ -222,6 +228,7 @@ ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
     (SourceNotFoundError, ErrorMapping(400, 4)),
     (NotFoundError, ErrorMapping(404, 4)),
     (PathNotAllowedError, ErrorMapping(403, 5)),
+    (DestinationExistsError, ErrorMapping(409, 18)),
     (FileTooLargeError, ErrorMapping(413, 6)),
     (TypeNotAllowedError, ErrorMapping(415, 6)),
     (QuotaExceededError, ErrorMapping(413, 6)),

@@ -39,6 +39,7 @@ from filetier.errors import (
     StorageUnavailableError,
     TypeNotAllowedError,
 )
+from filetier.modes import FILE_MODE
 
 UploadSource = (
     str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | AsyncIterable[bytes]
@@ -235,7 +236,7 @@ class Staged:
 
 def _new_temp(staging: Path) -> tuple[int, Path]:
     name = staging / f"{os.getpid()}-{os.urandom(8).hex()}.tmp"
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     return fd, name
 
 

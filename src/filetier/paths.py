@@ -21,6 +21,12 @@ trust (an LLM agent, an MCP client, a CLI user), so this module answers two ques
    *replaced*, never written into, so a hard link or symlink planted at the final name can
    not carry our bytes somewhere else.
 
+3. **May an existing file be replaced?** Only when the caller asks (``overwrite=True``).
+   Otherwise the temp file is published with ``link``, which fails if the name exists,
+   so no check-then-write race can clobber a file that appears meanwhile: the same bytes
+   already there are a no-op success, different bytes are
+   :class:`~filetier.errors.DestinationExistsError`.
+
 The directory-fd calls (``dir_fd=``, ``O_NOFOLLOW``, ``O_DIRECTORY``) are POSIX-only, as is
 filetier's download path. :func:`safe_filename` is portable and also avoids names Windows
 would refuse, because downloaded files are often copied to other machines.
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -40,13 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filetier.errors import (
+    DestinationExistsError,
     InvalidInputError,
     PathNotAllowedError,
     SourceNotAFileError,
     SourceNotFoundError,
 )
+from filetier.modes import DIR_MODE, FILE_MODE, make_dirs
 
-__all__ = ["AllowedRoots", "SafeDestination", "safe_filename"]
+__all__ = ["AllowedRoots", "SafeDestination", "owner_folder", "safe_filename"]
 
 #: Longest file name (one component) most filesystems accept, in bytes (``NAME_MAX``).
 NAME_MAX_BYTES = 255
@@ -77,6 +86,11 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 # (ELOOP on Linux and macOS, EMLINK on FreeBSD) or a regular file (ENOTDIR).
 _SWAPPED_ERRNOS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EMLINK})
 _TEMP_ATTEMPTS = 100
+# link() is refused by a few file systems (FAT, some FUSE mounts); there the no-overwrite
+# publish falls back to check-then-rename, which only a concurrent writer can race.
+_NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK})
+_HASH_CHUNK = 1024 * 1024
+_OWNER_SUFFIX_RE = re.compile(r"-[0-9a-f]{16}$")
 
 
 def _fit_utf8(text: str, limit: int) -> str:
@@ -138,6 +152,25 @@ def safe_filename(name: str, fallback: str = "file") -> str:
     that is empty), so the result is never empty, ``.`` or ``..``.
     """
     return _clean_filename(name) or _clean_filename(fallback) or "file"
+
+
+def owner_folder(owner: str) -> str:
+    """A directory name for ``owner`` that no other owner's name maps to.
+
+    A plain lower-case name is kept as is (``alice``); anything ``safe_filename`` would
+    change, or that differs only in case (case-insensitive file systems) or looks like
+    one of our suffixed names, gets a hash of the exact owner appended
+    (``Bob-3f2a…``), so two owners never share a default downloads folder.
+    """
+    clean = safe_filename(owner, fallback="owner")
+    if (
+        clean == owner == owner.lower()
+        and not clean.startswith(".")
+        and not (_OWNER_SUFFIX_RE.search(owner))
+    ):
+        return clean
+    digest = hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{_fit_utf8(clean.lstrip('.') or 'owner', 200)}-{digest}"
 
 
 def _roots_text(roots: Iterable[Path]) -> str:
@@ -282,7 +315,8 @@ class AllowedRoots:
         - An existing directory (or a symlink to one), a root itself, ``.``, or anything
           ending in a path separator means "put it in there as ``safe_filename(default_name)``".
         - Otherwise the last component is the file name, taken as given; an existing regular
-          file of that name will be replaced, a symlink of that name is refused.
+          file of that name is replaced only if the writer asks (see
+          :meth:`SafeDestination.publish`), a symlink of that name is refused.
 
         Symlinks in the directory part are resolved and the result must stay strictly inside
         a root; the returned :class:`SafeDestination` records the resolved location, and its
@@ -339,7 +373,7 @@ class AllowedRoots:
         if mode is not None and stat.S_ISDIR(mode):
             raise self._refuse(shown, f"would replace the existing directory {str(final)!r}")
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            make_dirs(root)
         except FileExistsError:
             raise self._refuse(
                 shown,
@@ -517,7 +551,7 @@ class SafeDestination:
         """Open the parent directory by walking from the root, never following a symlink.
 
         Each component is opened relative to the previous directory fd with
-        ``O_NOFOLLOW | O_DIRECTORY``; a missing one is created (mode 0o755, minus umask)
+        ``O_NOFOLLOW | O_DIRECTORY``; a missing one is created (mode 0o700, see filetier.modes)
         first. If a component is a symlink or a file (for instance swapped in after
         :meth:`AllowedRoots.resolve_destination` checked it), the walk stops with
         :class:`~filetier.errors.PathNotAllowedError`. Returns the parent's fd, which the
@@ -546,7 +580,7 @@ class SafeDestination:
         # Losing a race to another creator is fine; whatever is there is re-checked by the
         # O_NOFOLLOW open below.
         with contextlib.suppress(FileExistsError):
-            os.mkdir(component, 0o755, dir_fd=dir_fd)
+            os.mkdir(component, DIR_MODE, dir_fd=dir_fd)
         return _open_dir(component, dir_fd)
 
     def create_temp(self, parent_fd: int) -> tuple[int, str]:
@@ -562,7 +596,7 @@ class SafeDestination:
         for _ in range(_TEMP_ATTEMPTS):
             temp_name = f".{stem}.{secrets.token_hex(8)}.tmp"
             try:
-                fd = os.open(temp_name, _TEMP_FLAGS, 0o644, dir_fd=parent_fd)
+                fd = os.open(temp_name, _TEMP_FLAGS, FILE_MODE, dir_fd=parent_fd)
             except FileExistsError:
                 continue
             return fd, temp_name
@@ -570,14 +604,23 @@ class SafeDestination:
             errno.EEXIST, "could not create a unique temporary file", str(self.path.parent)
         )
 
-    def publish(self, parent_fd: int, temp_name: str) -> None:
-        """Atomically move the finished temp file to the final name, replacing a file.
+    def publish(
+        self, parent_fd: int, temp_name: str, *, overwrite: bool = False, sha256: str | None = None
+    ) -> bool:
+        """Atomically move the finished temp file to the final name; True when it was.
 
-        A directory or symlink at the final name is refused (and the temp removed): the
-        first is not ours to replace, the second might be expected to be written through.
-        The rename replaces the directory entry and never writes into an existing inode, so
-        a hard link to a file outside the root is left untouched. The directory is then
-        fsynced so the new name survives a crash.
+        With ``overwrite=False`` (the default) an existing file is never replaced: the temp
+        file is hard-linked to the final name, which fails if the name exists. A file
+        already there with the SHA-256 ``sha256`` is the same delivery: the temp is
+        dropped and False returned. Any other file raises
+        :class:`~filetier.errors.DestinationExistsError` and stays as it was.
+
+        With ``overwrite=True`` a regular file is replaced by a rename, which replaces the
+        directory entry and never writes into an existing inode, so a hard link to a file
+        outside the root is left untouched. Either way a directory or symlink at the final
+        name is refused (and the temp removed): the first is not ours to replace, the
+        second might be expected to be written through. The directory is then fsynced so
+        the new name survives a crash.
         """
         try:
             mode: int | None = os.lstat(self.name, dir_fd=parent_fd).st_mode
@@ -587,23 +630,120 @@ class SafeDestination:
             self.discard(parent_fd, temp_name)
             kind = "a directory" if stat.S_ISDIR(mode) else "a symbolic link"
             raise self._refuse(f"is now {kind}, so it was not replaced")
-        try:
-            os.replace(temp_name, self.name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
-        except (IsADirectoryError, NotADirectoryError):  # a directory appeared after lstat
-            self.discard(parent_fd, temp_name)
-            raise self._refuse("is now a directory, so it was not replaced") from None
+        if not overwrite:
+            published = self._publish_new(parent_fd, temp_name, sha256)
+            if not published:
+                return False
+        else:
+            try:
+                os.replace(temp_name, self.name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            except (IsADirectoryError, NotADirectoryError):  # a directory appeared after lstat
+                self.discard(parent_fd, temp_name)
+                raise self._refuse("is now a directory, so it was not replaced") from None
         with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
             os.fsync(parent_fd)
+        return True
+
+    def _publish_new(self, parent_fd: int, temp_name: str, sha256: str | None) -> bool:
+        """Give the temp file the final name only if that name is free (see publish)."""
+        try:
+            os.link(
+                temp_name,
+                self.name,
+                src_dir_fd=parent_fd,
+                dst_dir_fd=parent_fd,
+                follow_symlinks=False,
+            )
+        except FileExistsError:
+            return self._publish_new_taken(parent_fd, temp_name, sha256)
+        except OSError as exc:
+            if exc.errno not in _NO_LINK_ERRNOS:
+                self.discard(parent_fd, temp_name)
+                raise
+            if self._exists(parent_fd):
+                return self._publish_new_taken(parent_fd, temp_name, sha256)
+            os.replace(temp_name, self.name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+            return True
+        self.discard(parent_fd, temp_name)  # the final name now holds the file
+        return True
+
+    def _publish_new_taken(self, parent_fd: int, temp_name: str, sha256: str | None) -> bool:
+        same = sha256 is not None and self._holds(parent_fd, sha256)
+        self.discard(parent_fd, temp_name)
+        if same:
+            return False
+        raise self._taken()
+
+    def _taken(self) -> DestinationExistsError:
+        return DestinationExistsError(
+            f"Destination {str(self.path)!r} already exists with different content; "
+            "it was left as it is. Choose another name, or ask to replace it "
+            "(overwrite=True; CLI: --force)."
+        )
+
+    def _exists(self, parent_fd: int) -> bool:
+        try:
+            os.lstat(self.name, dir_fd=parent_fd)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _holds(self, parent_fd: int, sha256: str) -> bool:
+        """Whether the final name is a regular file whose SHA-256 is ``sha256``."""
+        try:
+            fd = os.open(
+                self.name,
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                dir_fd=parent_fd,
+            )
+        except OSError:
+            return False
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            digest = hashlib.sha256()
+            while chunk := os.read(fd, _HASH_CHUNK):
+                digest.update(chunk)
+            return digest.hexdigest() == sha256
+        finally:
+            os.close(fd)
+
+    def taken_by_other(self, size: int, sha256: str | None) -> bool:
+        """Whether the final name already holds something other than these bytes (a file
+        of another size or, when ``sha256`` is given, another hash; a directory...):
+        checked before a transfer starts, so a refusal costs nothing. :meth:`publish`
+        checks again, atomically."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            return True
+        if sha256 is None:
+            return False
+        try:
+            parent_fd = os.open(self.path.parent, _DIR_FLAGS)
+        except OSError:
+            return True
+        try:
+            return not self._holds(parent_fd, sha256)
+        finally:
+            os.close(parent_fd)
+
+    def refuse(self) -> DestinationExistsError:
+        """The error for a name that :meth:`taken_by_other` found taken."""
+        return self._taken()
 
     def discard(self, parent_fd: int, temp_name: str) -> None:
         """Remove a temp file after a failure; already gone is fine."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name, dir_fd=parent_fd)
 
-    def write_bytes(self, data: bytes) -> None:
+    def write_bytes(self, data: bytes, *, overwrite: bool = False) -> bool:
         """Write ``data`` to the destination with the full safe protocol, durably.
 
         For small files and tests; large downloads stream into :meth:`create_temp`'s fd.
+        Returns False when the same bytes were already there (see :meth:`publish`).
         """
         parent_fd = self.open_parent()
         try:
@@ -616,7 +756,12 @@ class SafeDestination:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                self.publish(parent_fd, temp_name)
+                return self.publish(
+                    parent_fd,
+                    temp_name,
+                    overwrite=overwrite,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                )
             except BaseException:
                 self.discard(parent_fd, temp_name)
                 raise

@@ -48,7 +48,7 @@ async def process_lock(path: Path, wait_seconds: float) -> AsyncIterator[bool]:
     # The flock attempt is a non-blocking syscall: made on the loop thread it costs
     # microseconds, where a worker-thread hop would cost hundreds; waiting polls.
     lock = AsyncFileLock(
-        str(path), timeout=wait_seconds, run_in_executor=False, poll_interval=0.005
+        str(path), timeout=wait_seconds, run_in_executor=False, poll_interval=0.005, mode=0o600
     )
     try:
         await lock.acquire()

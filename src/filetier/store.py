@@ -90,7 +90,8 @@ from filetier.models import (
     UploadResult,
     VerifyReport,
 )
-from filetier.paths import AllowedRoots, SafeDestination
+from filetier.modes import make_dirs, open_new
+from filetier.paths import AllowedRoots, SafeDestination, owner_folder, safe_filename
 from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.singleflight import SingleFlight, process_lock
 from filetier.tiers.disk import DiskCache
@@ -206,10 +207,17 @@ class FileStore:
         from filetier.bookkeeping import AccessRecorder
 
         settings = self.settings
-        settings.home.expanduser().mkdir(parents=True, exist_ok=True)
-        self.db = Database(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
+        make_dirs(settings.home.expanduser())
+        self.db = Database(
+            settings.database_url,
+            timeout_seconds=settings.database_timeout_seconds,
+            schema=settings.database_schema,
+        )
         try:
-            await self.db.upgrade(lock_dir=settings.home.expanduser())
+            # A generic DATABASE_URL may be another app's: adopted only if empty or ours.
+            await self.db.upgrade(
+                lock_dir=settings.home.expanduser(), adopt=not settings.database_is_shared
+            )
         except BaseException:
             await self.db.close()
             raise
@@ -914,7 +922,7 @@ class FileStore:
             digest = StreamDigest()
             self._shared.primary_reads += 1
             try:
-                with temp.open("wb") as out:
+                with os.fdopen(open_new(temp), "wb") as out:
                     # Pipelined: a worker hashes and writes chunk N while the loop
                     # receives chunk N+1 (hashlib and file writes release the GIL).
                     received = 0
@@ -1048,10 +1056,16 @@ class FileStore:
         cleanup: CleanupPolicy | None = None,
         downloaded_by: str | None = None,
         progress: Progress | None = None,
+        overwrite: bool = False,
     ) -> Path:
         """Write the file to ``destination`` (inside the allowed roots) and return the path."""
         result = await self.download(
-            file_id, destination, cleanup=cleanup, downloaded_by=downloaded_by, progress=progress
+            file_id,
+            destination,
+            cleanup=cleanup,
+            downloaded_by=downloaded_by,
+            progress=progress,
+            overwrite=overwrite,
         )
         return Path(result.path)
 
@@ -1063,8 +1077,18 @@ class FileStore:
         cleanup: CleanupPolicy | None = None,
         downloaded_by: str | None = None,
         progress: Progress | None = None,
+        overwrite: bool = False,
+        roots: AllowedRoots | None = None,
     ) -> DownloadResult:
         """Like :meth:`download_file`, returning which tier served it.
+
+        With no ``destination`` the file goes to this owner's own folder in the first
+        root (``<root>/<owner>/<name>``), so owners never collide there. An existing file
+        is replaced only with ``overwrite=True``; the same bytes already there are a
+        no-op success, different ones raise :class:`DestinationExistsError`.
+
+        ``roots``: the caller's own roots when they are narrower than the store's (a
+        remote caller's folders); a default destination is then the first of them.
 
         ``cleanup`` applies to copies delivered into the default downloads folder:
         ``"retain"`` (default there) removes them after the retention period,
@@ -1072,7 +1096,7 @@ class FileStore:
         """
         started = time.perf_counter()
         record = await self._record(file_id)
-        target = self.roots.resolve_destination(destination, default_name=record.filename)
+        target = await self._destination(record, destination, overwrite, roots)
         policy = self._policy_for(target.path, cleanup)
         check_space(
             target.path.parent if target.path.parent.exists() else self.settings.home,
@@ -1084,7 +1108,7 @@ class FileStore:
             data = self.memory.get(record.sha256)
             if data is not None:
                 tier = "memory"
-                await asyncio.to_thread(_deliver_bytes, target, data)
+                await asyncio.to_thread(_deliver_bytes, target, data, record.sha256, overwrite)
                 if progress:
                     progress(len(data))
                 break
@@ -1094,11 +1118,13 @@ class FileStore:
                 if self.memory.accepts(record.size):
                     data = await asyncio.to_thread(self._read_verified, located, record)
                     self.memory.put(record.sha256, data)
-                    await asyncio.to_thread(_deliver_bytes, target, data)
+                    await asyncio.to_thread(_deliver_bytes, target, data, record.sha256, overwrite)
                     if progress:
                         progress(len(data))
                 else:
-                    await asyncio.to_thread(_deliver_file, target, located, record, progress)
+                    await asyncio.to_thread(
+                        _deliver_file, target, located, record, progress, overwrite
+                    )
             except (_CorruptCopy, _VanishedCopy) as exc:
                 await self._handle_bad_copy(record, located, exc)
                 continue
@@ -1130,6 +1156,46 @@ class FileStore:
             verified=True,
             cleanup=policy,
         )
+
+    async def _destination(
+        self,
+        record: FileRecord,
+        destination: str | os.PathLike[str] | None,
+        overwrite: bool,
+        roots: AllowedRoots | None,
+    ) -> SafeDestination:
+        """Where a delivery goes; a different file already there is refused up front.
+
+        The default is ``<first root>/<owner folder>/<name>``. When another file already
+        holds that name, the default becomes ``<stem> (<sha256[:12]>)<suffix>``: a name of
+        this content, so delivering it again is the same no-op and nothing is replaced.
+        """
+        allowed = roots or self.roots
+        if destination is not None:
+            target = allowed.resolve_destination(destination, default_name=record.filename)
+            # Only the size here: hashing a same-size file is left to the publish, which
+            # must compare anyway, so an identical copy is read once, not twice.
+            if not overwrite and await asyncio.to_thread(target.taken_by_other, record.size, None):
+                raise target.refuse()
+            return target
+        # Given roots are the caller's own already; the store's are shared by every owner.
+        folder = "" if roots is not None else owner_folder(self.owner) + "/"
+        name = safe_filename(record.filename)
+        target = allowed.resolve_destination(f"{folder}{name}", default_name=name)
+        if overwrite or not await asyncio.to_thread(
+            target.taken_by_other, record.size, record.sha256
+        ):
+            return target
+        stem, dot, suffix = name.rpartition(".")
+        named = (
+            f"{stem} ({record.sha256[:12]}).{suffix}"
+            if dot and stem
+            else f"{name} ({record.sha256[:12]})"
+        )
+        target = allowed.resolve_destination(f"{folder}{named}", default_name=name)
+        if await asyncio.to_thread(target.taken_by_other, record.size, record.sha256):
+            raise target.refuse()
+        return target
 
     def _policy_for(self, path: Path, requested: CleanupPolicy | None) -> CleanupPolicy | None:
         if requested not in CLEANUP_POLICIES:
@@ -1164,6 +1230,7 @@ class FileStore:
         *,
         concurrency: int = 4,
         cleanup: CleanupPolicy | None = None,
+        overwrite: bool = False,
     ) -> builtins.list[BatchItem]:
         """Download several files with bounded concurrency; one result per id, in order."""
         self._require_open()
@@ -1184,7 +1251,7 @@ class FileStore:
                     if destination_dir is not None:
                         record = await self._record(fid)
                         dest = Path(destination_dir) / f"{record.file_id}-{record.filename}"
-                    result = await self.download(fid, dest, cleanup=cleanup)
+                    result = await self.download(fid, dest, cleanup=cleanup, overwrite=overwrite)
                 except FiletierError as exc:
                     return BatchItem(file_id=str(fid), ok=False, error=str(exc))
                 return BatchItem(file_id=str(fid), ok=True, path=result.path, tier=result.tier)
@@ -1446,7 +1513,7 @@ def _hash_and_write(digest: StreamDigest, out: IO[bytes], chunk: bytes | memoryv
     out.write(chunk)
 
 
-def _deliver_bytes(target: SafeDestination, data: bytes) -> None:
+def _deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: bool) -> None:
     parent = target.open_parent()
     try:
         fd, temp = target.create_temp(parent)
@@ -1460,13 +1527,17 @@ def _deliver_bytes(target: SafeDestination, data: bytes) -> None:
             target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
         os.close(fd)
-        target.publish(parent, temp)
+        target.publish(parent, temp, overwrite=overwrite, sha256=sha256)
     finally:
         os.close(parent)
 
 
 def _deliver_file(
-    target: SafeDestination, source: _Located, record: FileRecord, progress: Progress | None
+    target: SafeDestination,
+    source: _Located,
+    record: FileRecord,
+    progress: Progress | None,
+    overwrite: bool,
 ) -> None:
     parent = target.open_parent()
     try:
@@ -1493,7 +1564,7 @@ def _deliver_file(
         if not intact:
             target.discard(parent, temp)
             raise _CorruptCopy()
-        target.publish(parent, temp)
+        target.publish(parent, temp, overwrite=overwrite, sha256=record.sha256)
     finally:
         os.close(parent)
 

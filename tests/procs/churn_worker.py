@@ -66,7 +66,8 @@ async def main(args: argparse.Namespace) -> None:
                 files.append(result.file_id)
             elif roll < 0.65:
                 fid = rng.choice(files)
-                path = await store.download_file(fid, Path(out) / f"dl-{pid}.bin")
+                # One path per worker, reused: replacing it each time is intended.
+                path = await store.download_file(fid, Path(out) / f"dl-{pid}.bin", overwrite=True)
                 record = await store.stat(fid)
                 if hashlib.sha256(path.read_bytes()).hexdigest() != record.sha256:
                     raise AssertionError(f"downloaded bytes of {fid} do not match")

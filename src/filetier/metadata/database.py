@@ -7,12 +7,20 @@ SQLite notes: WAL lets readers run beside the single writer; write transactions 
 with ``BEGIN IMMEDIATE`` because a deferred transaction that reads and then writes fails
 at once with "database is locked" when another process holds the write lock, instead of
 waiting out ``busy_timeout``.
+
+PostgreSQL: every table, the trigger function and Alembic's version table live in
+filetier's own schema (``FILETIER_DATABASE_SCHEMA``, default ``filetier``). Each connection
+starts with ``search_path`` set to that schema alone, so the queries, the migrations and
+their RLS policies name tables unqualified and still never touch ``public`` or another
+app's schema. A database (either dialect) that is not filetier's is never migrated
+silently: see :meth:`Database.upgrade`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -24,15 +32,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from filelock import FileLock
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from filetier.config import mask_url
-from filetier.errors import FiletierError, InsufficientSpaceError, MetadataUnavailableError
+from filetier.errors import (
+    ConfigError,
+    FiletierError,
+    InsufficientSpaceError,
+    MetadataUnavailableError,
+)
+from filetier.modes import FILE_MODE, create_file, make_dirs
 
 _WRITE = "filetier_write"
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Schemas of PostgreSQL itself: their tables do not make a database "someone else's".
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
 
 
 def _alembic_config() -> Config:
@@ -47,6 +65,11 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
+
+
+def _known_revisions() -> frozenset[str]:
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -67,6 +90,19 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _set_search_path(engine: AsyncEngine, schema: str) -> None:
+    # A SET on each new connection rather than a startup parameter: PgBouncer and poolers
+    # refuse startup parameters they do not know, and a session SET survives in session
+    # pooling, which filetier's session advisory locks need anyway.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f'SET search_path TO "{schema}"')
+        cursor.close()
+        # The driver ran it in a transaction; a later rollback would undo an uncommitted SET.
+        dbapi_conn.commit()
+
+
 # Advisory locks one process holds at once, at most (one per upload, delete or provider
 # upload in flight); past it, a lock is waited for like any other and may be skipped.
 LOCK_CONNECTIONS_MAX = 32
@@ -75,14 +111,25 @@ LOCK_CONNECTIONS_MAX = 32
 class Database:
     """One async engine plus the few transaction shapes FileStore uses."""
 
-    def __init__(self, url: str, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, timeout_seconds: float = 10.0, schema: str = "filetier"
+    ) -> None:
         self.url = url
         self.dialect = sa.engine.make_url(url).get_backend_name()
+        if not _SCHEMA_RE.match(schema):
+            raise ConfigError(
+                f"FILETIER_DATABASE_SCHEMA {schema!r} is not a plain lower-case SQL name "
+                "(letters, digits, underscores)"
+            )
+        # SQLite has no schemas: the file is filetier's database.
+        self.schema: str | None = schema if self.dialect == "postgresql" else None
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             path = sa.engine.make_url(url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Created 0600 before SQLite opens it: its -wal and -shm copy that mode.
+                make_dirs(Path(path).parent)
+                create_file(Path(path))
             kwargs["connect_args"] = {"timeout": 30}
         elif self.dialect == "postgresql":
             kwargs.update(
@@ -122,6 +169,8 @@ class Database:
         )
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
+        if self.dialect == "postgresql":
+            _set_search_path(self.engine, schema)
 
     @property
     def safe_url(self) -> str:
@@ -175,38 +224,128 @@ class Database:
             # Connect failures surface from the driver as bare OSError / TimeoutError.
             raise self.unavailable(exc) from exc
 
+    def _migration_context(self, sync_conn: sa.Connection) -> MigrationContext:
+        return MigrationContext.configure(sync_conn, opts={"version_table_schema": self.schema})
+
+    def _heads(self, sync_conn: sa.Connection) -> tuple[str, ...]:
+        try:
+            return tuple(self._migration_context(sync_conn).get_current_heads())
+        except CommandError as exc:  # a version table alembic cannot read as one
+            raise ConfigError(
+                f"the database {self.safe_url} has an Alembic version table filetier cannot "
+                f"read ({str(exc).splitlines()[0][:120]}): give filetier its own database "
+                "with FILETIER_DATABASE_URL"
+            ) from None
+
     async def current_revision(self) -> str | None:
         async with self.read() as conn:
-            return await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
+            heads = await conn.run_sync(self._heads)
+        return heads[0] if len(heads) == 1 else None
 
-    async def upgrade(self, lock_dir: Path | None = None) -> bool:
-        """Bring the schema to the newest revision; True when anything ran."""
-        if await self.current_revision() == head_revision():
-            return False
+    async def upgrade(self, lock_dir: Path | None = None, *, adopt: bool = True) -> bool:
+        """Bring the schema to the newest revision; True when anything ran.
+
+        ``adopt=False`` is for a database filetier was not explicitly given (the generic
+        ``DATABASE_URL``): it is migrated only when it is already filetier's or holds no
+        table at all; one with other tables is refused with :class:`ConfigError`, never
+        changed. A version table at a revision filetier does not know (another app's
+        Alembic history in the same SQLite file, or a newer filetier) is always refused.
+        """
+        async with self.read() as conn:
+            if await conn.run_sync(self._heads) == (head_revision(),):
+                return False
         # Two processes opening a new data dir at once must not both create tables: a file
         # lock on one host (SQLite), a transaction-scoped advisory lock on PostgreSQL.
         lock = None
         if lock_dir is not None and self.dialect == "sqlite":
-            lock = FileLock(str(lock_dir / ".migrate.lock"), timeout=60)
+            lock = FileLock(str(lock_dir / ".migrate.lock"), timeout=60, mode=FILE_MODE)
         if lock:
             lock.acquire()
         try:
             async with self.write() as conn:
                 if self.dialect == "postgresql":
                     await conn.execute(sa.text("SELECT pg_advisory_xact_lock(1718906881, 0)"))
-                await conn.run_sync(self._run_alembic)
+                await conn.run_sync(self._migrate, adopt)
         finally:
             if lock:
                 lock.release()
         return True
 
-    @staticmethod
-    def _run_alembic(sync_conn: sa.Connection) -> None:
+    def _migrate(self, sync_conn: sa.Connection, adopt: bool) -> None:
+        if self.schema is not None:
+            self._move_legacy_tables(sync_conn, self.schema)
+        heads = self._heads(sync_conn)
+        unknown = sorted(set(heads) - _known_revisions())
+        if unknown:
+            raise ConfigError(
+                f"the database {self.safe_url} is at Alembic revision {unknown[0]!r}, which "
+                "is not one of filetier's (another application's migrations, or a newer "
+                "filetier): give filetier its own database with FILETIER_DATABASE_URL"
+            )
+        if not heads and not adopt:
+            others = self._other_tables(sync_conn)
+            if others:
+                raise ConfigError(
+                    f"the database {self.safe_url} is not filetier's (it holds "
+                    f"{', '.join(others)}) and filetier was not asked to add its tables "
+                    "there: set FILETIER_DATABASE_URL to a database for filetier, or run "
+                    "`filetier db upgrade` to add them on purpose"
+                )
+        if self.schema is not None:
+            sync_conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         config = _alembic_config()
         config.attributes["connection"] = sync_conn
+        config.attributes["version_table_schema"] = self.schema
         command.upgrade(config, "head")
+
+    def _other_tables(self, sync_conn: sa.Connection, shown: int = 3) -> list[str]:
+        """Up to ``shown`` tables already in the database (names only, for the error)."""
+        if self.dialect == "sqlite":
+            names = sa.inspect(sync_conn).get_table_names()
+            return sorted(n for n in names if not n.startswith("sqlite_"))[:shown]
+        rows = sync_conn.execute(
+            sa.text(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN :system AND table_schema NOT LIKE 'pg\\_%' "
+                "ORDER BY 1 LIMIT :shown"
+            ).bindparams(sa.bindparam("system", expanding=True)),
+            {"system": list(_SYSTEM_SCHEMAS), "shown": shown},
+        )
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _move_legacy_tables(sync_conn: sa.Connection, schema: str) -> None:
+        """Move an older filetier's tables from ``public`` into ``schema``, once.
+
+        Before the schema setting, filetier created its tables in ``public``. They are
+        filetier's when ``public.alembic_version`` holds one of filetier's revisions and
+        ``public.file_metadata`` exists; then each table filetier defines, and that version
+        table, moves as it is (rows, indexes, policies and triggers go with it), in the
+        migration's transaction. Without this, the new schema would start empty and every
+        stored file would seem gone.
+        """
+        if schema == "public":
+            return
+        inspector = sa.inspect(sync_conn)
+        if inspector.has_table("alembic_version", schema=schema):
+            return
+        if not (
+            inspector.has_table("alembic_version", schema="public")
+            and inspector.has_table("file_metadata", schema="public")
+        ):
+            return
+        versions = {
+            row[0]
+            for row in sync_conn.exec_driver_sql("SELECT version_num FROM public.alembic_version")
+        }
+        if not versions or not versions <= _known_revisions():
+            return
+        from filetier.metadata.schema import metadata_obj
+
+        sync_conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        for name in [*metadata_obj.tables, "alembic_version"]:
+            if inspector.has_table(name, schema="public"):
+                sync_conn.exec_driver_sql(f'ALTER TABLE public."{name}" SET SCHEMA "{schema}"')
 
     async def close(self) -> None:
         await self.engine.dispose()

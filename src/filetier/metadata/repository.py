@@ -461,6 +461,9 @@ class Repository:
                     await conn.execute(
                         sa.update(file_download_history)
                         .where(
+                            # Only the same owner's rows: another owner's history is
+                            # neither changed nor told of this delivery.
+                            file_download_history.c.owner == ev.owner,
                             file_download_history.c.destination_path == ev.destination_path,
                             file_download_history.c.downloaded_at < ev.at,
                             file_download_history.c.removed_at.is_(None),

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from filetier.modes import make_dirs
+
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
@@ -37,7 +39,7 @@ class DiskCache:
         self.tmp = self.root / "tmp"
         self.locks = self.root / "locks"
         for directory in (self.objects, self.tmp, self.locks):
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(directory)
 
     def path_for(self, sha256: str) -> Path:
         return self.objects / sha256[:2] / sha256[2:4] / sha256
@@ -60,7 +62,7 @@ class DiskCache:
     def adopt(self, sha256: str, temp: Path) -> Path:
         """Publish a verified temp file (same filesystem) as the copy of ``sha256``."""
         final = self.path_for(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(final.parent)
         temp.replace(final)
         return final
 

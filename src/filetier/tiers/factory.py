@@ -11,6 +11,7 @@ from obstore.store import LocalStore, MemoryStore, S3Store
 
 from filetier.config import Settings
 from filetier.errors import ConfigError
+from filetier.modes import make_dirs
 from filetier.tiers.local import LocalPrimary
 from filetier.tiers.objectstore import ObstoreLocalPrimary, ObstorePrimary
 from filetier.tiers.protocols import PrimaryStore
@@ -33,7 +34,7 @@ def build_primary(settings: Settings) -> PrimaryStore:
         return ObstorePrimary(MemoryStore(), name="memory")
     if parsed.scheme == "file":
         root = Path(parsed.path).expanduser()
-        root.mkdir(parents=True, exist_ok=True)
+        make_dirs(root)
         return ObstoreLocalPrimary(LocalStore(root, mkdir=True), root=root, name=f"file:{root}")
     raise ConfigError(
         f"FILETIER_PRIMARY_URL scheme {parsed.scheme!r} is not supported "

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filetier.errors import StorageUnavailableError
+from filetier.modes import make_dirs, open_new
 from filetier.tiers.protocols import ObjectInfo, ObjectMissing
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -37,6 +38,12 @@ def check_key(key: str) -> str:
     return key
 
 
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new ``0600`` file (``shutil.copyfile`` takes the umask's mode)."""
+    with source.open("rb") as src, os.fdopen(open_new(target), "wb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+
+
 class LocalPrimary:
     """Primary store in a local directory; objects are read in place (no second copy)."""
 
@@ -44,7 +51,7 @@ class LocalPrimary:
         self.root = root.expanduser()
         self._staging = self.root / ".staging"
         self._quarantine = self.root / ".quarantine"
-        self._staging.mkdir(parents=True, exist_ok=True)
+        make_dirs(self._staging)
 
     @property
     def name(self) -> str:
@@ -78,13 +85,13 @@ class LocalPrimary:
 
     async def put_file(self, key: str, source: Path) -> bool:
         final = self.local_path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(final.parent)
         if source.parent != self._staging:
             # A file from elsewhere is copied into staging first so that the link below
             # stays on one filesystem and the object appears complete or not at all.
             staged = self._staging / f"{secrets.token_hex(8)}.tmp"
             try:
-                await asyncio.to_thread(shutil.copyfile, source, staged)
+                await asyncio.to_thread(_copy_private, source, staged)
                 return await self.put_file(key, staged)
             finally:
                 staged.unlink(missing_ok=True)
@@ -126,7 +133,7 @@ class LocalPrimary:
         return found
 
     async def quarantine(self, key: str) -> str | None:
-        self._quarantine.mkdir(parents=True, exist_ok=True)
+        make_dirs(self._quarantine)
         target = self._quarantine / f"{key.replace('/', '_')}.{time.time_ns()}"
         try:
             self.local_path(key).replace(target)

@@ -355,25 +355,38 @@ def download(
         str, typer.Argument(help="File id, a unique prefix, or a provider file id.")
     ],
     dest: Annotated[
-        Path | None, typer.Option("--dest", "-o", help="Destination file or directory.")
+        str | None,
+        typer.Option(
+            "--dest",
+            "-o",
+            help="Destination file, or directory (an existing one, or any path ending in /).",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a different file already at --dest.")
+    ] = False,
     cleanup: Annotated[
         str | None,
         typer.Option(help="For the downloads folder: retain (default), immediate or keep."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write a stored file to a destination inside the allowed roots."""
+    """Write a stored file to a destination inside the allowed roots.
+
+    An existing file with other content is left alone unless --force is given; the same
+    content already there is a no-op."""
     if cleanup not in (None, "retain", "immediate", "keep"):
         raise typer.BadParameter("--cleanup must be retain, immediate or keep")
     policy: CleanupPolicy | None = cleanup  # type: ignore[assignment]
-    destination = dest.expanduser().absolute() if dest is not None else None
+    destination = _cli_destination(dest) if dest is not None else None
 
     async def job(store: FileStore) -> Any:
         fid = await resolve_id(store, file_id)
         record = await store.stat(fid)
         with transfer_bar(f"download {record.filename}", record.size, not as_json) as progress:
-            return await store.download(fid, destination, cleanup=policy, progress=progress)
+            return await store.download(
+                fid, destination, cleanup=policy, progress=progress, overwrite=force
+            )
 
     result = run(job)
     if as_json:
@@ -384,6 +397,14 @@ def download(
             markup=False,
             highlight=False,
         )
+
+
+def _cli_destination(dest: str) -> str:
+    """``dest`` made absolute from the shell's directory, keeping a trailing separator:
+    ``newdir/`` means "into newdir" even before newdir exists (``Path`` would drop it)."""
+    absolute = str(Path(dest).expanduser().absolute())
+    into_dir = dest in {".", "~"} or dest.endswith(("/", os.sep, "/.", f"{os.sep}."))
+    return absolute.rstrip(os.sep) + os.sep if into_dir else absolute
 
 
 @app.command("ls")
@@ -802,13 +823,18 @@ def token_revoke(
 
 @db_app.command("upgrade")
 def db_upgrade(as_json: JsonFlag = False) -> None:
-    """Apply pending schema migrations (a new data dir does this on first use)."""
+    """Apply pending schema migrations (a new data dir does this on first use).
+
+    Run on purpose, it also adds filetier's tables to a database that holds other tables
+    (on PostgreSQL, inside FILETIER_DATABASE_SCHEMA), which starting filetier with only the
+    generic DATABASE_URL refuses to do."""
     from filetier.metadata.database import Database, head_revision
+    from filetier.modes import make_dirs
 
     settings = build_settings()
 
     async def job() -> tuple[bool, str | None]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, schema=settings.database_schema)
         try:
             ran = await db.upgrade(
                 lock_dir=settings.home.expanduser() if settings.home.expanduser().exists() else None
@@ -817,7 +843,7 @@ def db_upgrade(as_json: JsonFlag = False) -> None:
         finally:
             await db.close()
 
-    settings.home.expanduser().mkdir(parents=True, exist_ok=True)
+    make_dirs(settings.home.expanduser())
     ran, revision = asyncio.run(job())
     if as_json:
         emit({"migrated": ran, "revision": revision, "head": head_revision()}, True)
@@ -915,6 +941,9 @@ def build_server_settings(**extra: Any) -> Settings:
     """Servers get only the configured roots: no current-directory convenience."""
     settings = Settings(**(_overrides() | extra))
     check_owner_name(settings.owner)
+    # Refused here too (build_server checks again) so the refusal is the only line printed,
+    # before any startup note.
+    settings.refuse_roots_over_the_store()
     return settings
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from filetier.config import Settings
 from filetier.errors import FiletierError
 from filetier.metadata.database import Database, head_revision
+from filetier.modes import make_dirs
 from filetier.providers.registry import SPECS, build_provider, configured_names
 from filetier.tiers.factory import build_primary
 from filetier.tiers.protocols import LocalPath
@@ -21,7 +22,7 @@ def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
 
 def _writable_dir(path: Path) -> tuple[bool, str]:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         probe = path / f".doctor-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -41,7 +42,7 @@ async def run_checks(settings: Settings) -> list[dict[str, Any]]:
     ok, detail = _writable_dir(settings.cache_dir)
     checks.append(_check("disk cache", ok, detail))
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, schema=settings.database_schema)
     try:
         revision = await db.current_revision()
         head = head_revision()

@@ -6,19 +6,24 @@ hands each handler the Starlette request that carried the message, so the owner 
 per *request*, not per MCP session. Over stdio there is no request and the process's
 configured owner (``settings.owner``) applies. Everything a tool touches goes through
 ``store.as_owner(owner)``, so one owner never reaches another's files.
+
+The server's filesystem is the operator's. Over stdio (and in-process) the caller is the
+operator and path tools use the configured roots. A caller over HTTP gets only its own
+folder in each root (``<root>/<owner folder>``, see :func:`filetier.paths.owner_folder`),
+and its path errors name only its own input, never a server path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from filetier.config import Settings
-from filetier.paths import AllowedRoots
+from filetier.paths import AllowedRoots, owner_folder
 from filetier.store import FileStore
 
 #: Keys of ``scope["state"]`` that may carry the authenticated owner, in order of preference.
@@ -31,7 +36,17 @@ class AppState:
 
     settings: Settings
     store: FileStore
-    roots: AllowedRoots  # where upload sources and download destinations may be
+    roots: AllowedRoots  # the operator's: where upload sources and destinations may be
+    # Each remote owner's folders inside those roots, built on first use.
+    owner_roots: dict[str, AllowedRoots] = field(default_factory=dict)
+
+    def roots_of(self, owner: str) -> AllowedRoots:
+        roots = self.owner_roots.get(owner)
+        if roots is None:
+            folder = owner_folder(owner)
+            roots = AllowedRoots([root / folder for root in self.roots.roots])
+            self.owner_roots[owner] = roots
+        return roots
 
 
 NO_OWNER_MESSAGE = (
@@ -68,6 +83,14 @@ def caller_owner(ctx: Context[AppState, Any]) -> str:
     if owner is None:
         raise ToolError(NO_OWNER_MESSAGE)
     return owner
+
+
+def remote_roots(ctx: Context[AppState, Any]) -> AllowedRoots | None:
+    """The roots of a remote (HTTP) caller: its own folders; None for the operator."""
+    request = ctx.request_context.request
+    if request is None:
+        return None
+    return app_state(ctx).roots_of(caller_owner(ctx))
 
 
 def caller_store(ctx: Context[AppState, Any]) -> FileStore:

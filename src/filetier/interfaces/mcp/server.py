@@ -143,6 +143,8 @@ def build_server(settings: Settings, *, store: SharedStore | None = None) -> MCP
     ``store``: a store to share, used as is and left open (or a function returning it,
     called when the server starts). Without one, the server opens its own and closes it.
     """
+    # Path tools act inside the roots: refuse, before serving, roots over filetier's files.
+    settings.refuse_roots_over_the_store()
     server = FiletierMCPServer(
         name="filetier",
         title="filetier file store",

@@ -21,16 +21,19 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from filetier.errors import (
+    DestinationExistsError,
     FiletierError,
     FileTooLargeError,
     IntegrityError,
     InvalidInputError,
     PathNotAllowedError,
+    SourceNotFoundError,
 )
 from filetier.interfaces.mcp.context import (
     AppState,
     app_state,
     caller_store,
+    remote_roots,
     require_operator,
 )
 from filetier.interfaces.mcp.progress import TransferProgress
@@ -58,6 +61,13 @@ from filetier.store import FileStore
 
 Ctx = Context[AppState, Any]
 
+# What a remote caller is told when a path is refused: its own input and the rule, never a
+# resolved path or the server's directories.
+REMOTE_PATH_REFUSED = (
+    "{what} {path!r} is not allowed: over HTTP, paths must stay inside your own folder on "
+    "the server (relative paths are taken from it; no '..', no symbolic links out)."
+)
+
 _PROVIDERS = ", ".join(SPECS)
 FileId = Annotated[str, Field(description="A file id returned by upload_file or list_files")]
 Provider = Annotated[str, Field(description=f"LLM provider: one of {_PROVIDERS}")]
@@ -72,7 +82,7 @@ async def upload_file(
         str | None,
         Field(
             description="A file on the server's disk, inside the allowed roots (relative paths "
-            "are taken from the first root)"
+            "are taken from the first root; over HTTP, inside your own folder there)"
         ),
     ] = None,
     # Plain `str`, not `str | None`: the SDK JSON-decodes string arguments of any other
@@ -120,11 +130,20 @@ async def upload_file(
             metadata=metadata,
         )
     else:
+        own = remote_roots(ctx)
         try:
-            fd, resolved = state.roots.open_source(path)
+            fd, resolved = (own or state.roots).open_source(path)
         except PathNotAllowedError as exc:
+            # A remote caller learns nothing of the server's paths, only of its own input.
+            reason = REMOTE_PATH_REFUSED.format(what="Source", path=path) if own else str(exc)
             raise PathNotAllowedError(
-                f"{exc} Small content can be sent inline as text or content_base64."
+                f"{reason} Small content can be sent inline as text or content_base64."
+            ) from None
+        except SourceNotFoundError:
+            if own is None:
+                raise
+            raise SourceNotFoundError(
+                f"no regular file {path!r} in your folder on the server"
             ) from None
         source, source_path = "path", str(resolved)
         try:
@@ -201,19 +220,48 @@ async def download_file(
         Field(
             description="Where to write it, inside the allowed roots: a file path, or a "
             "directory to put it in under its own name. Relative paths are taken from the "
-            "first root; omitted: the first root."
+            "first root (over HTTP: your own folder there); omitted: your own folder."
         ),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        Field(
+            description="Replace a different file already at the destination (default: "
+            "refuse and leave it as it is)"
+        ),
+    ] = False,
 ) -> DownloadResult:
     """Write a stored file to the server's disk and say where it went. Reads from the fastest
     tier that holds it (memory, disk cache, primary store) and checks the SHA-256 on the way;
-    `tier` says which one served it. An existing file at the destination is replaced.
-    Sends progress notifications for large files."""
+    `tier` says which one served it. A different file already at the destination is left
+    alone (an error says so) unless `overwrite` is true; the same content already there is
+    a no-op. Sends progress notifications for large files."""
     store = caller_store(ctx)
+    own = remote_roots(ctx)
     # Reading the record first costs nothing extra: the download reuses it.
     total = await _size_of(store, file_id)
     async with TransferProgress(ctx.report_progress, total, f"downloading {file_id}") as progress:
-        return await store.download(file_id, destination, downloaded_by="mcp", progress=progress)
+        try:
+            return await store.download(
+                file_id,
+                destination,
+                downloaded_by="mcp",
+                progress=progress,
+                overwrite=overwrite,
+                roots=own,
+            )
+        except (PathNotAllowedError, DestinationExistsError) as exc:
+            if own is None:
+                raise
+            shown = destination if destination is not None else "(default)"
+            if isinstance(exc, DestinationExistsError):
+                raise DestinationExistsError(
+                    f"Destination {shown!r} already exists in your folder with different "
+                    "content; it was left as it is. Choose another name, or set overwrite."
+                ) from None
+            raise PathNotAllowedError(
+                REMOTE_PATH_REFUSED.format(what="Destination", path=shown)
+            ) from None
 
 
 async def _size_of(store: FileStore, file_id: str) -> int | None:
@@ -452,7 +500,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         download_file,
         "Download a file to disk",
-        # Writes into the allowed roots and replaces a file already at the destination.
+        # Writes into the allowed roots; replaces a different file there only when the
+        # caller sets overwrite, which is still a destructive possibility to confirm.
         _hints(read_only=False, destructive=True, idempotent=True),
     ),
     ToolSpec(

@@ -13,6 +13,8 @@ if connection is None:  # pragma: no cover - only reachable through the alembic 
 context.configure(
     connection=connection,
     target_metadata=metadata_obj,
+    # PostgreSQL: filetier's own schema (the connection's search_path names it too).
+    version_table_schema=context.config.attributes.get("version_table_schema"),
     # SQLite cannot ALTER most things in place: batch mode recreates tables instead.
     render_as_batch=connection.dialect.name == "sqlite",
 )
