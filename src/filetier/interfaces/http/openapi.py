@@ -313,20 +313,21 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "summary": "Readiness: the database and the primary store answer",
                     "responses": {
                         "200": _json(_ref("Health"), "Ready."),
-                        "503": _json(_ref("Health"), "Not ready; reason says why."),
+                        "503": _json(_ref("Health"), "Not ready (why is in the server's log)."),
                     },
                 }
             },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
-                    "summary": "Prometheus metrics",
+                    "summary": "Prometheus metrics (FILETIER_METRICS_TOKEN or an operator's token)",
+                    "security": bearer,
                     "responses": {
                         "200": {
                             "description": "Text exposition format 0.0.4.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         },
-                        **_errors(421),
+                        **_errors(401, 421),
                     },
                 }
             },

@@ -1,0 +1,147 @@
+"""The HTTP and MCP surface seen by a stranger and by a second owner: /metrics needs a
+token, the Host check refuses malformed and test-only names, MCP sessions belong to the
+owner that opened them. Against a real ``filetier serve`` process on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.test_http_api import (
+    ALICE,
+    BOB,
+    METRICS,
+    METRICS_TOKEN,
+    LiveServer,
+    assert_error,
+    upload,
+)
+
+OPERATOR = "operator-token-0123456789abcdef"
+TOKENS = f"alice:{ALICE},bob:{BOB},default:{OPERATOR}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    home = tmp_path_factory.mktemp("surface") / "home"
+    settings = {"FILETIER_API_TOKENS": TOKENS, "FILETIER_METRICS_TOKEN": METRICS_TOKEN}
+    with LiveServer(home, settings) as live:
+        yield live
+
+
+def raw_request(port: int, head: str) -> bytes:
+    """Send ``head`` as is (no client library tidies it) and return the status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode("latin-1"))
+        answer = b""
+        while b"\r\n" not in answer:
+            more = sock.recv(65536)
+            if not more:
+                break
+            answer += more
+    return answer.split(b"\r\n", 1)[0]
+
+
+# ---------------------------------------------------------------------------- /metrics
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, f"Bearer {ALICE}", f"Bearer {BOB}", "Bearer wrong-token-0123456789", "Basic x"],
+)
+def test_metrics_refuse_strangers_and_owners(server: LiveServer, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = httpx.get(f"{server.url}/metrics", headers=headers)
+    assert_error(response, 401, "Unauthorized")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "filetier_" not in response.text
+
+
+def test_metrics_answer_the_metrics_token_and_the_operator(server: LiveServer) -> None:
+    with server.client(ALICE) as alice:
+        upload(alice, b"x" * 12345, "counted.bin")
+    for headers in (METRICS, {"Authorization": f"Bearer {OPERATOR}"}):
+        response = httpx.get(f"{server.url}/metrics", headers=headers)
+        assert response.status_code == 200
+        assert 'filetier_http_requests_total{route="/v1/files",method="POST"' in response.text
+    # Sizes appear only as per-route totals: no series is labelled by file, owner or size.
+    text = httpx.get(f"{server.url}/metrics", headers=METRICS).text
+    for label in ("owner=", "file_id=", "size=", "filename="):
+        assert label not in text
+
+
+def test_the_metrics_token_opens_nothing_else(server: LiveServer) -> None:
+    with server.client(METRICS_TOKEN) as scraper:
+        assert_error(scraper.get("/v1/files"), 401, "Unauthorized")
+        assert scraper.post("/mcp", json={}).status_code == 401
+
+
+def test_readyz_says_ready_and_nothing_more(server: LiveServer) -> None:
+    response = httpx.get(f"{server.url}/readyz", headers={"Host": "10.9.8.7"})
+    assert response.json() == {"status": "ready"}
+
+
+# ------------------------------------------------------------------------- Host header
+
+MALFORMED_HOSTS = [
+    "testserver",
+    "testserver:80",
+    "127.0.0.1:99999",
+    "127.0.0.1:0",
+    "127.0.0.1:",
+    "127.0.0.1:80:80",
+    "[::1]:65536",
+    "[::1]junk",
+    "[::1",
+    "[not-an-ip]",
+    "alice@127.0.0.1",
+    "127.0.0.1 evil.example",
+    "127.0.0.1,evil.example",
+    "127.0.0.1/path",
+    "127.0.0.1%2fx",
+    "localhost..",
+]
+
+
+@pytest.mark.parametrize("host", MALFORMED_HOSTS)
+def test_malformed_and_test_only_hosts_are_refused(server: LiveServer, host: str) -> None:
+    status = raw_request(
+        server.port,
+        f"GET /v1/files HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ALICE}\r\n"
+        "Connection: close\r\n\r\n",
+    )
+    assert status.startswith((b"HTTP/1.1 421 ", b"HTTP/1.1 400 ")), (host, status)
+
+
+def test_an_empty_host_and_two_hosts_are_refused(server: LiveServer) -> None:
+    auth = f"Authorization: Bearer {ALICE}\r\nConnection: close\r\n"
+    empty = raw_request(server.port, f"GET /v1/files HTTP/1.1\r\nHost:\r\n{auth}\r\n")
+    two = raw_request(
+        server.port,
+        f"GET /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n{auth}\r\n",
+    )
+    assert empty.startswith((b"HTTP/1.1 421 ", b"HTTP/1.1 400 "))
+    assert two.startswith((b"HTTP/1.1 421 ", b"HTTP/1.1 400 "))
+    good = raw_request(server.port, f"GET /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n")
+    assert good.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_wildcard_still_refuses_malformed_hosts(tmp_path: Any) -> None:
+    settings = {"FILETIER_API_TOKENS": TOKENS, "FILETIER_ALLOWED_HOSTS": "*,testserver"}
+    with LiveServer(tmp_path / "home", settings) as live:
+
+        def status(host: str) -> bytes:
+            return raw_request(
+                live.port,
+                f"GET /v1/files HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {ALICE}\r\n"
+                "Connection: close\r\n\r\n",
+            )
+
+        assert status("anything.example:8443").startswith(b"HTTP/1.1 200 ")
+        assert status("testserver").startswith(b"HTTP/1.1 200 ")  # configured explicitly
+        for host in ("alice@anything.example", "a b", "x:99999", "[::1]junk"):
+            assert status(host).startswith((b"HTTP/1.1 421 ", b"HTTP/1.1 400 ")), host
