@@ -145,3 +145,63 @@ def test_a_wildcard_still_refuses_malformed_hosts(tmp_path: Any) -> None:
         assert status("testserver").startswith(b"HTTP/1.1 200 ")  # configured explicitly
         for host in ("alice@anything.example", "a b", "x:99999", "[::1]junk"):
             assert status(host).startswith((b"HTTP/1.1 421 ", b"HTTP/1.1 400 ")), host
+
+
+# ------------------------------------------------------------------------- MCP sessions
+
+
+async def test_an_mcp_session_belongs_to_the_owner_that_opened_it(server: LiveServer) -> None:
+    """Bob, holding Alice's session id, gets the 404 of an unknown session: he can neither
+    call tools in it nor end it, and Alice's session carries on. (Sessions exist for
+    clients of the handshake-era protocol, ``mode="legacy"``; the current one has none.)"""
+    import httpx2
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    with server.client(ALICE) as alice_http:
+        mine = upload(alice_http, b"alice's session file", "session.txt")
+    seen: dict[str, str] = {}
+
+    async def remember(request: httpx2.Request) -> None:
+        for name in ("mcp-session-id", "mcp-protocol-version"):
+            if name in request.headers:
+                seen[name] = request.headers[name]
+
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    async with httpx2.AsyncClient(
+        headers=headers, timeout=30, event_hooks={"request": [remember]}
+    ) as http:
+        transport = streamable_http_client(f"{server.url}/mcp", http_client=http)
+        async with Client(transport, mode="legacy") as alice:
+            first = await alice.call_tool("list_files", {"sha256": mine["sha256"]})
+            assert not first.is_error
+            session = seen["mcp-session-id"]
+
+            call = {
+                "jsonrpc": "2.0",
+                "id": 99,
+                "method": "tools/call",
+                "params": {"name": "list_files", "arguments": {}},
+            }
+            stolen = {
+                "Authorization": f"Bearer {BOB}",
+                "mcp-session-id": session,
+                "mcp-protocol-version": seen["mcp-protocol-version"],
+                "Accept": "application/json, text/event-stream",
+            }
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as bob:
+                called = await bob.post("/mcp", json=call, headers=stolen)
+                ended = await bob.delete("/mcp", headers=stolen)
+                unknown = await bob.post(
+                    "/mcp", json=call, headers={**stolen, "mcp-session-id": "0" * 32}
+                )
+            assert called.status_code == 404, called.text
+            assert ended.status_code == 404, ended.text
+            # Exactly the answer to an id that does not exist: nothing tells them apart.
+            assert called.json() == unknown.json()
+            assert "alice" not in called.text and mine["file_id"] not in called.text
+
+            again = await alice.call_tool("list_files", {"sha256": mine["sha256"]})
+            assert not again.is_error
+            assert again.structured_content is not None
+            assert again.structured_content["total"] == 1
