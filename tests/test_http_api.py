@@ -32,7 +32,7 @@ from tests.services import free_port
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-fedcba9876543210"
 TOKENS = f"alice:{ALICE},bob:{BOB}"
-METRICS_TOKEN = "metrics-token-0123456789abcdef"
+METRICS_TOKEN = "metrics-token-0123456789abcdef"  # noqa: S105 - a test token
 METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 MiB = 1024 * 1024
 

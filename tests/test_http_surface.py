@@ -205,3 +205,110 @@ async def test_an_mcp_session_belongs_to_the_owner_that_opened_it(server: LiveSe
             assert not again.is_error
             assert again.structured_content is not None
             assert again.structured_content["total"] == 1
+
+
+# ------------------------------------------------------------------- JSON and integers
+
+DEEP = "[" * 100_000 + "]" * 100_000  # far past the interpreter's recursion limit
+DEEP_HEADER = "[" * 5_000 + "]" * 5_000  # what fits in a request head
+
+
+def assert_bad_input(response: httpx.Response, *kinds: str) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] in (kinds or ("InvalidInputError",))
+    assert "nested too deeply" in error["message"]
+
+
+def test_deeply_nested_json_is_a_400_on_every_json_input(server: LiveServer) -> None:
+    with server.client(ALICE) as alice:
+        fid = upload(alice, b"nested", "nested.txt")["file_id"]
+        before = alice.get("/v1/files").json()["total"]
+    for metadata in (DEEP_HEADER, '{"a": ' + DEEP_HEADER + "}"):
+        with server.client(ALICE) as alice:  # a 500 would have closed the connection
+            response = alice.post(
+                "/v1/files", content=b"x", headers={"X-Filetier-Metadata": metadata}
+            )
+        assert_bad_input(response, "InvalidMetadataError")
+    bodies = {
+        "/v1/files/by-hash": '{"sha256": "' + "a" * 64 + '", "size": 1, "filename": "x", '
+        '"metadata": {"a": ' + DEEP + "}}",
+        f"/v1/files/{fid}/provider-id": '{"provider": ' + DEEP + "}",
+    }
+    for path, body in bodies.items():
+        with server.client(ALICE) as alice:
+            response = alice.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert_bad_input(response)
+    with server.client(ALICE) as alice:
+        assert alice.get("/v1/files").json()["total"] == before  # nothing stored meanwhile
+        assert alice.get(f"/v1/files/{fid}/content").content == b"nested"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"offset": "9" * 30}, "offset must be at most"),
+        ({"offset": str(2**63)}, "offset must be at most"),
+        ({"limit": str(2**64)}, "limit must be at most"),
+        ({"offset": "-1"}, "offset cannot be negative"),
+        ({"limit": "1" + "0" * 40}, "limit must be an integer"),
+    ],
+)
+def test_out_of_range_integers_are_a_400(
+    server: LiveServer, params: dict[str, str], message: str
+) -> None:
+    with server.client(ALICE) as alice:
+        response = alice.get("/v1/files", params=params)
+    assert_error(response, 400, "InvalidInputError")
+    assert message in response.json()["error"]["message"]
+
+
+async def mcp_call(server: LiveServer, tool: str, arguments: dict[str, Any]) -> Any:
+    import httpx2
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        transport = streamable_http_client(f"{server.url}/mcp", http_client=http)
+        async with Client(transport) as client:
+            return await client.call_tool(tool, arguments)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"offset": 10**30},
+        {"offset": 2**63},
+        {"offset": 10**12 + 1},
+        {"limit": 10**30},
+        {"limit": 10**30, "offset": 10**30},
+        {"offset": -1},
+    ],
+)
+async def test_mcp_list_files_refuses_out_of_range_pages(
+    server: LiveServer, arguments: dict[str, Any]
+) -> None:
+    result = await mcp_call(server, "list_files", arguments)
+    assert result.is_error
+    text = " ".join(getattr(part, "text", "") for part in result.content)
+    assert "offset" in text or "limit" in text
+    assert "Traceback" not in text and "Overflow" not in text
+
+
+async def test_mcp_list_files_past_the_end_is_an_empty_page(server: LiveServer) -> None:
+    result = await mcp_call(server, "list_files", {"offset": 10**12})
+    assert not result.is_error
+    assert result.structured_content is not None
+    assert result.structured_content["items"] == []
+    assert result.structured_content["next_offset"] is None
+
+
+async def test_mcp_deeply_nested_metadata_is_a_tool_error(server: LiveServer) -> None:
+    nested: Any = "leaf"
+    for _ in range(50):
+        nested = {"a": nested}
+    result = await mcp_call(server, "upload_file", {"text": "x", "metadata": nested})
+    assert result.is_error
+    text = " ".join(getattr(part, "text", "") for part in result.content)
+    assert "nested deeper" in text

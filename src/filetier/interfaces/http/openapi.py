@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from filetier.store import LIST_OFFSET_MAX
+
 JSON = "application/json"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 NO_NUL = r"^[^\u0000]*$"
@@ -15,7 +17,7 @@ NO_NUL = r"^[^\u0000]*$"
 _SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NAME = rf"^[^\u0000]*[^\u0000{_SPACE}][^\u0000]*$"
 NOT_BLANK = rf"[^{_SPACE}]"
-OFFSET_MAX = 10**12
+OFFSET_MAX = LIST_OFFSET_MAX
 SHA256 = r"^[0-9a-fA-F]{64}$"
 MIME = r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]{0,126}/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]{0,126}$"
 

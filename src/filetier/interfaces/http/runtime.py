@@ -95,9 +95,12 @@ class Runtime:
         (``FILETIER_OWNER``), as for MCP's whole-store maintenance tools.
         """
         expected = self.settings.metrics_token_hash
-        if token is not None and expected is not None:
-            if hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
-                return True
+        if (
+            token is not None
+            and expected is not None
+            and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected)
+        ):
+            return True
         owner = await self.owner_for(token)
         return owner is not None and owner == self.settings.owner
 
