@@ -312,3 +312,72 @@ async def test_mcp_deeply_nested_metadata_is_a_tool_error(server: LiveServer) ->
     assert result.is_error
     text = " ".join(getattr(part, "text", "") for part in result.content)
     assert "nested deeper" in text
+
+
+# --------------------------------------------------------------------- forged log lines
+
+FORGED = 'INFO:     127.0.0.1:1 - "DELETE /v1/files/all HTTP/1.1" 204'
+
+
+@pytest.mark.parametrize(
+    "name", ["a\nb.txt", "report\r\n.pdf", "tab\there.txt", "esc\x1b[31m.txt", "sep\u2028x.txt"]
+)
+def test_a_filename_with_control_characters_is_refused(server: LiveServer, name: str) -> None:
+    with server.client(ALICE) as alice:
+        before = alice.get("/v1/files").json()["total"]
+        by_query = alice.post("/v1/files", params={"filename": name}, content=b"x")
+        by_hash = alice.post(
+            "/v1/files/by-hash",
+            json={"sha256": "a" * 64, "size": 1, "filename": name},
+        )
+        assert alice.get("/v1/files").json()["total"] == before
+    for response in (by_query, by_hash):
+        assert_error(response, 400, "InvalidInputError")
+        assert "control characters" in response.json()["error"]["message"]
+
+
+def test_a_request_cannot_forge_a_log_line(server: LiveServer) -> None:
+    from urllib.parse import quote
+
+    forged_path = "/v1/files/" + quote("x\n" + FORGED + "\nINFO:     x", safe="")
+    with server.client(ALICE) as alice:
+        assert alice.get(forged_path).status_code in {400, 404}
+        alice.get("/v1/nothing" + quote("\r\n" + FORGED, safe=""))
+    log = server.log()
+    assert not any(line.startswith(FORGED) for line in log.splitlines())
+    assert "%0AINFO%3A" in log  # the request is logged, still percent-encoded, on one line
+
+
+def test_every_configured_log_handler_escapes_control_characters(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+    import logging.config
+
+    from filetier.interfaces.serve import log_config
+
+    saved = logging.getLogger().handlers[:]
+    logging.config.dictConfig(log_config())
+    try:
+        logging.getLogger("filetier.http").warning("upload of %s failed", "a\n" + FORGED)
+        logging.getLogger("mcp.server").warning("session %s", "b\r\n" + FORGED)
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "GET", "/x\n" + FORGED, "1.1", 200
+        )
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+        logging.getLogger().handlers[:] = saved
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 3, err
+    assert all(not line.startswith(FORGED) for line in err.splitlines())
+    assert err.count("\\n" + FORGED) == 3
+
+
+async def test_a_source_path_with_a_newline_is_stored_under_a_clean_name(
+    store: Any, tmp_path: Any
+) -> None:
+    source = tmp_path / "two\nlines\x1b.txt"
+    source.write_bytes(b"from a strange name")
+    uploaded = await store.upload_file(source)
+    record = await store.stat(uploaded.file_id)
+    assert record.filename == "two\ufffdlines\ufffd.txt"

@@ -31,6 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from filetier import logsafe
 from filetier.config import Settings
 from filetier.errors import FiletierError, mapping_for
 from filetier.models import CleanupPolicy, MaintenanceReport
@@ -76,6 +77,7 @@ def _main(
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logsafe.install_on_root()
 
 
 def build_settings() -> Settings:
