@@ -381,3 +381,97 @@ async def test_a_source_path_with_a_newline_is_stored_under_a_clean_name(
     uploaded = await store.upload_file(source)
     record = await store.stat(uploaded.file_id)
     assert record.filename == "two\ufffdlines\ufffd.txt"
+
+
+# ------------------------------------------------------------------ typing by content
+
+
+def zip_of(*entries: tuple[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+DOCX = zip_of(
+    ("[Content_Types].xml", b"<Types/>"),
+    ("_rels/.rels", b"<Relationships/>"),
+    ("word/document.xml", b"<w:document/>"),
+)
+PLAIN_ZIP = zip_of(("payload.exe", b"MZ" + bytes(200)), ("readme.txt", b"hi"))
+# A minimal PE image: the DOS header's e_lfanew (at 0x3C) points at "PE\0\0" and a COFF
+# header for x86-64.
+PE = b"MZ" + bytes(0x3A) + (0x40).to_bytes(4, "little") + b"PE\x00\x00" + b"\x64\x86" + bytes(300)
+
+
+def readme_type_limits_example() -> str:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    match = re.search(
+        r"`FILETIER_TYPE_LIMITS` \| [^|]+ \| per-type limits, e\.g\. `([^`]+)`", readme
+    )
+    assert match, "the README's FILETIER_TYPE_LIMITS row has moved"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def typed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    home = tmp_path_factory.mktemp("typed") / "home"
+    limits = readme_type_limits_example() + ",application/zip=0"
+    settings = {"FILETIER_API_TOKENS": TOKENS, "FILETIER_TYPE_LIMITS": limits}
+    with LiveServer(home, settings) as live:
+        yield live
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "declared"),
+    [
+        (PLAIN_ZIP, "letter.docx", None),
+        (PLAIN_ZIP, "sheet.xlsx", None),
+        (
+            PLAIN_ZIP,
+            "letter.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        (PLAIN_ZIP, "book.epub", "application/epub+zip"),
+        (PLAIN_ZIP, "archive.zip", None),
+    ],
+)
+def test_a_zip_is_a_zip_whatever_it_is_called(
+    typed: LiveServer, data: bytes, name: str, declared: str | None
+) -> None:
+    params = {"filename": name, **({"mime_type": declared} if declared else {})}
+    with typed.client(ALICE) as alice:
+        response = alice.post("/v1/files", params=params, content=data)
+    assert_error(response, 415, "TypeNotAllowedError")
+    assert "application/zip" in response.json()["error"]["message"]
+
+
+def test_a_real_ooxml_document_is_typed_as_one(typed: LiveServer) -> None:
+    with typed.client(ALICE) as alice:
+        for name in ("letter.docx", "letter.zip", "letter"):
+            response = alice.post("/v1/files", params={"filename": name}, content=DOCX)
+            assert response.status_code == 201, response.text
+            assert response.json()["mime_type"] == (
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            )
+
+
+@pytest.mark.parametrize("name", ["setup.exe", "report.pdf", "photo.png", "notes.txt", "x"])
+def test_the_readme_example_refuses_a_real_pe_file(typed: LiveServer, name: str) -> None:
+    assert "application/x-dosexec=0" in readme_type_limits_example()
+    with typed.client(ALICE) as alice:
+        response = alice.post("/v1/files", params={"filename": name}, content=PE)
+        by_type = alice.post(
+            "/v1/files",
+            params={"filename": name, "mime_type": "application/pdf"},
+            content=PE,
+        )
+    for answer in (response, by_type):
+        assert_error(answer, 415, "TypeNotAllowedError")

@@ -21,6 +21,7 @@ import platformdirs
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from filetier.digest import mime_aliases
 from filetier.errors import ConfigError
 
 _UNITS = {
@@ -458,9 +459,13 @@ class Settings(BaseSettings):
         return not _is_loopback(parsed.hostname or "")
 
     def size_limit_for(self, mime_type: str) -> int:
-        """The largest size accepted for ``mime_type`` (first matching pattern wins)."""
+        """The largest size accepted for ``mime_type`` (first matching pattern wins).
+
+        A pattern matches the type under any of its names (``application/x-dosexec`` and
+        ``application/vnd.microsoft.portable-executable`` are one type to a limit)."""
+        names = mime_aliases(mime_type.lower())
         for pattern, limit in self.type_limits:
-            if fnmatch.fnmatchcase(mime_type.lower(), pattern):
+            if any(fnmatch.fnmatchcase(name, pattern) for name in names):
                 return min(limit, self.max_file_size)
         return self.max_file_size
 
