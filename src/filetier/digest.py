@@ -107,7 +107,7 @@ def _zip_entries(head: bytes) -> list[tuple[bytes, bytes]]:
     """(name, first stored bytes) of the ZIP local file headers within ``head``."""
     entries = []
     at = head.find(_ZIP_LOCAL_HEADER)
-    while 0 <= at and at + 30 <= len(head):
+    while at >= 0 and at + 30 <= len(head):
         name_len = int.from_bytes(head[at + 26 : at + 28], "little")
         extra_len = int.from_bytes(head[at + 28 : at + 30], "little")
         name = head[at + 30 : at + 30 + name_len]
