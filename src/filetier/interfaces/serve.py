@@ -116,7 +116,11 @@ def run(
         http=deadline_protocol(
             head_timeout=settings.http_head_timeout_seconds,
             min_body_rate=settings.http_min_body_rate,
+            min_response_rate=settings.http_min_response_rate,
         ),
+        # Every connection may hold a response's buffers until the deadlines above end
+        # it: their number is what bounds the memory slow clients can pin.
+        limit_concurrency=settings.http_max_connections,
     )
     server = _Server(config)
     server.run()

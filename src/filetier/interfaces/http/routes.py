@@ -383,7 +383,7 @@ async def file_content(request: Request) -> Response:
         if isinstance(parsed, ByteRange):
             byte_range = parsed
             headers["content-range"] = parsed.content_range
-    reader = ContentReader(store, runtime.verified)
+    reader = ContentReader(store, runtime.verified, runtime.read_ahead)
     return await reader.body(
         record, byte_range, status_code=206 if byte_range else 200, headers=headers
     )

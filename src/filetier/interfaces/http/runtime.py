@@ -33,7 +33,7 @@ from filetier.auth import TokenAuthority
 from filetier.config import Settings
 from filetier.errors import ConfigError, StoreClosedError
 from filetier.interfaces.http.auth import OWNER_STATE_KEY, TokenCache, is_loopback
-from filetier.interfaces.http.content import VerifiedCopies
+from filetier.interfaces.http.content import ReadAheadBudget, VerifiedCopies
 from filetier.interfaces.http.errors import Redactor
 from filetier.interfaces.http.metrics import HttpMetrics
 from filetier.store import FileStore
@@ -57,6 +57,7 @@ class Runtime:
         self.metrics = HttpMetrics()
         self.redact = Redactor(settings)
         self.verified = VerifiedCopies(settings.verified_copy_seconds)
+        self.read_ahead = ReadAheadBudget(settings.http_read_ahead_bytes)
         self.store: FileStore | None = None
         self.no_auth_owner: str | None = None
         self._tokens: TokenCache | None = None
