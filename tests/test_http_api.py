@@ -704,8 +704,12 @@ def test_with_the_window_off_every_whole_download_is_hashed(tmp_path: Path) -> N
 
 
 def test_filename_with_crlf_and_unicode_cannot_inject_headers(server: LiveServer) -> None:
-    name = 'évil "q" \\ \r\nSet-Cookie: pwned=1\r\n\r\n<html>ünï 文件.txt'
+    crlf = 'évil "q" \\ \r\nSet-Cookie: pwned=1\r\n\r\n<html>ünï 文件.txt'
+    name = 'évil "q" \\ Set-Cookie: pwned=1<html>ünï 文件.txt'
     with server.client() as client:
+        # A name with control characters is refused outright (names stored before that
+        # rule are still encoded safely: test_content_disposition_encoding).
+        assert_error(client.post("/v1/files", params={"filename": crlf}, content=b"x"), 400)
         fid = upload(client, b"payload", name)["file_id"]
         stored = client.get(f"/v1/files/{fid}").json()["filename"]
     assert stored == name
