@@ -1,5 +1,5 @@
-"""Deadlines for slow clients: uvicorn's HTTP/1.1 protocol with a head timeout and a
-minimum body rate.
+"""Deadlines for slow clients: uvicorn's HTTP/1.1 protocol with a head timeout, a
+minimum body rate and a minimum response rate.
 
 uvicorn (h11) waits forever for a request's head and body, and any byte received cancels
 its keep-alive timer, so a client trickling one byte a second holds a connection (a file
@@ -38,6 +38,7 @@ import asyncio
 import collections
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, cast
 
 import h11
@@ -58,7 +59,8 @@ CHECK_EVERY_SECONDS = 1.0
 
 
 class DeadlineProtocol(H11Protocol):
-    """H11Protocol that closes connections whose head or body arrives too slowly.
+    """H11Protocol that closes connections whose head or body arrives, or whose response
+    is taken, too slowly.
 
     The limits are class attributes: :func:`deadline_protocol` makes a subclass with the
     configured ones, since uvicorn builds one protocol instance per connection itself.
@@ -220,7 +222,7 @@ class DeadlineProtocol(H11Protocol):
 class _CountingTransport:
     """A transport that reports the size of each write, and is otherwise the transport."""
 
-    def __init__(self, transport: asyncio.Transport, wrote: Any) -> None:
+    def __init__(self, transport: asyncio.Transport, wrote: Callable[[int], None]) -> None:
         self._transport = transport
         self._wrote = wrote
 
