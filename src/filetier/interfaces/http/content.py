@@ -240,8 +240,9 @@ class ContentBody(Response):
                     raise _Aborted("the copy does not match its SHA-256")
                 # Handed over in pieces: what a client that stops reading pins in the
                 # transport's buffer is one piece, not one more chunk.
+                view = memoryview(chunk)  # pieces without copies (h11 copies each once)
                 for at in range(0, len(chunk), SEND_PIECE):
-                    piece = chunk if len(chunk) <= SEND_PIECE else chunk[at : at + SEND_PIECE]
+                    piece = view[at : at + SEND_PIECE]
                     more = not last or at + SEND_PIECE < len(chunk)
                     await send({"type": "http.response.body", "body": piece, "more_body": more})
                     if gone.is_set():
