@@ -15,7 +15,9 @@ UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}
 NO_NUL = r"^[^\u0000]*$"
 # Python's str.strip() whitespace, spelled out: ECMA's \s differs (\x1c-\x1f, U+FEFF).
 _SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NAME = rf"^[^\u0000]*[^\u0000{_SPACE}][^\u0000]*$"
+# A file name: no control characters (C0, DEL, C1) or line separators, not blank.
+_CONTROL = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
+NAME = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 NOT_BLANK = rf"[^{_SPACE}]"
 OFFSET_MAX = LIST_OFFSET_MAX
 SHA256 = r"^[0-9a-fA-F]{64}$"
