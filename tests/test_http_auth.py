@@ -95,7 +95,7 @@ def test_the_scheme_is_case_insensitive(server: LiveServer) -> None:
 
 
 def test_public_routes_need_no_token(server: LiveServer) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+    for path in ("/healthz", "/readyz", "/openapi.json"):
         assert httpx.get(f"{server.url}{path}").status_code == 200, path
 
 

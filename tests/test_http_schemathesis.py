@@ -22,7 +22,14 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from filetier.interfaces.http.app import _version  # noqa: E402
 from filetier.interfaces.http.openapi import openapi_document  # noqa: E402
-from tests.test_http_api import ALICE, TOKENS, LiveServer, upload  # noqa: E402
+from tests.test_http_api import (  # noqa: E402
+    ALICE,
+    METRICS,
+    METRICS_TOKEN,
+    TOKENS,
+    LiveServer,
+    upload,
+)
 
 MAX_EXAMPLES = 100
 
@@ -30,7 +37,9 @@ MAX_EXAMPLES = 100
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     home = tmp_path_factory.mktemp("schemathesis") / "home"
-    with LiveServer(home, {"FILETIER_API_TOKENS": TOKENS}) as server:
+    with LiveServer(
+        home, {"FILETIER_API_TOKENS": TOKENS, "FILETIER_METRICS_TOKEN": METRICS_TOKEN}
+    ) as server:
         with server.client(ALICE) as client:  # some real files for the generated ids to miss
             for n in range(3):
                 upload(client, f"file {n}".encode(), f"f{n}.txt")
@@ -66,7 +75,7 @@ def test_the_api_conforms_to_its_openapi_document(case: Any, live: LiveServer) -
 
 def test_the_generated_requests_reached_the_routes(live: LiveServer) -> None:
     """Runs after the generated tests: they were authenticated, and most got through."""
-    text = httpx.get(f"{live.url}/metrics").text
+    text = httpx.get(f"{live.url}/metrics", headers=METRICS).text
     answered = {
         (route, method, status): int(n)
         for route, method, status, n in re.findall(

@@ -21,6 +21,7 @@ import platformdirs
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from filetier.digest import mime_aliases
 from filetier.errors import ConfigError
 
 _UNITS = {
@@ -470,6 +471,32 @@ class Settings(BaseSettings):
         description="Slowest average request-body rate, bytes per second, before a "
         "connection is closed (slow-loris defence).",
     )
+    http_min_response_rate: Size = Field(
+        default=1024,
+        validation_alias=_env("FILETIER_HTTP_MIN_RESPONSE_RATE", "http_min_response_rate"),
+        description="Slowest rate, bytes per second over any FILETIER_HTTP_HEAD_TIMEOUT_SECONDS "
+        "stretch, at which a client that holds up a response must read it before its "
+        "connection is closed.",
+    )
+    http_max_connections: int = Field(
+        default=256,
+        ge=1,
+        validation_alias=_env("FILETIER_HTTP_MAX_CONNECTIONS", "http_max_connections"),
+        description="Most open HTTP connections (and requests in progress); requests beyond "
+        "are answered 503.",
+    )
+    http_read_ahead_bytes: Size = Field(
+        default=64 * 1024 * 1024,
+        validation_alias=_env("FILETIER_HTTP_READ_AHEAD_BYTES", "http_read_ahead_bytes"),
+        description="Most bytes all downloads together may read ahead of what their clients "
+        "have taken.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_METRICS_TOKEN", "metrics_token"),
+        description="Bearer token (16+ characters) that may read /metrics and nothing else; "
+        "the operator's API token (owner FILETIER_OWNER) may read it too.",
+    )
     allow_no_auth: bool = Field(
         default=False,
         validation_alias=_env("FILETIER_ALLOW_NO_AUTH", "allow_no_auth"),
@@ -608,9 +635,13 @@ class Settings(BaseSettings):
         return not _is_loopback(parsed.hostname or "")
 
     def size_limit_for(self, mime_type: str) -> int:
-        """The largest size accepted for ``mime_type`` (first matching pattern wins)."""
+        """The largest size accepted for ``mime_type`` (first matching pattern wins).
+
+        A pattern matches the type under any of its names (``application/x-dosexec`` and
+        ``application/vnd.microsoft.portable-executable`` are one type to a limit)."""
+        names = mime_aliases(mime_type.lower())
         for pattern, limit in self.type_limits:
-            if fnmatch.fnmatchcase(mime_type.lower(), pattern):
+            if any(fnmatch.fnmatchcase(name, pattern) for name in names):
                 return min(limit, self.max_file_size)
         return self.max_file_size
 
@@ -646,9 +677,21 @@ class Settings(BaseSettings):
         return found
 
     @cached_property
+    def metrics_token_hash(self) -> str | None:
+        """SHA-256 of ``FILETIER_METRICS_TOKEN`` (the token itself is not kept in clear)."""
+        import hashlib
+
+        if self.metrics_token is None:
+            return None
+        token = self.metrics_token.get_secret_value().strip()
+        if len(token) < 16:
+            raise ConfigError("FILETIER_METRICS_TOKEN must have at least 16 characters")
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @cached_property
     def allowed_hosts(self) -> tuple[str, ...]:
         hosts = [h.strip() for h in self.allowed_hosts_raw.split(",") if h.strip()]
-        return tuple(hosts) or ("127.0.0.1", "localhost", "[::1]", "testserver")
+        return tuple(hosts) or ("127.0.0.1", "localhost", "[::1]")
 
     @property
     def primary_description(self) -> str:

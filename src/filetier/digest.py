@@ -74,9 +74,92 @@ def _looks_like_utf8_text(head: bytes) -> bool:
 # Formats puremagic recognises by their magic bytes but names no MIME type for.
 _MIME_BY_MAGIC_NAME = {"ELF executable": "application/x-executable"}
 
+PE_MIME = "application/vnd.microsoft.portable-executable"
+DOS_MIME = "application/x-dosexec"
+ZIP_MIME = "application/zip"
+# Names that tools give the same content: libmagic (``file --mime-type``) calls every MZ
+# executable application/x-dosexec, IANA registers PE files under PE_MIME, and Windows
+# serves them as application/x-msdownload. A FILETIER_TYPE_LIMITS entry for any of them
+# covers all of them (see ``Settings.size_limit_for``).
+_SAME_TYPE = (frozenset({PE_MIME, DOS_MIME, "application/x-msdownload"}),)
+
+# OOXML documents are ZIP packages with a [Content_Types].xml part and their main part
+# under a known folder; the folder, not the file name, says which kind.
+_OOXML_BY_FOLDER = {
+    b"word/": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    b"xl/": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    b"ppt/": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+}
+# ZIP containers that name their type in a first, stored entry called "mimetype".
+_MIMETYPE_ENTRY_TYPES = ("application/epub+zip", "application/vnd.oasis.opendocument.")
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
+
+
+def mime_aliases(mime_type: str) -> frozenset[str]:
+    """Every name of ``mime_type``'s content type, itself included."""
+    for family in _SAME_TYPE:
+        if mime_type in family:
+            return family
+    return frozenset({mime_type})
+
+
+def _zip_entries(head: bytes) -> list[tuple[bytes, bytes]]:
+    """(name, first stored bytes) of the ZIP local file headers within ``head``."""
+    entries = []
+    at = head.find(_ZIP_LOCAL_HEADER)
+    while at >= 0 and at + 30 <= len(head):
+        name_len = int.from_bytes(head[at + 26 : at + 28], "little")
+        extra_len = int.from_bytes(head[at + 28 : at + 30], "little")
+        name = head[at + 30 : at + 30 + name_len]
+        data_at = at + 30 + name_len + extra_len
+        entries.append((name, head[data_at : data_at + 80]))
+        at = head.find(_ZIP_LOCAL_HEADER, at + 30 + name_len)
+    return entries
+
+
+def _zip_type(head: bytes) -> str:
+    """The type of a ZIP container from the entries in its first bytes, never its name.
+
+    A ZIP whose first entries do not show it to be an OOXML document, an OpenDocument or
+    EPUB (a "mimetype" entry), or a Java archive is application/zip, whatever it is
+    called: otherwise ``FILETIER_TYPE_LIMITS`` for zips is bypassed by naming one .docx.
+    """
+    entries = _zip_entries(head)
+    names = [name for name, _ in entries]
+    if entries and entries[0][0] == b"mimetype":
+        declared = entries[0][1].split(b"PK", 1)[0].decode("ascii", "replace").strip()
+        if declared.startswith(_MIMETYPE_ENTRY_TYPES) and _looks_like_mime(declared):
+            return declared
+    if b"[Content_Types].xml" in names:
+        for folder, mime in _OOXML_BY_FOLDER.items():
+            if any(name.startswith(folder) for name in names):
+                return mime
+    if b"META-INF/MANIFEST.MF" in names:
+        return "application/java-archive"
+    return ZIP_MIME
+
+
+def _looks_like_mime(value: str) -> bool:
+    kind, slash, sub = value.partition("/")
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789.+-")
+    return bool(slash and kind and sub) and set(kind + sub) <= allowed
+
+
+def _executable_type(head: bytes) -> str | None:
+    """PE_MIME for any binary that starts ``MZ`` (a PE file, or a DOS program, which
+    Windows runs all the same), whatever its name; None for anything else."""
+    if head.startswith(b"MZ") and not _looks_like_utf8_text(head[:SNIFF_BYTES]):
+        return PE_MIME
+    return None
+
 
 def sniff_mime(head: bytes, filename: str | None = None) -> str:
     """The MIME type of a file from its first bytes; the name only breaks ties for text."""
+    if head.startswith((_ZIP_LOCAL_HEADER, b"PK\x05\x06")):
+        return _zip_type(head[:SNIFF_BYTES])
+    executable = _executable_type(head)
+    if executable is not None:
+        return executable
     if head:
         try:
             matches = puremagic.magic_string(head[:SNIFF_BYTES], filename or "")

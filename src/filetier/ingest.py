@@ -136,9 +136,26 @@ def _declared_fits(sniffed: str, declared: str) -> bool:
     return not declared.startswith("application/vnd.openxmlformats")
 
 
+# Control characters (C0, DEL, C1) and Unicode line and paragraph separators.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def check_filename(filename: str) -> None:
+    """A name a caller chose: refused, never silently changed, when it cannot be kept.
+
+    Control characters are refused rather than replaced: a name with a newline or a
+    terminal escape is a mistake or an attempt to forge a log line or a listing, and the
+    caller can choose another. (A name taken from a source path is the file system's,
+    not the caller's: :func:`name_of_path` replaces them instead.)
+    """
     if "\x00" in filename or not filename.strip():
         raise InvalidInputError("filename must be non-empty and contain no NUL byte")
+    control = _CONTROL_CHARS.search(filename)
+    if control is not None:
+        raise InvalidInputError(
+            f"filename must not contain control characters such as newlines or tabs "
+            f"(found U+{ord(control.group()):04X}); choose another name"
+        )
     try:
         filename.encode("utf-8")
     except UnicodeEncodeError:
@@ -149,8 +166,10 @@ def check_filename(filename: str) -> None:
 
 def name_of_path(path: Path) -> str:
     """A source file's name as text: undecodable bytes (kept by Python as surrogates)
-    become U+FFFD, so the name can be stored and served."""
-    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    and control characters (a newline is legal in a POSIX name) become U+FFFD, so the
+    name can be stored, served and logged."""
+    name = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROL_CHARS.sub("\ufffd", name)
 
 
 def effective_mime(sniffed: str, declared: str | None) -> str:

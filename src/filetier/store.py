@@ -113,6 +113,7 @@ REFRESH_AHEAD = 0.25
 REFRESH_BATCH_DELAY = 0.05
 REFRESH_BATCH_MAX = 500
 RECORD_CACHE_MAX = 10_000
+LIST_OFFSET_MAX = 10**12  # the largest ``offset`` a listing takes (every interface)
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
 #: Fewest hex digits ``resolve_file_id`` accepts as an id prefix.
@@ -456,6 +457,10 @@ class FileStore:
             raise InvalidInputError(
                 f"sort must be one of {', '.join(get_args(FileSort))}, not {sort!r}"
             )
+        if offset > LIST_OFFSET_MAX:
+            # SQLite and PostgreSQL take 64-bit offsets: a larger one is an overflow in
+            # the driver, not an empty page; no owner has this many files anyway.
+            raise InvalidInputError(f"offset must be at most {LIST_OFFSET_MAX}, not {offset}")
         items, total = await self.repo.list_files(
             self.owner,
             name_contains=name_contains,

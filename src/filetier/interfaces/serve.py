@@ -40,10 +40,16 @@ def build_app(settings: Settings) -> Starlette:
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging, with the access log moved from stdout to stderr, plus filetier's."""
+    """uvicorn's logging, with the access log moved from stdout to stderr, plus filetier's
+    and the root logger's (the MCP SDK's warnings), every handler escaping control
+    characters so that no request path or file name can forge a log line."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config["filters"] = {"escape_controls": {"()": "filetier.logsafe.EscapeControls"}}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["escape_controls"]
     config["loggers"]["filetier"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["root"] = {"handlers": ["default"], "level": "WARNING"}
     return config
 
 
@@ -110,7 +116,11 @@ def run(
         http=deadline_protocol(
             head_timeout=settings.http_head_timeout_seconds,
             min_body_rate=settings.http_min_body_rate,
+            min_response_rate=settings.http_min_response_rate,
         ),
+        # Every connection may hold a response's buffers until the deadlines above end
+        # it: their number is what bounds the memory slow clients can pin.
+        limit_concurrency=settings.http_max_connections,
     )
     server = _Server(config)
     server.run()

@@ -40,6 +40,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from filetier import logsafe
 from filetier.auth import check_owner_name
 from filetier.config import Settings
 from filetier.errors import ConfigError, FiletierError, InvalidFileIdError, mapping_for
@@ -115,6 +116,7 @@ def _main(
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logsafe.install_on_root()
 
 
 def _overrides() -> dict[str, Any]:

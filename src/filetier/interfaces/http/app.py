@@ -5,6 +5,7 @@ Request path, outermost first::
     ServerErrorMiddleware      unexpected exception -> bare JSON 500 (traceback to the log)
     MetricsMiddleware          counts requests, bytes and latency by route template
     AccessGate                 Host check (421), bearer token (401), owner into the scope;
+                               /metrics only for the metrics or an operator's token;
                                /mcp is handed to the MCP app here
     ExceptionMiddleware        FiletierError -> {"error": {...}} with its mapped status
     Router                     /healthz /readyz /metrics /openapi.json and /v1/...;
@@ -14,6 +15,7 @@ Request path, outermost first::
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 
@@ -38,6 +40,8 @@ READY_TIMEOUT_SECONDS = 5.0
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 READY_PROBE_KEY = "filetier-readyz-probe"
 
+log = logging.getLogger("filetier.http")
+
 
 def _version() -> str:
     try:
@@ -50,11 +54,17 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+NOT_READY = {"status": "not ready"}
+
+
 async def readyz(request: Request) -> Response:
+    """Ready or not, and nothing more: the probe needs no token and answers any Host, so
+    why it is not ready (which service, which error) goes to the server's log only."""
     runtime: Runtime = request.app.state.runtime
     store = runtime.store
     if store is None:
-        return JSONResponse({"status": "not ready", "reason": "starting or stopping"}, 503)
+        log.warning("not ready: starting or stopping")
+        return JSONResponse(NOT_READY, 503)
     checks: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
         ("database", lambda: store.repo.owner_usage(READY_PROBE_KEY)),
         ("primary store", lambda: store.primary.head(READY_PROBE_KEY)),
@@ -70,7 +80,8 @@ async def readyz(request: Request) -> Response:
             reason = f"{name}: {runtime.redact(text)}"
         else:
             continue
-        return JSONResponse({"status": "not ready", "reason": reason}, 503)
+        log.warning("not ready: %s", reason)
+        return JSONResponse(NOT_READY, 503)
     return JSONResponse({"status": "ready"})
 
 
@@ -148,6 +159,7 @@ def build_app(
                 hosts=hosts,
                 owner_for=runtime.owner_for,
                 mcp_app=lambda: runtime.mcp_app,
+                metrics_access=runtime.metrics_access,
             ),
         ],
         exception_handlers={

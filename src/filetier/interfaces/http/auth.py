@@ -2,11 +2,17 @@
 
 One pure-ASGI middleware (no per-chunk overhead on transfers) does, in order:
 
-1. **DNS-rebinding protection**: the ``Host`` header must name this server, i.e. one of
-   ``settings.allowed_hosts`` (with or without a port; ``*.example.com`` matches
-   subdomains, ``*`` anything) or the address it is bound to. Otherwise: 421. Liveness
-   and readiness probes are exempt, since orchestrators call them by pod address.
-2. **Bearer tokens** on ``/v1`` and ``/mcp``: ``Authorization: Bearer <token>`` is looked up
+1. **DNS-rebinding protection**: the request carries exactly one ``Host`` header, well
+   formed (a DNS name, an IPv4 address or a bracketed IPv6 address, and at most a port
+   from 1 to 65535: no userinfo, spaces, lists or empty values), naming this server, i.e.
+   one of ``settings.allowed_hosts`` (with or without a port; ``*.example.com`` matches
+   subdomains, ``*`` any well-formed host) or the address it is bound to. Otherwise: 421.
+   Liveness and readiness probes are exempt, since orchestrators call them by pod
+   address; they reveal nothing but "up" and "ready".
+2. **Bearer tokens** on ``/v1``, ``/mcp`` and ``/metrics``. ``/metrics`` answers only to
+   ``FILETIER_METRICS_TOKEN`` or an operator's API token (see ``metrics_access``): its
+   counters are the whole server's, not one owner's. Elsewhere ``Authorization: Bearer
+   <token>`` is looked up
    with :class:`filetier.auth.TokenAuthority`; a missing and a wrong token get the same
    401 with ``WWW-Authenticate: Bearer``. Positive answers for tokens stored in the
    database are reused for a few seconds (a revoked token stops working within that).
@@ -14,16 +20,21 @@ One pure-ASGI middleware (no per-chunk overhead on transfers) does, in order:
    is bound to loopback (checked at startup); every request is then ``settings.owner``.
 3. The owner goes into the request scope: ``scope["state"]["filetier_owner"]`` (what the
    MCP app mounted at ``/mcp`` reads) and ``scope["state"]["owner"]``, which Starlette
-   exposes as ``request.state.owner``.
+   exposes as ``request.state.owner``. On ``/mcp`` the owner is also ``scope["user"]``, an
+   MCP SDK ``AuthenticatedUser``: the SDK binds each session to the user that opened it,
+   and answers another owner presenting its id with the 404 of an unknown session.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -47,6 +58,36 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# A Host header (RFC 9110 7.2): uri-host [ ":" port ], where the host is a DNS name (letters,
+# digits, "-", "_" and dots), an IPv4 address, or an IPv6 address in brackets. Anything
+# else (userinfo, spaces, several hosts, percent-escapes) is refused before any lookup.
+_HOST_HEADER = re.compile(
+    r"(?P<host>\[[0-9a-f:.]{2,45}\]|[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def parse_host_header(value: str | None) -> tuple[str, int | None] | None:
+    """``(host, port)`` of a well-formed Host header value (host lower-cased), else None."""
+    if not value:
+        return None
+    match = _HOST_HEADER.fullmatch(value.lower())
+    if match is None:
+        return None
+    host, port = match.group("host"), match.group("port")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+    elif ".." in host:
+        return None
+    if port is None:
+        return host, None
+    number = int(port)
+    return (host, number) if 1 <= number <= 65535 else None
+
+
 def _host_forms(host: str, port: int | None) -> set[str]:
     """``host`` as a Host header may spell it: bare, bracketed (IPv6), with the port."""
     host = host.strip().lower()
@@ -59,6 +100,9 @@ def _host_forms(host: str, port: int | None) -> set[str]:
 
 
 class HostPolicy:
+    """Which Host headers this server answers to. ``testserver`` (the name test clients
+    send by default) is not among the defaults: a test that wants it configures it."""
+
     def __init__(self, allowed: Iterable[str], bind_host: str, bind_port: int) -> None:
         names = {h.strip().lower() for h in allowed if h.strip()}
         self._any = "*" in names
@@ -66,21 +110,25 @@ class HostPolicy:
         self._exact = {n for n in names if not n.startswith("*")}
         self._exact |= _host_forms(bind_host, bind_port)
 
-    def allows(self, header: str | None) -> bool:
+    def allows(self, headers: Headers | str | None) -> bool:
+        """Whether the request's Host names this server (``headers``: all of a request's
+        headers, so that a second Host header is refused; or one value)."""
+        if isinstance(headers, Headers):
+            values = headers.getlist("host")
+            if len(values) != 1:
+                return False
+            value: str | None = values[0]
+        else:
+            value = headers
+        parsed = parse_host_header(value)
+        if parsed is None:
+            return False
         if self._any:
             return True
-        if not header:
-            return False
-        host = header.strip().lower()
-        if host in self._exact:
+        host, port = parsed
+        if host in self._exact or (port is not None and f"{host}:{port}" in self._exact):
             return True
-        if host.startswith("["):
-            name = host[: host.find("]") + 1] if "]" in host else host
-        else:
-            name, _, port = host.rpartition(":")
-            if not name or not port.isdigit():
-                name = host
-        return name in self._exact or (bool(name) and name.endswith(self._suffixes))
+        return host.endswith(self._suffixes) if self._suffixes else False
 
 
 def bearer_token(headers: Headers) -> str | None:
@@ -117,8 +165,18 @@ class TokenCache:
         return owner
 
 
+METRICS_PATH = "/metrics"
+
+
 def _protected(path: str) -> bool:
     return path in {"/v1", "/mcp"} or path.startswith(("/v1/", "/mcp/"))
+
+
+def mcp_user(owner: str) -> AuthenticatedUser:
+    """The owner as the MCP SDK's authenticated user: what it binds sessions to."""
+    return AuthenticatedUser(
+        AccessToken(token="", client_id=f"filetier-owner:{owner}", scopes=[], subject=owner)
+    )
 
 
 def _is_mcp(path: str) -> bool:
@@ -139,11 +197,13 @@ class AccessGate:
         hosts: HostPolicy,
         owner_for: Callable[[str | None], Awaitable[str | None]],
         mcp_app: Callable[[], ASGIApp | None],
+        metrics_access: Callable[[str | None], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
         self._hosts = hosts
         self._owner_for = owner_for
         self._mcp_app = mcp_app
+        self._metrics_access = metrics_access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
@@ -151,7 +211,7 @@ class AccessGate:
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        if path not in UNCHECKED_HOST_PATHS and not self._hosts.allows(headers.get("host")):
+        if path not in UNCHECKED_HOST_PATHS and not self._hosts.allows(headers):
             await self._deny(
                 scope,
                 receive,
@@ -161,21 +221,28 @@ class AccessGate:
                 "this server does not answer for that Host; add it to FILETIER_ALLOWED_HOSTS",
             )
             return
-        if _protected(path):
+        if path == METRICS_PATH and self._metrics_access is not None:
             token = bearer_token(headers)
-            owner = await self._owner_for(token)
-            if owner is None:
-                challenge = 'Bearer realm="filetier"'
-                if token is not None:
-                    challenge += ', error="invalid_token"'
-                await self._deny(
+            if not await self._metrics_access(token):
+                await self._unauthorized(
                     scope,
                     receive,
                     send,
-                    401,
-                    "Unauthorized",
+                    token,
+                    "/metrics needs FILETIER_METRICS_TOKEN or an operator's API token as "
+                    "'Authorization: Bearer <token>'",
+                )
+                return
+        elif _protected(path):
+            token = bearer_token(headers)
+            owner = await self._owner_for(token)
+            if owner is None:
+                await self._unauthorized(
+                    scope,
+                    receive,
+                    send,
+                    token,
                     "send a valid API token as 'Authorization: Bearer <token>'",
-                    {"WWW-Authenticate": challenge},
                 )
                 return
             state = scope.setdefault("state", {})
@@ -184,9 +251,20 @@ class AccessGate:
             if _is_mcp(path):
                 mcp = self._mcp_app()
                 if mcp is not None:
+                    scope["user"] = mcp_user(owner)
                     await mcp(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+    async def _unauthorized(
+        self, scope: Scope, receive: Receive, send: Send, token: str | None, message: str
+    ) -> None:
+        challenge = 'Bearer realm="filetier"'
+        if token is not None:
+            challenge += ', error="invalid_token"'
+        await self._deny(
+            scope, receive, send, 401, "Unauthorized", message, {"WWW-Authenticate": challenge}
+        )
 
     @staticmethod
     async def _deny(

@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("filetier.http")
 
 CHUNK_SIZE = 1024 * 1024
-READ_AHEAD = 3  # chunks read before they are sent, per download
+READ_AHEAD = 3  # chunks read before they are sent, per download (within the budget)
+SEND_PIECE = 256 * 1024  # bytes handed to the server per send
 VERIFIED_COPIES_MAX = 4096
 
 _Identity = tuple[str, int, int, int, int, int]
@@ -157,6 +158,7 @@ class ContentBody(Response):
         start: int = 0,
         verify: bool = False,
         record: FileRecord,
+        budget: ReadAheadBudget | None = None,
         on_complete: Callable[[], Awaitable[None]] | None = None,
         on_corrupt: Callable[[_OpenCopy], Awaitable[None]] | None = None,
     ) -> None:
@@ -170,6 +172,7 @@ class ContentBody(Response):
         self._start = start
         self._verify = verify
         self._record = record
+        self._budget = budget if budget is not None else ReadAheadBudget(0)
         self._on_complete = on_complete
         self._on_corrupt = on_corrupt
 
@@ -229,15 +232,21 @@ class ContentBody(Response):
         assert copy is not None
         self._copy = None
         digest = hashlib.sha256() if self._verify else None
-        ahead = _ReadAhead(copy.fd, self._start, self._start + self._length, digest)
+        ahead = _ReadAhead(copy.fd, self._start, self._start + self._length, digest, self._budget)
         try:
             while (chunk := await ahead.next()) is not None:
                 last = ahead.finished
                 if last and digest is not None and digest.hexdigest() != self._record.sha256:
                     raise _Aborted("the copy does not match its SHA-256")
-                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
-                if gone.is_set():
-                    return False
+                # Handed over in pieces: what a client that stops reading pins in the
+                # transport's buffer is one piece, not one more chunk.
+                view = memoryview(chunk)  # pieces without copies (h11 copies each once)
+                for at in range(0, len(chunk), SEND_PIECE):
+                    piece = view[at : at + SEND_PIECE]
+                    more = not last or at + SEND_PIECE < len(chunk)
+                    await send({"type": "http.response.body", "body": piece, "more_body": more})
+                    if gone.is_set():
+                        return False
             return True
         except _Aborted as problem:
             log.error("aborted the download of file %s: %s", self._record.file_id, problem.args[0])
@@ -249,6 +258,24 @@ class ContentBody(Response):
             ahead.close()
 
 
+class ReadAheadBudget:
+    """Bytes that every download of this process together may read ahead of its client
+    (``FILETIER_HTTP_READ_AHEAD_BYTES``). One event loop: no lock needed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
 class _ReadAhead:
     """Chunks of ``fd[start:end]`` read (and hashed, in order) by worker threads, up to
     ``READ_AHEAD`` chunks before the sender needs them.
@@ -257,21 +284,30 @@ class _ReadAhead:
     speed of one core hashing; the read-ahead keeps that core busy all the time instead
     of waiting for each chunk to be sent. Each job reads one chunk, so a slow client
     holds buffers, not threads, and the default executor stays free for other work.
+
+    A chunk read while the sender waits for it is free; every chunk read *before* it is
+    asked for is borrowed from the process's :class:`ReadAheadBudget` and given back when
+    the sender takes it. A client that stops reading stops its sender, so it pins at most
+    the chunk being sent, never a read-ahead beyond the shared budget.
     """
 
-    def __init__(self, fd: int, start: int, end: int, digest: _Hash | None) -> None:
+    def __init__(
+        self, fd: int, start: int, end: int, digest: _Hash | None, budget: ReadAheadBudget
+    ) -> None:
         self._loop = asyncio.get_running_loop()
         self._fd = fd
         self._offset = start
         self._end = end
         self._digest = digest
-        self._ready: collections.deque[bytes] = collections.deque()
+        self._budget = budget
+        self._ready: collections.deque[tuple[bytes, int]] = collections.deque()  # (chunk, lent)
         self._job: asyncio.Future[bytes] | None = None
+        self._job_lent = 0
         self._waiter: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
         self._closed = False
         self._delivered = start
-        self._start_job()
+        self._start_job(needed=True)
 
     @property
     def finished(self) -> bool:
@@ -284,7 +320,9 @@ class _ReadAhead:
             self._digest.update(chunk)  # releases the GIL: runs beside the sending loop
         return chunk
 
-    def _start_job(self) -> None:
+    def _start_job(self, *, needed: bool = False) -> None:
+        """Read the next chunk: ``needed`` when the sender waits for it, else ahead of it
+        (only with bytes borrowed from the budget)."""
         if (
             self._closed
             or self._job is not None
@@ -294,12 +332,17 @@ class _ReadAhead:
         ):
             return
         size = min(CHUNK_SIZE, self._end - self._offset)
+        if not needed and not self._budget.take(size):
+            return  # the sender starts the read itself when it asks for the chunk
+        self._job_lent = 0 if needed else size
         self._job = self._loop.run_in_executor(None, self._read, self._offset, size)
         self._job.add_done_callback(self._landed)
 
     def _landed(self, job: asyncio.Future[bytes]) -> None:
         self._job = None
+        lent, self._job_lent = self._job_lent, 0
         if self._closed:
+            self._budget.give(lent)
             os.close(self._fd)  # the reader gave up while this job was running
             return
         if job.cancelled():
@@ -311,8 +354,10 @@ class _ReadAhead:
             if not chunk:
                 self._failure = _Aborted("the copy is shorter than its record")
             else:
-                self._ready.append(chunk)
+                self._ready.append((chunk, lent))
                 self._offset += len(chunk)
+                lent = 0
+        self._budget.give(lent)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         self._start_job()
@@ -324,18 +369,22 @@ class _ReadAhead:
                 raise self._failure
             if self._delivered >= self._end:
                 return None
+            self._start_job(needed=True)
             self._waiter = self._loop.create_future()
             await self._waiter
-        chunk = self._ready.popleft()
+        chunk, lent = self._ready.popleft()
+        self._budget.give(lent)
         self._delivered += len(chunk)
         self._start_job()
         return chunk
 
     def close(self) -> None:
-        """Release the file; a job still running closes it when it lands."""
+        """Release the file and the borrowed bytes; a job still running closes the file
+        (and gives back its bytes) when it lands."""
         if self._closed:
             return
         self._closed = True
+        self._budget.give(sum(lent for _chunk, lent in self._ready))
         self._ready.clear()
         if self._job is None:
             os.close(self._fd)
@@ -350,9 +399,10 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
 class ContentReader:
     """Opens the right copy of a file for one response."""
 
-    def __init__(self, store: FileStore, verified: VerifiedCopies) -> None:
+    def __init__(self, store: FileStore, verified: VerifiedCopies, budget: ReadAheadBudget) -> None:
         self._store = store
         self._verified = verified
+        self._budget = budget
 
     async def body(
         self,
@@ -412,6 +462,7 @@ class ContentReader:
             start=start,
             verify=hash_while_sending,
             record=record,
+            budget=self._budget,
             on_complete=track_file,
             on_corrupt=corrupt,
         )

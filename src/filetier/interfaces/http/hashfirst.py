@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from filetier.errors import InvalidInputError
-from filetier.ingest import check_limits, effective_mime, validate_metadata
+from filetier.ingest import check_filename, check_limits, effective_mime, validate_metadata
 from filetier.models import UploadResult
 from filetier.store import FileStore
 
@@ -33,8 +32,7 @@ async def link_existing_content(
 ) -> UploadResult | None:
     """The new file's result, or None when the owner does not store this content."""
     meta = validate_metadata(metadata)
-    if "\x00" in filename or not filename.strip():
-        raise InvalidInputError("filename must be non-empty and contain no NUL byte")
+    check_filename(filename)
     async with store.content_locks.hold(sha256):
         page = await store.list(sha256=sha256, limit=1)
         existing = page.items[0] if page.items else None

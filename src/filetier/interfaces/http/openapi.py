@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from filetier.store import LIST_OFFSET_MAX
+
 JSON = "application/json"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 NO_NUL = r"^[^\u0000]*$"
 # Python's str.strip() whitespace, spelled out: ECMA's \s differs (\x1c-\x1f, U+FEFF).
 _SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NAME = rf"^[^\u0000]*[^\u0000{_SPACE}][^\u0000]*$"
+# A file name: no control characters (C0, DEL, C1) or line separators, not blank.
+_CONTROL = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
+NAME = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 NOT_BLANK = rf"[^{_SPACE}]"
-OFFSET_MAX = 10**12
+OFFSET_MAX = LIST_OFFSET_MAX
 SHA256 = r"^[0-9a-fA-F]{64}$"
 MIME = r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]{0,126}/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]{0,126}$"
 
@@ -330,20 +334,21 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "summary": "Readiness: the database and the primary store answer",
                     "responses": {
                         "200": _json(_ref("Health"), "Ready."),
-                        "503": _json(_ref("Health"), "Not ready; reason says why."),
+                        "503": _json(_ref("Health"), "Not ready (why is in the server's log)."),
                     },
                 }
             },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
-                    "summary": "Prometheus metrics",
+                    "summary": "Prometheus metrics (FILETIER_METRICS_TOKEN or an operator's token)",
+                    "security": bearer,
                     "responses": {
                         "200": {
                             "description": "Text exposition format 0.0.4.",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         },
-                        **_errors(421),
+                        **_errors(401, 421),
                     },
                 }
             },

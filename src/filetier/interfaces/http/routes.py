@@ -86,16 +86,28 @@ def _text_param(request: Request, name: str) -> str | None:
     return value or None
 
 
+def _loads(text: str | bytes | bytearray, what: str) -> Any:
+    """Parse JSON a client sent: every way it can fail is the client's 400.
+
+    Nesting deeper than the interpreter's recursion limit (``[[[[...]]]]``, a few KiB)
+    makes ``json`` raise RecursionError rather than ValueError; nothing this API takes
+    is nested more than a few levels, so it is refused the same way as other bad JSON.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidInputError(f"{what} is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInputError(f"{what} is not valid JSON") from None
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > JSON_BODY_MAX:
             raise InvalidInputError(f"the JSON body is larger than {JSON_BODY_MAX:,} bytes")
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError("the request body is not valid JSON") from None
+    value = _loads(body, "the request body")
     if not isinstance(value, dict):
         raise InvalidInputError("the request body must be a JSON object")
     _require_unicode(value, "the request body")
@@ -185,9 +197,9 @@ def _metadata(request: Request) -> dict[str, Any] | None:
     if raw is None or not raw.strip():
         return None
     try:
-        value = json.loads(latin1_to_text(raw))
-    except ValueError:
-        raise InvalidMetadataError("X-Filetier-Metadata must be a JSON object") from None
+        value = _loads(latin1_to_text(raw), "X-Filetier-Metadata")
+    except InvalidInputError as exc:
+        raise InvalidMetadataError(f"{exc}; it must be a JSON object") from None
     if not isinstance(value, dict):
         raise InvalidMetadataError("X-Filetier-Metadata must be a JSON object")
     _require_unicode(value, "X-Filetier-Metadata")
@@ -376,7 +388,7 @@ async def file_content(request: Request) -> Response:
         if isinstance(parsed, ByteRange):
             byte_range = parsed
             headers["content-range"] = parsed.content_range
-    reader = ContentReader(store, runtime.verified)
+    reader = ContentReader(store, runtime.verified, runtime.read_ahead)
     return await reader.body(
         record, byte_range, status_code=206 if byte_range else 200, headers=headers
     )

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -31,7 +33,7 @@ from filetier.auth import TokenAuthority
 from filetier.config import Settings
 from filetier.errors import ConfigError, StoreClosedError
 from filetier.interfaces.http.auth import OWNER_STATE_KEY, TokenCache, is_loopback
-from filetier.interfaces.http.content import VerifiedCopies
+from filetier.interfaces.http.content import ReadAheadBudget, VerifiedCopies
 from filetier.interfaces.http.errors import Redactor
 from filetier.interfaces.http.metrics import HttpMetrics
 from filetier.store import FileStore
@@ -55,6 +57,7 @@ class Runtime:
         self.metrics = HttpMetrics()
         self.redact = Redactor(settings)
         self.verified = VerifiedCopies(settings.verified_copy_seconds)
+        self.read_ahead = ReadAheadBudget(settings.http_read_ahead_bytes)
         self.store: FileStore | None = None
         self.no_auth_owner: str | None = None
         self._tokens: TokenCache | None = None
@@ -84,6 +87,23 @@ class Runtime:
         if token is None or self._tokens is None:
             return None
         return await self._tokens.owner_for(token)
+
+    async def metrics_access(self, token: str | None) -> bool:
+        """Whether ``token`` may read /metrics: the metrics token, or an operator's token.
+
+        The counters are the whole server's (every owner's requests and bytes), so an
+        owner's token is not enough; the operator is the owner this process runs as
+        (``FILETIER_OWNER``), as for MCP's whole-store maintenance tools.
+        """
+        expected = self.settings.metrics_token_hash
+        if (
+            token is not None
+            and expected is not None
+            and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected)
+        ):
+            return True
+        owner = await self.owner_for(token)
+        return owner is not None and owner == self.settings.owner
 
     async def _choose_auth(self, store: FileStore) -> None:
         authority = TokenAuthority(self.settings, store.db)

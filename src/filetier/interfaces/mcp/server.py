@@ -40,7 +40,7 @@ from mcp.types import CallToolResult, InputRequiredResult, ResourceTemplate
 from pydantic import AnyUrl
 from starlette.types import Receive, Scope, Send
 
-from filetier import __version__
+from filetier import __version__, logsafe
 from filetier.config import Settings
 from filetier.errors import FiletierError, InvalidInputError, NotFoundError
 from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
@@ -254,6 +254,7 @@ def run_stdio(settings: Settings) -> None:
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    logsafe.install_on_root()
     server = build_server(settings)
     try:
         anyio.run(server.run_stdio_async)

@@ -57,7 +57,7 @@ from filetier.models import (
 )
 from filetier.providers.manager import DEFAULT_PURPOSE
 from filetier.providers.registry import SPECS
-from filetier.store import FileStore
+from filetier.store import LIST_OFFSET_MAX, FileStore
 
 Ctx = Context[AppState, Any]
 
@@ -292,7 +292,9 @@ async def list_files(
     ] = None,
     sha256: Annotated[str | None, Field(description="Only files with this content hash")] = None,
     limit: Annotated[int, Field(ge=1, le=1000, description="Page size")] = 50,
-    offset: Annotated[int, Field(ge=0, description="Files to skip (from next_offset)")] = 0,
+    offset: Annotated[
+        int, Field(ge=0, le=LIST_OFFSET_MAX, description="Files to skip (from next_offset)")
+    ] = 0,
 ) -> FileList:
     """List your stored files, newest first, with optional filters; page with
     `offset` = `next_offset` until it is null."""
