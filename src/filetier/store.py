@@ -1260,9 +1260,9 @@ class FileStore:
         if ended:
             self.disk.evict(sha256)
             self.memory.evict(sha256)
-            # Outside the lock: provider calls are slow, and uploads of this content wait
-            # on the lock.
-            await self.providers.forget_content(sha256)
+        # Outside the lock: provider calls are slow, and uploads of this content wait on
+        # it. Copies are per owner, so they can end while the content itself lives on.
+        await self.providers.forget_content(sha256)
         return ended
 
     async def _release_content(self, sha256: str) -> bool:
