@@ -74,7 +74,10 @@ class FilePage(_Frozen):
 class DeleteResult(_Frozen):
     file_id: UUID
     sha256: str
-    blob_deleted: bool = Field(description="True when no other file shared the bytes")
+    blob_deleted: bool = Field(
+        description="True when no other file of yours has the same bytes (for the operator: "
+        "no other file at all); other owners' copies never change it"
+    )
 
 
 class Finding(_Frozen):
