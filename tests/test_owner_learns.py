@@ -249,3 +249,64 @@ async def test_over_http_and_mcp_bob_learns_nothing_of_alices_copies(
         info = await call(alice_mcp, "file_info", file_id=alices["file_id"])
         assert info["sha256"] == alices["sha256"]
         assert info["provider_file_ids"] == {"kimi": pid}
+
+
+# -- migration 0007: existing shared copies -------------------------------------------------
+
+
+def test_migration_gives_a_shared_copy_to_its_first_owner_and_cleans_the_others_rows(
+    tmp_path: Path,
+) -> None:
+    """A copy recorded before copies were per owner goes to the content's earliest owner;
+    a later owner's file no longer lists it (he uploads his own on first use)."""
+    import json
+    import sqlite3
+    from contextlib import closing
+
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from filetier.metadata.database import _alembic_config
+
+    path = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{path}")
+
+    def migrate(revision: str) -> None:
+        config = _alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+    migrate("0004")
+    sha = "ab" * 32
+    mirror = json.dumps({"kimi": "file-shared0001"})
+    with closing(sqlite3.connect(path)) as db, db:
+        for file_id, owner, created in (
+            ("00000000-0000-7000-8000-000000000001", "alice", "2026-01-01 00:00:00"),
+            ("00000000-0000-7000-8000-000000000002", "bob", "2026-02-01 00:00:00"),
+        ):
+            db.execute(
+                "INSERT INTO file_metadata (file_id, owner, original_filename, file_size, "
+                "mime_type, supabase_storage_path, file_hash, provider_file_ids, upload_date, "
+                "access_count, metadata, created_at, updated_at) VALUES "
+                "(?, ?, 'r.txt', 3, 'text/plain', 'k', ?, ?, ?, 0, '{}', ?, ?)",
+                (file_id.replace("-", ""), owner, sha, mirror, created, created, created),
+            )
+        db.execute(
+            "INSERT INTO provider_file_uploads (id, file_hash, provider, provider_account, "
+            "purpose, provider_file_id, status, uploaded_at, download_count, bytes) VALUES "
+            "('00000000000070008000000000000009', ?, 'kimi', 'acct', 'file-extract', "
+            "'file-shared0001', 'active', '2026-02-02 00:00:00', 0, 3)",
+            (sha,),
+        )
+    migrate("head")
+    engine.dispose()
+
+    with closing(sqlite3.connect(path)) as db:
+        owners = db.execute("SELECT owner FROM provider_file_uploads").fetchall()
+        mirrors = dict(db.execute("SELECT owner, provider_file_ids FROM file_metadata").fetchall())
+        text_columns = {r[1] for r in db.execute("PRAGMA table_info(provider_extracted_text)")}
+    assert owners == [("alice",)]
+    assert json.loads(mirrors["alice"]) == {"kimi": "file-shared0001"}
+    assert json.loads(mirrors["bob"]) == {}
+    assert "owner" in text_columns

@@ -84,9 +84,10 @@ def upgrade() -> None:
                 continue
             mapping.pop(key)
             bind.execute(
-                sa.text("UPDATE file_metadata SET provider_file_ids = :m WHERE file_id = :f")
-                .bindparams(sa.bindparam("m", type_=sa.JSON()))
-                .bindparams(sa.bindparam("f", type_=sa.Uuid())),
+                # The id goes back exactly as the database gave it (text on SQLite).
+                sa.text(
+                    "UPDATE file_metadata SET provider_file_ids = :m WHERE file_id = :f"
+                ).bindparams(sa.bindparam("m", type_=sa.JSON())),
                 {"m": mapping, "f": file_id},
             )
     op.drop_table("provider_extracted_text")
