@@ -1348,9 +1348,10 @@ class FileStore:
             self._shared.disk_estimate = total
 
     async def stats(self) -> StoreStats:
-        """Counts and cache figures: the whole store's for the operator; for another
-        owner only its own files, the distinct contents among them and their copies in
-        this host's caches, so nothing in it moves with other owners' activity."""
+        """Counts and cache figures: the whole store's for the operator. Another owner
+        gets only its own files, the distinct contents among them and its own downloads;
+        the host's caches are shared (which contents they hold moves with every owner's
+        reads), so their figures are the operator's and read 0 here."""
         self._require_open()
         await self.flush()
         files, logical, blob_count, unique, downloads, tiers = await self.repo.totals(self.owner)
@@ -1360,9 +1361,7 @@ class FileStore:
         if not self.is_operator:
             mine = await self.repo.owner_contents(self.owner)
             blob_count, unique = len(mine), sum(mine.values())
-            entries = [e for e in entries if e.sha256 in mine]
-            held = [size for sha256, size in mine.items() if sha256 in self.memory]
-            memory_entries, memory_bytes = len(held), sum(held)
+            entries, memory_entries, memory_bytes = [], 0, 0
             primary_reads = self._session["primary"][0]
         return StoreStats(
             files=files,
