@@ -295,3 +295,28 @@ async def test_gc_and_verify_end_content_everywhere_including_provider_copies(
         with contextlib.closing(sqlite3.connect(home / "filetier.db")) as conn:
             texts = conn.execute("SELECT count(*) FROM provider_extracted_text").fetchone()
         assert texts == (0,)
+
+
+async def test_hash_first_upload_asks_for_the_bytes_when_the_stored_copy_is_damaged(
+    store: FileStore,
+) -> None:
+    from filetier.interfaces.http.hashfirst import link_existing_content
+
+    data = os.urandom(50_000)
+    first = await store.upload_file(data, filename="first.bin")
+    damage_same_size(object_path(store, first.sha256))
+
+    linked = await link_existing_content(
+        store,
+        sha256=first.sha256,
+        size=len(data),
+        filename="again.bin",
+        mime_type=None,
+        metadata=None,
+    )
+
+    assert linked is None, "a copy it cannot vouch for is never linked to"
+    again = await store.upload_file(data, filename="again.bin")  # the client sends the bytes
+    assert again.deduplicated is False
+    store.memory.clear()
+    assert await store.read_bytes(first.file_id) == data
