@@ -112,14 +112,10 @@ REFRESH_AHEAD = 0.25
 REFRESH_BATCH_DELAY = 0.05
 REFRESH_BATCH_MAX = 500
 RECORD_CACHE_MAX = 10_000
-# A stored object is trusted for dedup without hashing it when it was not modified after
-# filetier last knew it intact. A local filesystem stamps mtimes from a coarse clock that
-# may run a few ms behind the wall clock, so a change just after that moment could look
-# older: anything modified later than this margin before it is hashed instead. An object
-# store stamps its own clock: allow for skew (a same-size rewrite of an S3 object within
-# the slack is left to reads and ``verify``, which hash every byte).
-LOCAL_MTIME_MARGIN = -timedelta(milliseconds=100)
-REMOTE_CLOCK_SLACK = timedelta(seconds=5)
+# An object's modification time is compared with the one recorded when filetier last
+# wrote or hashed it; stores keep it to the microsecond (S3: the second), so any rewrite
+# but one within this much of filetier's own write shows.
+MTIME_TOLERANCE = timedelta(milliseconds=1)
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
 PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
@@ -626,6 +622,9 @@ class FileStore:
                     # its check: it is set aside now, so this put writes.
                     wrote_object = await self._write_object(key, staged)
                 bytes_written = staged.size if wrote_object else 0
+            # What the object's time is now that it holds bytes just hashed: the mark
+            # later deduplications check it against.
+            written = await self.primary.head(key) if wrote_object else None
             try:
                 record = await self.repo.insert_file(
                     owner=self.owner,
@@ -638,6 +637,7 @@ class FileStore:
                     local_cache_path=None,
                     quota=self.quota,
                     wrote_object=wrote_object,
+                    object_modified_at=written.modified if written is not None else None,
                 )
             except QuotaExceededError:
                 if wrote_object:
@@ -705,10 +705,10 @@ class FileStore:
         cheaply: call it under the content lock.
 
         Trusted when its blob row is ``ok``, the object is there with the right size,
-        and it was not modified since filetier last knew it intact (written and hashed,
-        or verified). Otherwise the object is hashed (an unknown object: an interrupted
-        upload's; or one touched since); one that fails is set aside (quarantined) so
-        the caller writes the incoming bytes in its place. A copy silently rotted in
+        and its modification time is the one recorded when filetier last wrote or
+        hashed it (the store's own clock on both sides: no skew to allow for). Otherwise the object is hashed (an interrupted upload's object, a
+        quarantined blob's, or one touched since); one that fails is set aside
+        (quarantined) so the caller writes the incoming bytes in its place. A copy silently rotted in
         place (same size, same mtime) is not caught here: reads, which hash every byte,
         and ``verify`` catch it and quarantine it, and the next upload then repairs it.
         """
@@ -717,17 +717,21 @@ class FileStore:
         info = await self.primary.head(key)
         if info is None:
             return False
-        if blob is not None and blob.status != "ok":
-            return False  # quarantined: the object under the key is not to be trusted
-        if blob is not None and info.size == size:
-            slack = LOCAL_MTIME_MARGIN if self._local is not None else REMOTE_CLOCK_SLACK
-            if info.modified <= blob.vouched_at + slack:
-                return True
+        if (
+            blob is not None
+            and blob.status == "ok"
+            and info.size == size
+            and blob.object_modified_at is not None
+            and abs(info.modified - blob.object_modified_at) <= MTIME_TOLERANCE
+        ):
+            return True
         if info.size == size:
             digest = await hash_object(self.primary, key)
             if digest is not None and digest.sha256 == sha256 and digest.size == size:
                 if blob is not None:
-                    await self.repo.set_blob_status(sha256, "ok", verified=True)
+                    await self.repo.set_blob_status(
+                        sha256, "ok", verified=True, object_modified_at=info.modified
+                    )
                 return True
         where = await self.primary.quarantine(key)
         log.warning(

@@ -44,7 +44,10 @@ async def _restore_from_cache(store: FileStore, sha256: str, key: str) -> bool:
         return False
     await store.primary.delete(key)
     await store.primary.put_file(key, path)
-    await store.repo.set_blob_status(sha256, "ok", verified=True)
+    info = await store.primary.head(key)
+    await store.repo.set_blob_status(
+        sha256, "ok", verified=True, object_modified_at=info.modified if info else None
+    )
     return True
 
 
@@ -110,7 +113,13 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
             continue
         bytes_verified += digest.size
         if fix:
-            await store.repo.set_blob_status(blob.sha256, "ok", verified=True)
+            info = await store.primary.head(blob.storage_key)
+            await store.repo.set_blob_status(
+                blob.sha256,
+                "ok",
+                verified=True,
+                object_modified_at=info.modified if info else None,
+            )
 
     for sha256 in sorted(referenced - blob_hashes):
         from filetier.store import storage_key

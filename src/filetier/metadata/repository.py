@@ -78,13 +78,8 @@ class BlobRow:
     status: str
     created_at: datetime
     last_verified_at: datetime | None = None
-
-    @property
-    def vouched_at(self) -> datetime:
-        """When filetier last knew the object intact: written (and hashed) or verified."""
-        if self.last_verified_at is None:
-            return self.created_at
-        return max(self.created_at, self.last_verified_at)
+    # The object's modification time when filetier last wrote or hashed it.
+    object_modified_at: datetime | None = None
 
 
 def _blob_of(row: RowMapping) -> BlobRow:
@@ -95,6 +90,7 @@ def _blob_of(row: RowMapping) -> BlobRow:
         row["status"],
         row["created_at"],
         row["last_verified_at"],
+        row["object_modified_at"],
     )
 
 
@@ -265,13 +261,14 @@ class Repository:
         local_cache_path: str | None,
         quota: OwnerQuota | None = None,
         wrote_object: bool = False,
+        object_modified_at: datetime | None = None,
     ) -> FileRecord:
         """Record a file whose object already exists; the blob row is created if new.
 
         ``quota``: refuse (QuotaExceededError, nothing written) when this file would take
         the owner over it, counted in this transaction, serialized per owner (see
         :mod:`filetier.quota`). ``wrote_object``: the caller has just written and hashed
-        the object, so it is vouched for as of now.
+        the object, whose modification time is ``object_modified_at``.
         """
         now = utcnow()
         file_id = new_id()
@@ -304,6 +301,7 @@ class Repository:
                         storage_key=storage_key,
                         status="ok",
                         created_at=now,
+                        object_modified_at=object_modified_at if wrote_object else None,
                     )
                 )
             elif blob.status != "ok" or wrote_object:
@@ -311,7 +309,9 @@ class Repository:
                 await conn.execute(
                     sa.update(blobs)
                     .where(blobs.c.sha256 == sha256)
-                    .values(status="ok", last_verified_at=now)
+                    .values(
+                        status="ok", last_verified_at=now, object_modified_at=object_modified_at
+                    )
                 )
             await conn.execute(sa.insert(file_metadata).values(**values))
         return FileRecord(
@@ -401,10 +401,21 @@ class Repository:
             rows = await conn.execute(sa.select(file_metadata.c.file_hash).distinct())
             return {r[0] for r in rows}
 
-    async def set_blob_status(self, sha256: str, status: str, *, verified: bool = False) -> None:
+    async def set_blob_status(
+        self,
+        sha256: str,
+        status: str,
+        *,
+        verified: bool = False,
+        object_modified_at: datetime | None = None,
+    ) -> None:
+        """``verified``: the object was hashed just now; ``object_modified_at``: its
+        modification time then (what deduplication compares with later)."""
         values: dict[str, Any] = {"status": status}
         if verified:
             values["last_verified_at"] = utcnow()
+        if object_modified_at is not None:
+            values["object_modified_at"] = object_modified_at
         async with self.db.write() as conn:
             await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(**values))
 

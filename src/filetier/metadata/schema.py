@@ -82,6 +82,9 @@ blobs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="ok"),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_verified_at", UTCDateTime(), nullable=True),
+    # The object's modification time (by its store's clock) when filetier last wrote or
+    # hashed it: an object whose time differs was touched since, and is not trusted.
+    sa.Column("object_modified_at", UTCDateTime(), nullable=True),
     sa.Index("idx_blobs_size", "size"),
 )
 

@@ -1,4 +1,5 @@
-"""Provider copies and their extracted text belong to one owner.
+"""Provider copies and their extracted text belong to one owner; blobs remember their
+object's modification time.
 
 A copy shared by every owner with the same content told bob that alice had uploaded it
 (an instant ``uploaded: false`` answer, his file's ``provider_file_ids`` changed by her
@@ -9,6 +10,10 @@ Existing copies go to the earliest owner of the content (the others upload their
 first use); provider-only (``foreign``) rows keep ``owner`` NULL: they belong to the
 provider account, which is the operator's. The extracted-text cache is a cache: it is
 recreated empty, keyed by owner.
+
+``blobs.object_modified_at``: the object's modification time when filetier last wrote or
+hashed it. Deduplication trusts a stored object without hashing it only while its time is
+unchanged (NULL for existing blobs: hashed once, on their next deduplication).
 
 Revision ID: 0007
 Revises: 0004
@@ -50,6 +55,8 @@ def _json_key(provider: str, purpose: str) -> str:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("blobs") as batch:
+        batch.add_column(sa.Column("object_modified_at", TS, nullable=True))
     with op.batch_alter_table("provider_file_uploads") as batch:
         batch.add_column(sa.Column("owner", sa.String(255), nullable=True))
         batch.drop_constraint("uq_provider_upload_key", type_="unique")
@@ -108,3 +115,5 @@ def downgrade() -> None:
         batch.drop_constraint("uq_provider_upload_key", type_="unique")
         batch.create_unique_constraint("uq_provider_upload_key", OLD_KEY)
         batch.drop_column("owner")
+    with op.batch_alter_table("blobs") as batch:
+        batch.drop_column("object_modified_at")
