@@ -320,3 +320,34 @@ async def test_hash_first_upload_asks_for_the_bytes_when_the_stored_copy_is_dama
     assert again.deduplicated is False
     store.memory.clear()
     assert await store.read_bytes(first.file_id) == data
+
+
+async def test_on_s3_a_rewritten_or_missing_object_is_repaired_and_a_healthy_one_trusted(
+    home: Path, s3: Any
+) -> None:
+    bucket = s3.create_bucket()
+    settings = Settings(home=home, fsync=False, **s3.settings_overrides(bucket))
+    data = os.urandom(150_000)
+    async with FileStore(settings) as store:
+        first = await store.upload_file(data, filename="first.bin")
+        key = storage_key(first.sha256)
+        healthy = await store.upload_file(data, filename="healthy.bin")
+        assert healthy.deduplicated is True, "an untouched object is trusted as it is"
+
+        # S3 keeps modification times to the second: rewrite in a later one.
+        await asyncio.sleep(1.1)
+        s3.client().put_object(Bucket=bucket, Key=key, Body=os.urandom(len(data)))
+        repaired = await store.upload_file(data, filename="after-rewrite.bin")
+        assert repaired.deduplicated is False
+
+        s3.client().delete_object(Bucket=bucket, Key=key)
+        restored = await store.upload_file(data, filename="after-delete.bin")
+        assert restored.deduplicated is False
+
+        store.memory.clear()
+        store.disk.evict(first.sha256)
+        assert await store.read_bytes(first.file_id) == data
+        keys = s3.object_keys(bucket)
+        assert key in keys
+        # The rewritten object was set aside for inspection, not deleted.
+        assert len([k for k in keys if k.startswith("quarantine/")]) == 1
