@@ -145,6 +145,11 @@ async def test_provider_copies_belong_to_one_owner(
         "file-neverseen0000000000", "X"
     )
 
+    # Extracted text is cached per owner too: alice's cached text is not bob's hit.
+    assert (await alice.get_file_text(alices.file_id, "kimi")).cached is False
+    assert (await alice.get_file_text(alices.file_id, "kimi")).cached is True
+    assert (await bob.get_file_text(bobs.file_id, "kimi")).cached is False
+
     # Alice deleting her file ends her copy only.
     await alice.delete(alices.file_id)
     await shared.settle()
