@@ -48,11 +48,21 @@ def shared_settings(home: Path, provider: ProviderServer, **extra: Any) -> Setti
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "postgresql":
+        return {"database_url": request.getfixturevalue("pg_url")}
+    return {}
+
+
 @pytest.fixture
-async def shared(home: Path, provider: ProviderServer) -> AsyncIterator[FileStore]:
-    """One store, as a server holds it: owners are views of it; the operator is 'default'."""
+async def shared(
+    home: Path, provider: ProviderServer, database: dict[str, Any]
+) -> AsyncIterator[FileStore]:
+    """One store, as a server holds it: owners are views of it; the operator is 'default'.
+    On SQLite and on PostgreSQL."""
     provider.reset()
-    async with FileStore(shared_settings(home, provider)) as store:
+    async with FileStore(shared_settings(home, provider, **database)) as store:
         yield store
 
 
