@@ -140,14 +140,17 @@ class TierStats(_Frozen):
 
 
 class StoreStats(_Frozen):
+    """The operator's figures are the whole store's; another owner's are its own, and the
+    host caches' (shared by every owner) read 0 for it."""
+
     files: int
-    blobs: int
+    blobs: int = Field(description="Distinct contents (yours, unless you are the operator)")
     unique_bytes: int
     logical_bytes: int
-    memory_entries: int
+    memory_entries: int = Field(description="Host-wide; 0 for owners other than the operator")
     memory_bytes: int
     memory_max_bytes: int
-    disk_cache_entries: int
+    disk_cache_entries: int = Field(description="Host-wide; 0 for owners other than the operator")
     disk_cache_bytes: int
     disk_cache_max_bytes: int
     downloads: int
