@@ -107,9 +107,9 @@ def downgrade() -> None:
     op.drop_index("idx_provider_file_uploads_owner_hash", "provider_file_uploads")
     # Back to one copy per content: keep the oldest of each key.
     op.execute(
-        "DELETE FROM provider_file_uploads WHERE file_hash IS NOT NULL AND id NOT IN ("
-        "SELECT min(id) FROM provider_file_uploads WHERE file_hash IS NOT NULL "
-        "GROUP BY file_hash, provider, provider_account, purpose)"
+        "DELETE FROM provider_file_uploads WHERE file_hash IS NOT NULL "
+        "AND CAST(id AS TEXT) NOT IN (SELECT min(CAST(id AS TEXT)) FROM provider_file_uploads "
+        "WHERE file_hash IS NOT NULL GROUP BY file_hash, provider, provider_account, purpose)"
     )
     with op.batch_alter_table("provider_file_uploads") as batch:
         batch.drop_constraint("uq_provider_upload_key", type_="unique")
