@@ -87,7 +87,10 @@ class FilePage(_Frozen):
 class DeleteResult(_Frozen):
     file_id: UUID
     sha256: str
-    blob_deleted: bool = Field(description="True when no other file shared the bytes")
+    blob_deleted: bool = Field(
+        description="True when no other file of yours has the same bytes (for the operator: "
+        "no other file at all); other owners' copies never change it"
+    )
 
 
 class Finding(_Frozen):
@@ -164,14 +167,17 @@ class ProviderCopyInfo(_Frozen):
 
 
 class StoreStats(_Frozen):
+    """The operator's figures are the whole store's; another owner's are its own, and the
+    host caches' (shared by every owner) read 0 for it."""
+
     files: int
-    blobs: int
+    blobs: int = Field(description="Distinct contents (yours, unless you are the operator)")
     unique_bytes: int
     logical_bytes: int
-    memory_entries: int
+    memory_entries: int = Field(description="Host-wide; 0 for owners other than the operator")
     memory_bytes: int
     memory_max_bytes: int
-    disk_cache_entries: int
+    disk_cache_entries: int = Field(description="Host-wide; 0 for owners other than the operator")
     disk_cache_bytes: int
     disk_cache_max_bytes: int
     downloads: int

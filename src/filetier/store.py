@@ -24,7 +24,7 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -93,9 +93,11 @@ from filetier.models import (
 from filetier.modes import make_dirs, open_new
 from filetier.paths import AllowedRoots, SafeDestination, owner_folder, safe_filename
 from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
+from filetier.quota import OwnerQuota
 from filetier.singleflight import SingleFlight, process_lock
 from filetier.tiers.disk import DiskCache
 from filetier.tiers.factory import build_primary
+from filetier.tiers.hashing import hash_object
 from filetier.tiers.memory import MemoryTier
 from filetier.tiers.protocols import LocalPath, ObjectMissing, PrimaryStore
 
@@ -114,6 +116,10 @@ REFRESH_BATCH_DELAY = 0.05
 REFRESH_BATCH_MAX = 500
 RECORD_CACHE_MAX = 10_000
 LIST_OFFSET_MAX = 10**12  # the largest ``offset`` a listing takes (every interface)
+# An object's modification time is compared with the one recorded when filetier last
+# wrote or hashed it; stores keep it to the microsecond (S3: the second), so any rewrite
+# but one within this much of filetier's own write shows.
+MTIME_TOLERANCE = timedelta(milliseconds=1)
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
 #: Fewest hex digits ``resolve_file_id`` accepts as an id prefix.
@@ -244,12 +250,15 @@ class FileStore:
         self._refreshing: set[tuple[str, UUID]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._immediate: list[tuple[Path, str]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self.providers = ProviderFiles(self)
         self._state = "open"
 
     async def close(self) -> None:
         if self._root is not self or self._state != "open":
             return  # views close with the store they came from
+        if self._background:
+            await self.settle()
         self._state = "closed"
         if self._refresher is not None:
             self._refresher.cancel()
@@ -278,6 +287,8 @@ class FileStore:
             view = copy.copy(root)
             view.owner = owner
             view._records = {}  # records are owner-scoped: never shared between owners
+            # Per owner too: which tier served whom is not another owner's business.
+            view._session = {"memory": [0, 0], "disk": [0, 0], "primary": [0, 0]}
             view.providers = root.providers.bind(view)
             root._views[owner] = view
         return view
@@ -569,22 +580,19 @@ class FileStore:
         finally:
             staged.discard()
 
-    async def _check_quota(self, incoming: int) -> None:
-        """Refuse an upload that would take this owner over its quota, before storing."""
+    @property
+    def quota(self) -> OwnerQuota:
         settings = self.settings
-        if settings.owner_quota_bytes is None and settings.owner_quota_files is None:
+        return OwnerQuota(self.owner, settings.owner_quota_files, settings.owner_quota_bytes)
+
+    async def _check_quota(self, incoming: int) -> None:
+        """Refuse early an upload that would take this owner over its quota. Only a fast
+        first answer: the binding check is made again where the row is inserted."""
+        quota = self.quota
+        if not quota.limited:
             return
         files, used = await self.repo.owner_usage(self.owner)
-        if settings.owner_quota_files is not None and files + 1 > settings.owner_quota_files:
-            raise QuotaExceededError(
-                f"owner {self.owner!r} already stores {files} files, the quota is "
-                f"{settings.owner_quota_files}: delete files to make room"
-            )
-        if settings.owner_quota_bytes is not None and used + incoming > settings.owner_quota_bytes:
-            raise QuotaExceededError(
-                f"owner {self.owner!r} stores {used:,} bytes; {incoming:,} more would exceed the "
-                f"quota of {settings.owner_quota_bytes:,} bytes: delete files to make room"
-            )
+        quota.check(files, used, incoming)
 
     async def _already_stored(self, sha256: str) -> bool:
         """A hint for dedup, confirmed under the content lock before it is relied on."""
@@ -660,53 +668,42 @@ class FileStore:
         # the delete sees our new row and keeps the object, or we see the object gone
         # and write it again.
         async with self.content_locks.hold(staged.sha256):
-            if dedup and await self.primary.head(key) is None:
-                dedup = False
-            if not dedup and staged.source_identity is not None:
-                wrote_object = await self._put_from_source(key, staged)
+            if dedup and not await self.vouch(staged.sha256, staged.size):
+                dedup = False  # missing or damaged (and set aside): written again below
+            if not dedup:
+                wrote_object = await self._write_object(key, staged)
+                if not wrote_object and not await self.vouch(staged.sha256, staged.size):
+                    # An object was there after all (an interrupted upload's) and failed
+                    # its check: it is set aside now, so this put writes.
+                    wrote_object = await self._write_object(key, staged)
                 bytes_written = staged.size if wrote_object else 0
-            elif not dedup:
-                if staged.temp is None:
-                    if staged.data is not None:
-                        await asyncio.to_thread(
-                            write_staged_bytes,
-                            staged,
-                            self._staging_dir(),
-                            self.settings,
-                            fsync=self._staging_fsync,
-                        )
-                    else:
-                        assert staged.source_path is not None
-                        staged = await stage_path(
-                            staged.source_path,
-                            size=staged.size,
-                            mime_type=staged.mime_type,
-                            filename=staged.filename,
-                            settings=self.settings,
-                            staging=self._staging_dir(),
-                            progress=None,
-                            fsync=self._staging_fsync,
-                        )
-                assert staged.temp is not None
-                if await self.primary.put_file(key, staged.temp):
-                    bytes_written = staged.size
-                    wrote_object = True
-                self._keep_upload_in_caches(staged)
-            record = await self.repo.insert_file(
-                owner=self.owner,
-                filename=staged.filename,
-                size=staged.size,
-                mime_type=staged.mime_type,
-                sha256=staged.sha256,
-                storage_key=key,
-                metadata=meta,
-                local_cache_path=None,
-            )
+            # What the object's time is now that it holds bytes just hashed: the mark
+            # later deduplications check it against.
+            written = await self.primary.head(key) if wrote_object else None
+            try:
+                record = await self.repo.insert_file(
+                    owner=self.owner,
+                    filename=staged.filename,
+                    size=staged.size,
+                    mime_type=staged.mime_type,
+                    sha256=staged.sha256,
+                    storage_key=key,
+                    metadata=meta,
+                    local_cache_path=None,
+                    quota=self.quota,
+                    wrote_object=wrote_object,
+                    object_modified_at=written.modified if written is not None else None,
+                )
+            except QuotaExceededError:
+                if wrote_object:
+                    # Still under the lock: nothing else can have started using it.
+                    await self.end_content(staged.sha256, lock_held=True)
+                raise
         if staged.data is not None:
             self.memory.put(staged.sha256, staged.data)
         self._remember(record)
         deduplicated = not wrote_object
-        if deduplicated and self._root is not self:
+        if deduplicated and not self.is_operator:
             # In a shared server, "already stored" must not reveal that another owner
             # holds these bytes: report it only when this owner had them.
             deduplicated = await self.repo.owner_has_content(
@@ -721,6 +718,86 @@ class FileStore:
             deduplicated=deduplicated,
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
+
+    async def _write_object(self, key: str, staged: Staged) -> bool:
+        """Put the staged bytes under ``key`` if absent (under the content lock); True
+        when this call wrote the object."""
+        if staged.source_identity is not None:
+            return await self._put_from_source(key, staged)
+        if staged.temp is None:
+            if staged.data is not None:
+                await asyncio.to_thread(
+                    write_staged_bytes,
+                    staged,
+                    self._staging_dir(),
+                    self.settings,
+                    fsync=self._staging_fsync,
+                )
+            else:
+                assert staged.source_path is not None
+                restaged = await stage_path(
+                    staged.source_path,
+                    size=staged.size,
+                    mime_type=staged.mime_type,
+                    filename=staged.filename,
+                    settings=self.settings,
+                    staging=self._staging_dir(),
+                    progress=None,
+                    fsync=self._staging_fsync,
+                )
+                # Staged from the caller's file again: it must still be the bytes hashed.
+                if restaged.sha256 != staged.sha256 or restaged.size != staged.size:
+                    restaged.discard()
+                    raise source_changed(staged.filename)
+                staged.temp = restaged.temp
+        assert staged.temp is not None
+        wrote = await self.primary.put_file(key, staged.temp)
+        self._keep_upload_in_caches(staged)
+        return wrote
+
+    async def vouch(self, sha256: str, size: int) -> bool:
+        """Whether the stored object of this content can be trusted as a dedup target,
+        cheaply: call it under the content lock.
+
+        Trusted when its blob row is ``ok``, the object is there with the right size,
+        and its modification time is the one recorded when filetier last wrote or
+        hashed it (the store's own clock on both sides: no skew to allow for). Otherwise the object is hashed (an interrupted upload's object, a
+        quarantined blob's, or one touched since); one that fails is set aside
+        (quarantined) so the caller writes the incoming bytes in its place. A copy silently rotted in
+        place (same size, same mtime) is not caught here: reads, which hash every byte,
+        and ``verify`` catch it and quarantine it, and the next upload then repairs it.
+        """
+        key = storage_key(sha256)
+        blob = await self.repo.get_blob(sha256)
+        info = await self.primary.head(key)
+        if info is None:
+            return False
+        if (
+            blob is not None
+            and blob.status == "ok"
+            and info.size == size
+            and blob.object_modified_at is not None
+            and abs(info.modified - blob.object_modified_at) <= MTIME_TOLERANCE
+        ):
+            return True
+        if info.size == size:
+            digest = await hash_object(self.primary, key)
+            if digest is not None and digest.sha256 == sha256 and digest.size == size:
+                if blob is not None:
+                    await self.repo.set_blob_status(
+                        sha256, "ok", verified=True, object_modified_at=info.modified
+                    )
+                return True
+        where = await self.primary.quarantine(key)
+        log.warning(
+            "stored object %s failed its check before deduplication (set aside at %s); "
+            "it is replaced by the uploaded bytes",
+            sha256,
+            where,
+        )
+        self.disk.evict(sha256)
+        self.memory.evict(sha256)
+        return False
 
     async def _put_from_source(self, key: str, staged: Staged) -> bool:
         """Put the caller's file itself (under the content lock); True if written.
@@ -798,6 +875,13 @@ class FileStore:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _count_served(self, tier: Tier, size: int) -> None:
+        """This session's counters: the owner's own, and the process's (the operator's)."""
+        for store in {id(self): self, id(self._root): self._root}.values():
+            counters = store._session[tier]
+            counters[0] += 1
+            counters[1] += size
+
     def _track(
         self,
         record: FileRecord,
@@ -808,9 +892,7 @@ class FileStore:
         downloaded_by: str | None = None,
         cleanup: CleanupPolicy | None = None,
     ) -> None:
-        counters = self._session[tier]
-        counters[0] += 1
-        counters[1] += record.size
+        self._count_served(tier, record.size)
         now = utcnow()
         expires = None
         if cleanup == "retain":
@@ -841,9 +923,7 @@ class FileStore:
         tier: Tier = "memory"
         if data is None:
             data, tier = await self._read_from_tiers(record)
-        counters = self._session[tier]
-        counters[0] += 1
-        counters[1] += record.size
+        self._count_served(tier, record.size)
         self._recorder.record_hit(
             record.file_id, self.owner, tier, record.size, (time.perf_counter() - started) * 1000
         )
@@ -1265,31 +1345,88 @@ class FileStore:
 
     # -- delete ---------------------------------------------------------------------------
 
+    @property
+    def is_operator(self) -> bool:
+        """The store this process opened, as opposed to a view for another owner
+        (:meth:`as_owner`): the operator runs whole-store maintenance and sees global
+        figures; other owners see only their own."""
+        return self._root is self
+
     async def delete(self, file_id: str | UUID) -> DeleteResult:
+        """Delete one file. ``blob_deleted``: no other file of yours has these bytes.
+
+        The operator's delete removes content nothing references any more before it
+        answers. Another owner's delete answers once its row is gone and leaves that
+        step to the background: whether other owners hold the same bytes must change
+        neither its answer nor the work it does, so it cannot be read from the time it
+        takes (a crash before the step leaves an orphan that ``gc`` collects).
+        """
         self._require_open()
         fid = parse_file_id(file_id)
         self._forget_record(fid)
-        deleted = await self.repo.delete_file(self.owner, fid)
-        if deleted is None:
+        record = await self.repo.delete_file_row(self.owner, fid)
+        if record is None:
             raise NotFoundError(f"no file with id {fid}")
-        record, blob = deleted
-        blob_deleted = False
-        if blob is not None:
-            blob_deleted = await self._delete_object_if_unreferenced(
-                record.sha256, blob.storage_key
+        if self.is_operator:
+            ended = await self.end_content(record.sha256)
+        else:
+            ended = not await self.repo.owner_has_content(
+                self.owner, record.sha256, exclude=record.file_id
             )
-        return DeleteResult(file_id=fid, sha256=record.sha256, blob_deleted=blob_deleted)
+            self._root._in_background(self.end_content(record.sha256))
+        return DeleteResult(file_id=fid, sha256=record.sha256, blob_deleted=ended)
 
-    async def _delete_object_if_unreferenced(self, sha256: str, key: str) -> bool:
-        """After the commit that dropped the last reference: remove the bytes everywhere."""
-        async with self.content_locks.hold(sha256) as locked:
-            if not locked or await self.repo.blob_referenced(sha256):
-                return False  # an upload took it back (or we could not be sure): GC decides
-            await self.primary.delete(key)
-        self.disk.evict(sha256)
-        self.memory.evict(sha256)
+    async def end_content(self, sha256: str, *, lock_held: bool = False) -> bool:
+        """The one place content ends; delete, gc, verify(fix) and a refused upload call it.
+
+        When no file references ``sha256``: the blob row goes (committed first), then
+        the object, this host's disk and memory copies. In every case, the provider
+        copies of owners who no longer have a file with this content go too (all of
+        them once none does), and their extracted text. Returns True when the content
+        itself ended; False while files reference it, or when its lock was not had in
+        time (nothing is removed then; ``gc`` decides later).
+        """
+        if lock_held:
+            ended = await self._release_content(sha256)
+        else:
+            async with self.content_locks.hold(sha256) as locked:
+                if not locked:
+                    return False
+                ended = await self._release_content(sha256)
+        if ended:
+            self.disk.evict(sha256)
+            self.memory.evict(sha256)
+        # Outside the lock: provider calls are slow, and uploads of this content wait on
+        # it. Copies are per owner, so they can end while the content itself lives on.
         await self.providers.forget_content(sha256)
+        return ended
+
+    async def _release_content(self, sha256: str) -> bool:
+        """Under the content lock: drop the blob row and object if nothing references them."""
+        if not await self.repo.release_blob(sha256):
+            return False
+        await self.primary.delete(storage_key(sha256))
         return True
+
+    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` after the caller has its answer; ``settle`` and ``close`` wait."""
+        task = asyncio.get_running_loop().create_task(self._quietly(work))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _quietly(work: Coroutine[Any, Any, object]) -> None:
+        try:
+            await work
+        except FiletierError as exc:
+            # Nothing is lost: what was not removed now, `gc` removes later.
+            log.warning("background removal did not finish (%s); gc will", exc)
+
+    async def settle(self) -> None:
+        """Wait for removals this process left to the background (tests, shutdown)."""
+        root = self._root
+        while root._background:
+            await asyncio.gather(*root._background, return_exceptions=True)
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -1347,17 +1484,28 @@ class FileStore:
             self._shared.disk_estimate = total
 
     async def stats(self) -> StoreStats:
+        """Counts and cache figures: the whole store's for the operator. Another owner
+        gets only its own files, the distinct contents among them and its own downloads;
+        the host's caches are shared (which contents they hold moves with every owner's
+        reads), so their figures are the operator's and read 0 here."""
         self._require_open()
         await self.flush()
         files, logical, blob_count, unique, downloads, tiers = await self.repo.totals(self.owner)
         entries = await asyncio.to_thread(self.disk.entries) if self._local is None else []
+        memory_entries, memory_bytes = len(self.memory), self.memory.size_bytes
+        primary_reads = self.primary_reads
+        if not self.is_operator:
+            mine = await self.repo.owner_contents(self.owner)
+            blob_count, unique = len(mine), sum(mine.values())
+            entries, memory_entries, memory_bytes = [], 0, 0
+            primary_reads = self._session["primary"][0]
         return StoreStats(
             files=files,
             blobs=blob_count,
             unique_bytes=unique,
             logical_bytes=logical,
-            memory_entries=len(self.memory),
-            memory_bytes=self.memory.size_bytes,
+            memory_entries=memory_entries,
+            memory_bytes=memory_bytes,
             memory_max_bytes=self.memory.max_bytes,
             disk_cache_entries=len(entries),
             disk_cache_bytes=sum(e.size for e in entries),
@@ -1365,7 +1513,7 @@ class FileStore:
             downloads=downloads,
             tiers={name: tiers.get(name, TierStats()) for name in ("memory", "disk", "primary")},
             session={k: TierStats(hits=v[0], bytes_served=v[1]) for k, v in self._session.items()},
-            primary_reads=self.primary_reads,
+            primary_reads=primary_reads,
             provider_copies=await self.providers.owner_copies(),
         )
 

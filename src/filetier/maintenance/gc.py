@@ -7,8 +7,10 @@ Two kinds of garbage, both only when older than the grace window, so an upload i
 - objects in the primary store that no blob row names (an upload that crashed after
   publishing its object).
 
-Each removal re-checks, under the same per-hash lock uploads take, that nothing has
-started referencing the content since the plan was made.
+Each removal goes through :meth:`FileStore.end_content`, the one function that ends
+content (blob row, object, caches, provider copies) for delete, gc and verify alike; it
+re-checks, under the same per-hash lock uploads take, that nothing has started
+referencing the content since the plan was made.
 """
 
 from __future__ import annotations
@@ -74,21 +76,8 @@ async def collect_garbage(
             await partials.remove_partial(action.target)
             done.append(action)
             continue
-        sha256 = action.target.rsplit("/", 1)[-1]
-        async with store.content_locks.hold(sha256) as locked:
-            if not locked:
-                continue
-            if action.kind == "delete_orphan_blob_row":
-                if not await store.repo.delete_blob_row_if_unreferenced(sha256):
-                    continue
-                from filetier.store import storage_key
-
-                await store.primary.delete(storage_key(sha256))
-            else:
-                if await store.repo.blob_referenced(sha256):
-                    continue
-                await store.primary.delete(action.target)
-        store.disk.evict(sha256)
-        store.memory.evict(sha256)
-        done.append(action)
+        # The same end as a delete's: blob row, object, caches and provider copies, each
+        # re-checked under the lock uploads take (False: referenced again, or no lock).
+        if await store.end_content(action.target.rsplit("/", 1)[-1]):
+            done.append(action)
     return MaintenanceReport(operation="gc", dry_run=False, actions=done)

@@ -7,17 +7,20 @@ Repairs (``fix=True``), each the least destructive that restores a consistent st
 - corrupt cache copy: evicted (the primary still has the bytes);
 - file rows whose blob row is missing: the blob row is recreated when the object verifies;
 - quarantined blob with a verified cache copy: restored;
-- unreferenced blob rows and objects: reported; ``gc`` removes them after the grace window.
+- unreferenced blob rows and objects: past ``gc``'s grace window, ended the way delete
+  and gc end content (:meth:`FileStore.end_content`); younger ones only reported.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from filetier.digest import StreamDigest, hash_file
+from filetier.metadata.repository import utcnow
 from filetier.models import Finding, VerifyReport
-from filetier.tiers.protocols import ObjectMissing
+from filetier.tiers.hashing import hash_object as hash_primary_object
 
 if TYPE_CHECKING:
     from filetier.store import FileStore
@@ -25,18 +28,7 @@ if TYPE_CHECKING:
 
 async def hash_object(store: FileStore, key: str) -> StreamDigest | None:
     """SHA-256 of a primary object, or None when it is missing."""
-    if store._local is not None:
-        path = store._local.local_path(key)
-        if not path.is_file():
-            return None
-        return await asyncio.to_thread(hash_file, path)
-    digest = StreamDigest()
-    try:
-        async for chunk in store.primary.get_stream(key):
-            digest.update(chunk)
-    except ObjectMissing:
-        return None
-    return digest
+    return await hash_primary_object(store.primary, key)
 
 
 async def _restore_from_cache(store: FileStore, sha256: str, key: str) -> bool:
@@ -52,7 +44,10 @@ async def _restore_from_cache(store: FileStore, sha256: str, key: str) -> bool:
         return False
     await store.primary.delete(key)
     await store.primary.put_file(key, path)
-    await store.repo.set_blob_status(sha256, "ok", verified=True)
+    info = await store.primary.head(key)
+    await store.repo.set_blob_status(
+        sha256, "ok", verified=True, object_modified_at=info.modified if info else None
+    )
     return True
 
 
@@ -118,7 +113,13 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
             continue
         bytes_verified += digest.size
         if fix:
-            await store.repo.set_blob_status(blob.sha256, "ok", verified=True)
+            info = await store.primary.head(blob.storage_key)
+            await store.repo.set_blob_status(
+                blob.sha256,
+                "ok",
+                verified=True,
+                object_modified_at=info.modified if info else None,
+            )
 
     for sha256 in sorted(referenced - blob_hashes):
         from filetier.store import storage_key
@@ -140,24 +141,34 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
             )
         )
 
+    # Unreferenced content past gc's grace window ends the way gc and delete end it;
+    # younger content may be an upload in flight and is only reported.
+    cutoff = utcnow() - timedelta(seconds=store.settings.gc_grace_seconds)
+    created = {b.sha256: b.created_at for b in blobs}
     for sha256 in sorted(blob_hashes - referenced):
+        fixed = fix and created[sha256] <= cutoff and await store.end_content(sha256)
         findings.append(
             Finding(
                 kind="orphan_blob_row",
                 sha256=sha256,
-                detail="no file references this content; `filetier gc` removes it after the grace window",
+                detail="no file references this content; "
+                + ("removed" if fixed else "`filetier gc` removes it after the grace window"),
+                fixed=fixed,
             )
         )
 
     known_keys = {b.storage_key for b in blobs}
     async for info in store.primary.list_objects("sha256/"):
         if info.key not in known_keys:
+            sha256 = info.key.rsplit("/", 1)[-1]
+            fixed = fix and info.modified <= cutoff and await store.end_content(sha256)
             findings.append(
                 Finding(
                     kind="orphan_object",
-                    sha256=info.key.rsplit("/", 1)[-1],
-                    detail=f"object {info.key} has no blob row; `filetier gc` removes it after "
-                    "the grace window",
+                    sha256=sha256,
+                    detail=f"object {info.key} has no blob row; "
+                    + ("removed" if fixed else "`filetier gc` removes it after the grace window"),
+                    fixed=fixed,
                 )
             )
 

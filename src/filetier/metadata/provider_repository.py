@@ -1,6 +1,10 @@
 """Queries for provider copies: ``provider_file_uploads`` is the source of truth, and the
-``provider_file_ids`` JSON of every file with that content is kept in step in the same
-transaction.
+``provider_file_ids`` JSON of the owner's files with that content is kept in step in the
+same transaction.
+
+A copy belongs to one owner (``owner``; NULL for a provider-only file, which belongs to
+the account): one owner's upload, status change or removal never touches another
+owner's rows, so nothing in them tells an owner what another stores.
 
 Row status: ``active`` (the provider holds it), ``deleted`` (gone at the provider),
 ``pending_delete`` (we asked to delete it but the provider could not be reached;
@@ -10,7 +14,7 @@ by filetier: its original bytes are unknown).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +39,7 @@ def json_key(provider: str, purpose: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ProviderCopy:
     id: UUID
+    owner: str | None
     file_hash: str | None
     provider: str
     account: str
@@ -51,6 +56,7 @@ class ProviderCopy:
     def of(cls, row: RowMapping) -> ProviderCopy:
         return cls(
             id=row["id"],
+            owner=row["owner"],
             file_hash=row["file_hash"],
             provider=row["provider"],
             account=row["provider_account"],
@@ -73,13 +79,14 @@ class ProviderRepository:
         self.db = db
 
     async def get(
-        self, sha256: str, provider: str, account: str, purpose: str
+        self, owner: str, sha256: str, provider: str, account: str, purpose: str
     ) -> ProviderCopy | None:
         async with self.db.read() as conn:
             row = (
                 (
                     await conn.execute(
                         sa.select(P).where(
+                            P.c.owner == owner,
                             P.c.file_hash == sha256,
                             P.c.provider == provider,
                             P.c.provider_account == account,
@@ -117,14 +124,13 @@ class ProviderRepository:
         return [ProviderCopy.of(r) for r in rows]
 
     async def for_owner(self, owner: str) -> list[ProviderCopy]:
-        """Live copies of content this owner stores (never another owner's alone)."""
-        hashes = sa.select(file_metadata.c.file_hash).where(file_metadata.c.owner == owner)
+        """This owner's live copies (each owner has its own; never another owner's)."""
         async with self.db.read() as conn:
             rows = (
                 (
                     await conn.execute(
                         sa.select(P).where(
-                            P.c.file_hash.in_(hashes),
+                            P.c.owner == owner,
                             P.c.status.in_(("active", "pending_delete")),
                         )
                     )
@@ -194,6 +200,7 @@ class ProviderRepository:
     async def record_upload(
         self,
         *,
+        owner: str,
         sha256: str,
         provider: str,
         account: str,
@@ -203,7 +210,7 @@ class ProviderRepository:
         filename: str | None,
         expires_at: datetime | None,
     ) -> None:
-        """Upsert the copy and mirror its id into every file with this content."""
+        """Upsert the owner's copy and mirror its id into the owner's files with this content."""
         now = utcnow()
         values: dict[str, Any] = {
             "provider_file_id": provider_file_id,
@@ -226,6 +233,7 @@ class ProviderRepository:
             updated = await conn.execute(
                 sa.update(P)
                 .where(
+                    P.c.owner == owner,
                     P.c.file_hash == sha256,
                     P.c.provider == provider,
                     P.c.provider_account == account,
@@ -237,6 +245,7 @@ class ProviderRepository:
                 await conn.execute(
                     sa.insert(P).values(
                         id=new_id(),
+                        owner=owner,
                         file_hash=sha256,
                         provider=provider,
                         provider_account=account,
@@ -245,7 +254,7 @@ class ProviderRepository:
                         **values,
                     )
                 )
-            await self._mirror(conn, sha256, json_key(provider, purpose), provider_file_id)
+            await self._mirror(conn, owner, sha256, json_key(provider, purpose), provider_file_id)
 
     async def set_status(
         self, copy: ProviderCopy, status: str, *, sha256: str | None = None
@@ -266,6 +275,7 @@ class ProviderRepository:
             if copy.file_hash:
                 await self._mirror(
                     conn,
+                    copy.owner,
                     copy.file_hash,
                     json_key(copy.provider, copy.purpose),
                     copy.provider_file_id if status == "active" else None,
@@ -276,7 +286,7 @@ class ProviderRepository:
             await conn.execute(sa.delete(P).where(P.c.id == copy.id))
             if copy.file_hash:
                 await self._mirror(
-                    conn, copy.file_hash, json_key(copy.provider, copy.purpose), None
+                    conn, copy.owner, copy.file_hash, json_key(copy.provider, copy.purpose), None
                 )
 
     async def add_foreign(
@@ -318,20 +328,28 @@ class ProviderRepository:
             )
 
     async def ensure_mirrored(self, file_id: UUID, copy: ProviderCopy) -> None:
-        """Heal a file row whose JSON lacks a copy (e.g. a file uploaded later with the
-        same content)."""
+        """Heal the owner's file rows whose JSON lacks a copy (e.g. a file uploaded later
+        with the same content)."""
         assert copy.file_hash is not None
         async with self.db.write() as conn:
             await self._mirror(
-                conn, copy.file_hash, json_key(copy.provider, copy.purpose), copy.provider_file_id
+                conn,
+                copy.owner,
+                copy.file_hash,
+                json_key(copy.provider, copy.purpose),
+                copy.provider_file_id,
             )
 
     @staticmethod
-    async def _mirror(conn: AsyncConnection, sha256: str, key: str, value: str | None) -> None:
+    async def _mirror(
+        conn: AsyncConnection, owner: str | None, sha256: str, key: str, value: str | None
+    ) -> None:
+        if owner is None:
+            return  # a provider-only file: no file row mirrors it
         rows = (
             await conn.execute(
                 sa.select(file_metadata.c.file_id, file_metadata.c.provider_file_ids).where(
-                    file_metadata.c.file_hash == sha256
+                    file_metadata.c.file_hash == sha256, file_metadata.c.owner == owner
                 )
             )
         ).all()
@@ -353,12 +371,13 @@ class ProviderRepository:
 
     # -- extracted text cache ---------------------------------------------------------
 
-    async def cached_text(self, sha256: str, provider: str, account: str) -> str | None:
+    async def cached_text(self, owner: str, sha256: str, provider: str, account: str) -> str | None:
         t = provider_extracted_text
         async with self.db.read() as conn:
             return (
                 await conn.execute(
                     sa.select(t.c.text).where(
+                        t.c.owner == owner,
                         t.c.file_hash == sha256,
                         t.c.provider == provider,
                         t.c.provider_account == account,
@@ -366,11 +385,14 @@ class ProviderRepository:
                 )
             ).scalar_one_or_none()
 
-    async def store_text(self, sha256: str, provider: str, account: str, text: str) -> None:
+    async def store_text(
+        self, owner: str, sha256: str, provider: str, account: str, text: str
+    ) -> None:
         t = provider_extracted_text
         async with self.db.write() as conn:
             await conn.execute(
                 sa.delete(t).where(
+                    t.c.owner == owner,
                     t.c.file_hash == sha256,
                     t.c.provider == provider,
                     t.c.provider_account == account,
@@ -378,6 +400,7 @@ class ProviderRepository:
             )
             await conn.execute(
                 sa.insert(t).values(
+                    owner=owner,
                     file_hash=sha256,
                     provider=provider,
                     provider_account=account,
@@ -386,23 +409,34 @@ class ProviderRepository:
                 )
             )
 
-    async def forget_text(self, sha256: str) -> None:
+    async def forget_text(self, sha256: str, *, keep: Collection[str]) -> None:
+        """Drop the cached text of this content, but for the owners in ``keep``."""
+        t = provider_extracted_text
         # Most content never had text extracted: a read (no writer lock, no commit) first
         # spares every delete a write transaction.
         async with self.db.read() as conn:
-            found = await conn.execute(
-                sa.select(provider_extracted_text.c.file_hash)
-                .where(provider_extracted_text.c.file_hash == sha256)
-                .limit(1)
-            )
-            if found.first() is None:
-                return
+            owners = {
+                r[0]
+                for r in await conn.execute(
+                    sa.select(t.c.owner).where(t.c.file_hash == sha256).distinct()
+                )
+            }
+        gone = owners - set(keep)
+        if not gone:
+            return
         async with self.db.write() as conn:
             await conn.execute(
-                sa.delete(provider_extracted_text).where(
-                    provider_extracted_text.c.file_hash == sha256
-                )
+                sa.delete(t).where(t.c.file_hash == sha256, t.c.owner.in_(sorted(gone)))
             )
+
+    async def owners_of(self, sha256: str) -> set[str]:
+        """The owners that have a file with this content."""
+        f = file_metadata
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(f.c.owner).where(f.c.file_hash == sha256).distinct()
+            )
+            return {r[0] for r in rows}
 
     async def statuses(self, copies: Sequence[ProviderCopy]) -> dict[UUID, str]:
         async with self.db.read() as conn:

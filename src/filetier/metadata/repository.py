@@ -18,9 +18,11 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
+from filetier.coordination import ADVISORY_CLASS, advisory_key
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
 from filetier.models import DownloadEvent, FileRecord, FileSort, TierStats
+from filetier.quota import OwnerQuota
 
 
 def utcnow() -> datetime:
@@ -75,6 +77,21 @@ class BlobRow:
     storage_key: str
     status: str
     created_at: datetime
+    last_verified_at: datetime | None = None
+    # The object's modification time when filetier last wrote or hashed it.
+    object_modified_at: datetime | None = None
+
+
+def _blob_of(row: RowMapping) -> BlobRow:
+    return BlobRow(
+        row["sha256"],
+        row["size"],
+        row["storage_key"],
+        row["status"],
+        row["created_at"],
+        row["last_verified_at"],
+        row["object_modified_at"],
+    )
 
 
 def _file_order(sort: FileSort) -> list[sa.ColumnElement[Any]]:
@@ -208,6 +225,24 @@ class Repository:
             ).one()
         return int(files), int(total)
 
+    async def _check_quota(self, conn: AsyncConnection, quota: OwnerQuota, incoming: int) -> None:
+        if self.db.dialect == "postgresql":
+            # Held until this transaction ends: the next insert for this owner, from any
+            # process or host, counts after this one has committed (or rolled back).
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:c, :k)"),
+                {"c": ADVISORY_CLASS, "k": advisory_key(f"quota:{quota.owner}")},
+            )
+        f = file_metadata
+        files, used = (
+            await conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)).where(
+                    f.c.owner == quota.owner
+                )
+            )
+        ).one()
+        quota.check(int(files), int(used), incoming)
+
     async def owner_has_content(self, owner: str, sha256: str, *, exclude: UUID) -> bool:
         """Whether ``owner`` has a file with this content other than ``exclude``."""
         f = file_metadata
@@ -247,11 +282,7 @@ class Repository:
         if lock:
             query = query.with_for_update()
         row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            return None
-        return BlobRow(
-            row["sha256"], row["size"], row["storage_key"], row["status"], row["created_at"]
-        )
+        return None if row is None else _blob_of(row)
 
     async def insert_file(
         self,
@@ -264,8 +295,17 @@ class Repository:
         storage_key: str,
         metadata: dict[str, Any],
         local_cache_path: str | None,
+        quota: OwnerQuota | None = None,
+        wrote_object: bool = False,
+        object_modified_at: datetime | None = None,
     ) -> FileRecord:
-        """Record a file whose object already exists; the blob row is created if new."""
+        """Record a file whose object already exists; the blob row is created if new.
+
+        ``quota``: refuse (QuotaExceededError, nothing written) when this file would take
+        the owner over it, counted in this transaction, serialized per owner (see
+        :mod:`filetier.quota`). ``wrote_object``: the caller has just written and hashed
+        the object, whose modification time is ``object_modified_at``.
+        """
         now = utcnow()
         file_id = new_id()
         values = {
@@ -286,6 +326,8 @@ class Repository:
             "updated_at": now,
         }
         async with self.db.write() as conn:
+            if quota is not None and quota.limited:
+                await self._check_quota(conn, quota, size)
             blob = await self._get_blob(conn, sha256, lock=True)
             if blob is None:
                 await conn.execute(
@@ -295,14 +337,17 @@ class Repository:
                         storage_key=storage_key,
                         status="ok",
                         created_at=now,
+                        object_modified_at=object_modified_at if wrote_object else None,
                     )
                 )
-            elif blob.status != "ok":
-                # Fresh, verified bytes replace a quarantined object under the same key.
+            elif blob.status != "ok" or wrote_object:
+                # Fresh, verified bytes replace a quarantined (or damaged) object.
                 await conn.execute(
                     sa.update(blobs)
                     .where(blobs.c.sha256 == sha256)
-                    .values(status="ok", last_verified_at=now)
+                    .values(
+                        status="ok", last_verified_at=now, object_modified_at=object_modified_at
+                    )
                 )
             await conn.execute(sa.insert(file_metadata).values(**values))
         return FileRecord(
@@ -319,46 +364,54 @@ class Repository:
             updated_at=now,
         )
 
-    async def delete_file(
-        self, owner: str, file_id: UUID
-    ) -> tuple[FileRecord, BlobRow | None] | None:
-        """Delete the file row; also the blob row when nothing else references it.
-
-        Returns the deleted record and, when the blob lost its last reference, the blob
-        row that was removed (its object is the caller's to delete, after this commit).
-        """
+    async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
+        """Delete the owner's file row and nothing else: the same work whoever else
+        stores the content. Its blob row and object go in :meth:`release_blob`, under
+        the content lock, once nothing references them."""
+        f = file_metadata
         async with self.db.write() as conn:
             row = (
                 (
                     await conn.execute(
-                        sa.select(file_metadata).where(
-                            file_metadata.c.file_id == file_id, file_metadata.c.owner == owner
-                        )
+                        sa.delete(f)
+                        .where(f.c.file_id == file_id, f.c.owner == owner)
+                        .returning(*f.c)
                     )
                 )
                 .mappings()
                 .first()
             )
-            if row is None:
-                return None
-            record = record_from_row(row)
-            await conn.execute(sa.delete(file_metadata).where(file_metadata.c.file_id == file_id))
+        return record_from_row(row) if row else None
+
+    async def release_blob(self, sha256: str) -> bool:
+        """Drop the blob row when no file references ``sha256``; True when none does
+        (the object is then the caller's to delete, after this commit)."""
+        async with self.db.write() as conn:
             # Lock the blob row before asking whether it is still used: an insert of the
             # same content holds this lock until it commits, so the question below (a new
             # statement, a new snapshot) sees its file row.
-            locked_blob = await self._get_blob(conn, record.sha256, lock=True)
+            blob = await self._get_blob(conn, sha256, lock=True)
             still_used = (
                 await conn.execute(
                     sa.select(file_metadata.c.file_id)
-                    .where(file_metadata.c.file_hash == record.sha256)
+                    .where(file_metadata.c.file_hash == sha256)
                     .limit(1)
                 )
             ).first()
-            blob = None
-            if still_used is None:
-                blob = locked_blob
-                await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == record.sha256))
-        return record, blob
+            if still_used is not None:
+                return False
+            if blob is not None:
+                await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == sha256))
+        return True
+
+    async def owner_contents(self, owner: str) -> dict[str, int]:
+        """The distinct contents among ``owner``'s files: {sha256: size}."""
+        f = file_metadata
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(f.c.file_hash, f.c.file_size).where(f.c.owner == owner).distinct()
+            )
+            return {r[0]: int(r[1]) for r in rows}
 
     async def blob_referenced(self, sha256: str) -> bool:
         """True when a blob row or any file row still names ``sha256``."""
@@ -377,20 +430,28 @@ class Repository:
     async def all_blobs(self) -> list[BlobRow]:
         async with self.db.read() as conn:
             rows = (await conn.execute(sa.select(blobs).order_by(blobs.c.sha256))).mappings().all()
-        return [
-            BlobRow(r["sha256"], r["size"], r["storage_key"], r["status"], r["created_at"])
-            for r in rows
-        ]
+        return [_blob_of(r) for r in rows]
 
     async def referenced_hashes(self) -> set[str]:
         async with self.db.read() as conn:
             rows = await conn.execute(sa.select(file_metadata.c.file_hash).distinct())
             return {r[0] for r in rows}
 
-    async def set_blob_status(self, sha256: str, status: str, *, verified: bool = False) -> None:
+    async def set_blob_status(
+        self,
+        sha256: str,
+        status: str,
+        *,
+        verified: bool = False,
+        object_modified_at: datetime | None = None,
+    ) -> None:
+        """``verified``: the object was hashed just now; ``object_modified_at``: its
+        modification time then (what deduplication compares with later)."""
         values: dict[str, Any] = {"status": status}
         if verified:
             values["last_verified_at"] = utcnow()
+        if object_modified_at is not None:
+            values["object_modified_at"] = object_modified_at
         async with self.db.write() as conn:
             await conn.execute(sa.update(blobs).where(blobs.c.sha256 == sha256).values(**values))
 
@@ -406,20 +467,6 @@ class Repository:
                         created_at=utcnow(),
                     )
                 )
-
-    async def delete_blob_row_if_unreferenced(self, sha256: str) -> bool:
-        async with self.db.write() as conn:
-            used = (
-                await conn.execute(
-                    sa.select(file_metadata.c.file_id)
-                    .where(file_metadata.c.file_hash == sha256)
-                    .limit(1)
-                )
-            ).first()
-            if used is not None:
-                return False
-            result = await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == sha256))
-            return bool(result.rowcount)
 
     # -- access bookkeeping ---------------------------------------------------------------
 

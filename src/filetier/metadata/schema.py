@@ -6,9 +6,9 @@ two. Column and index names of the original design are kept (``file_metadata``,
 
 - ``file_metadata``: one row per logical file (an upload), owned by ``owner``.
 - ``blobs``: one row per distinct content hash; many files may share one blob.
-- ``provider_file_uploads``: which provider holds a copy of which content.
+- ``provider_file_uploads``: which provider holds which owner's copy of which content.
 - ``file_download_history``: one row per download, appended in batches.
-- ``provider_extracted_text``: a provider's text extraction, cached per content hash.
+- ``provider_extracted_text``: a provider's text extraction, cached per owner and content.
 - ``api_tokens``: hashes of bearer tokens for the HTTP API and MCP over HTTP.
 """
 
@@ -82,6 +82,9 @@ blobs = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, server_default="ok"),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_verified_at", UTCDateTime(), nullable=True),
+    # The object's modification time (by its store's clock) when filetier last wrote or
+    # hashed it: an object whose time differs was touched since, and is not trusted.
+    sa.Column("object_modified_at", UTCDateTime(), nullable=True),
     sa.Index("idx_blobs_size", "size"),
 )
 
@@ -89,6 +92,9 @@ provider_file_uploads = sa.Table(
     "provider_file_uploads",
     metadata_obj,
     sa.Column("id", sa.Uuid(), primary_key=True),
+    # The owner whose copy this is (copies are never shared between owners: a shared one
+    # would tell one owner what another stores). NULL: a provider-only file, the account's.
+    sa.Column("owner", sa.String(255), nullable=True),
     sa.Column("file_hash", sa.String(64), nullable=True),  # NULL: provider-only file
     sa.Column("provider", sa.String(32), nullable=False),
     sa.Column("provider_account", sa.String(255), nullable=False),
@@ -103,10 +109,16 @@ provider_file_uploads = sa.Table(
     sa.Column("filename", sa.Text(), nullable=True),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint(
-        "file_hash", "provider", "provider_account", "purpose", name="uq_provider_upload_key"
+        "owner",
+        "file_hash",
+        "provider",
+        "provider_account",
+        "purpose",
+        name="uq_provider_upload_key",
     ),
     sa.UniqueConstraint("provider", "provider_file_id", name="uq_provider_file_id"),
     sa.Index("idx_provider_file_uploads_file_hash", "file_hash"),
+    sa.Index("idx_provider_file_uploads_owner_hash", "owner", "file_hash"),
     sa.Index(
         "idx_provider_file_uploads_account_used",
         "provider",
@@ -119,6 +131,7 @@ provider_file_uploads = sa.Table(
 provider_extracted_text = sa.Table(
     "provider_extracted_text",
     metadata_obj,
+    sa.Column("owner", sa.String(255), primary_key=True),
     sa.Column("file_hash", sa.String(64), primary_key=True),
     sa.Column("provider", sa.String(32), primary_key=True),
     sa.Column("provider_account", sa.String(255), primary_key=True),

@@ -1,8 +1,10 @@
 """Upload each content at most once per provider account, and everything built on it.
 
 ``get_provider_file_id`` answers from ``provider_file_uploads`` with no network call when
-a usable copy is recorded. Otherwise one upload happens, whoever asks: one in-flight task
-per (content, provider, account, purpose) in a process, and a lock of that name across
+a usable copy of the asking owner's is recorded. Copies are per owner: one owner's upload
+never answers, or changes the rows of, another owner with the same content (a shared copy
+was an oracle for what others store). Otherwise one upload happens: one in-flight task
+per (owner, content, provider, account, purpose) in a process, and a lock of that name across
 processes (file lock) and hosts (PostgreSQL advisory lock); whoever gets the lock second
 finds the row the first one wrote. Limits are checked before any byte is sent; near the
 count or byte quota, the least recently used copies are deleted at the provider first.
@@ -118,6 +120,11 @@ class ProviderFiles:
         view._store = store
         return view
 
+    @property
+    def _owner(self) -> str:
+        """Whose copies these are: every copy belongs to one owner (see the repository)."""
+        return self._store.owner
+
     def provider(self, name: str) -> Provider:
         key = name.lower()
         if key not in self._clients:
@@ -182,7 +189,7 @@ class ProviderFiles:
         client = self.provider(provider)
         purpose = client.limits.canonical(purpose)
         self._check_limits(client, record, purpose)
-        copy = await self.repo.get(record.sha256, client.name, client.account, purpose)
+        copy = await self.repo.get(self._owner, record.sha256, client.name, client.account, purpose)
         uploaded = False
         if copy is not None and self._reusable(copy):
             if verify and await client.retrieve(copy.provider_file_id) is None:
@@ -214,14 +221,16 @@ class ProviderFiles:
     async def _upload(
         self, record: FileRecord, client: Provider, purpose: str, stale: ProviderCopy | None
     ) -> tuple[ProviderCopy, bool]:
-        name = f"provider:{client.name}:{client.account}:{purpose}:{record.sha256}"
+        name = f"provider:{client.name}:{client.account}:{purpose}:{self._owner}:{record.sha256}"
         uploaded = False
 
         async def upload_once() -> ProviderCopy:
             nonlocal uploaded
             async with self._store.content_locks.hold(name):
                 # Whoever held the lock before us may have uploaded it already.
-                current = await self.repo.get(record.sha256, client.name, client.account, purpose)
+                current = await self.repo.get(
+                    self._owner, record.sha256, client.name, client.account, purpose
+                )
                 if (
                     current is not None
                     and self._reusable(current)
@@ -235,7 +244,7 @@ class ProviderFiles:
                         await self.repo.set_status(current, "active", sha256=record.sha256)
                         self._store._forget_records_with(record.sha256)
                         revived = await self.repo.get(
-                            record.sha256, client.name, client.account, purpose
+                            self._owner, record.sha256, client.name, client.account, purpose
                         )
                         assert revived is not None
                         return revived
@@ -245,6 +254,7 @@ class ProviderFiles:
                 result = await self._send(record, client, purpose)
                 uploaded = True
                 await self.repo.record_upload(
+                    owner=self._owner,
                     sha256=record.sha256,
                     provider=client.name,
                     account=client.account,
@@ -255,7 +265,9 @@ class ProviderFiles:
                     expires_at=result.expires_at,
                 )
                 self._store._forget_records_with(record.sha256)
-                fresh = await self.repo.get(record.sha256, client.name, client.account, purpose)
+                fresh = await self.repo.get(
+                    self._owner, record.sha256, client.name, client.account, purpose
+                )
                 assert fresh is not None
                 return fresh
 
@@ -285,7 +297,7 @@ class ProviderFiles:
         return _infos(
             c
             for c in await self.repo.for_hash(record.sha256)
-            if c.status in ("active", "pending_delete")
+            if c.owner == self._owner and c.status in ("active", "pending_delete")
         )
 
     async def owner_copies(self) -> list[ProviderCopyInfo]:
@@ -356,9 +368,13 @@ class ProviderFiles:
             if foreign is not None:
                 return await self._foreign_text(foreign, client)
         record = await self._store._record(file_id)
-        cached = await self.repo.cached_text(record.sha256, client.name, client.account)
+        cached = await self.repo.cached_text(
+            self._owner, record.sha256, client.name, client.account
+        )
         if cached is not None:
-            copy = await self.repo.get(record.sha256, client.name, client.account, DEFAULT_PURPOSE)
+            copy = await self.repo.get(
+                self._owner, record.sha256, client.name, client.account, DEFAULT_PURPOSE
+            )
             return ExtractedText(
                 file_id=record.file_id,
                 sha256=record.sha256,
@@ -368,7 +384,7 @@ class ProviderFiles:
                 cached=True,
             )
         raw, provider_file_id = await self._texts.run(
-            f"{client.name}:{client.account}:{record.sha256}",
+            f"{client.name}:{client.account}:{self._owner}:{record.sha256}",
             lambda: self._extract(record, client),
         )
         return ExtractedText(
@@ -412,11 +428,13 @@ class ProviderFiles:
         )
 
     async def _raw_text(self, record: FileRecord, client: Provider) -> str:
-        cached = await self.repo.cached_text(record.sha256, client.name, client.account)
+        cached = await self.repo.cached_text(
+            self._owner, record.sha256, client.name, client.account
+        )
         if cached is not None:
             return cached
         raw, _ = await self._texts.run(
-            f"{client.name}:{client.account}:{record.sha256}",
+            f"{client.name}:{client.account}:{self._owner}:{record.sha256}",
             lambda: self._extract(record, client),
         )
         return raw
@@ -427,7 +445,9 @@ class ProviderFiles:
         provider_file_id = result.provider_file_id
         if raw is None:
             # Deleted or expired at the provider: exactly one re-upload.
-            gone = await self.repo.get(record.sha256, client.name, client.account, DEFAULT_PURPOSE)
+            gone = await self.repo.get(
+                self._owner, record.sha256, client.name, client.account, DEFAULT_PURPOSE
+            )
             assert gone is not None
             copy = await self._reupload(record, client, DEFAULT_PURPOSE, gone)
             provider_file_id = copy.provider_file_id
@@ -436,7 +456,7 @@ class ProviderFiles:
                 raise ProviderRequestError(
                     f"{client.name} lost file {provider_file_id} right after it was uploaded"
                 )
-        await self.repo.store_text(record.sha256, client.name, client.account, raw)
+        await self.repo.store_text(self._owner, record.sha256, client.name, client.account, raw)
         return raw, provider_file_id
 
     # -- questions ----------------------------------------------------------------------
@@ -467,7 +487,9 @@ class ProviderFiles:
         answer = await client.chat(model or client.default_model, messages)
         ids: list[str] = []
         for record in records:
-            copy = await self.repo.get(record.sha256, client.name, client.account, DEFAULT_PURPOSE)
+            copy = await self.repo.get(
+                self._owner, record.sha256, client.name, client.account, DEFAULT_PURPOSE
+            )
             if copy is not None:
                 ids.append(copy.provider_file_id)
         return AskResult(
@@ -499,7 +521,11 @@ class ProviderFiles:
                 lost = refs[i].provider_file_id
                 if await provider.retrieve(lost) is None:
                     gone = await self.repo.get(
-                        record.sha256, provider.name, provider.account, client.ask_purpose
+                        self._owner,
+                        record.sha256,
+                        provider.name,
+                        provider.account,
+                        client.ask_purpose,
                     )
                     # Another file with the same bytes (or another caller) may have
                     # replaced the copy already: then there is nothing to upload.
@@ -527,9 +553,13 @@ class ProviderFiles:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def forget_content(self, sha256: str) -> int:
-        """No file references this content any more: delete its provider copies."""
+        """Delete the provider copies of this content whose owner no longer has a file
+        with it (all of them once no file does), and their extracted text."""
+        keep = await self.repo.owners_of(sha256)
         removed = 0
         for copy in await self.repo.for_hash(sha256):
+            if copy.owner in keep:
+                continue
             if copy.status not in ("active", "pending_delete"):
                 await self.repo.remove(copy)
                 continue
@@ -549,17 +579,20 @@ class ProviderFiles:
                 continue
             await self.repo.remove(copy)
             removed += 1
-        await self.repo.forget_text(sha256)
+        await self.repo.forget_text(sha256, keep=keep)
         return removed
 
     async def resolve(self, provider_file_id: str) -> ProviderCopy | None:
-        """The copy a provider file id names, if filetier knows it."""
+        """The copy a provider file id names, if it is this owner's (another owner's
+        copy gets the same answer as an id filetier never saw)."""
         for copy in await self.repo.by_provider_file_id(provider_file_id):
-            if copy.file_hash is not None:
+            if copy.file_hash is not None and copy.owner == self._owner:
                 return copy
         if not self._is_operator():
             return None
         for copy in await self.repo.by_provider_file_id(provider_file_id):
+            if copy.file_hash is not None:
+                continue  # another owner's copy: not the operator's to name either
             spec = SPECS.get(copy.provider)
             if spec is not None and not spec.offers_text:
                 raise OriginalNotAvailableError(

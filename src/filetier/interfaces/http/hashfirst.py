@@ -18,7 +18,7 @@ from typing import Any
 
 from filetier.ingest import check_filename, check_limits, effective_mime, validate_metadata
 from filetier.models import UploadResult
-from filetier.store import FileStore
+from filetier.store import FileStore, storage_key
 
 
 async def link_existing_content(
@@ -38,25 +38,22 @@ async def link_existing_content(
         existing = page.items[0] if page.items else None
         if existing is None or existing.size != size:
             return None
-        blob = await store.repo.get_blob(sha256)
-        if (
-            blob is None
-            or blob.status != "ok"
-            or await store.primary.head(blob.storage_key) is None
-        ):
+        # The stored copy must be one filetier can vouch for; a missing or damaged one
+        # is set aside and the client told to send the bytes, which repair it.
+        if not await store.vouch(sha256, size):
             return None
         mime = effective_mime(existing.mime_type, mime_type)
         check_limits(store.settings, mime, size)
-        await store._check_quota(size)
         record = await store.repo.insert_file(
             owner=store.owner,
             filename=filename,
             size=size,
             mime_type=mime,
             sha256=sha256,
-            storage_key=blob.storage_key,
+            storage_key=storage_key(sha256),
             metadata=meta,
             local_cache_path=None,
+            quota=store.quota,
         )
     return UploadResult(
         file_id=record.file_id,

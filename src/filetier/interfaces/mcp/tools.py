@@ -311,8 +311,9 @@ async def list_files(
 
 
 async def delete_file(ctx: Ctx, file_id: FileId) -> DeleteResult:
-    """Delete a stored file. Its bytes are removed too (including provider copies) unless
-    another file has the same content (`blob_deleted` says which). Cannot be undone."""
+    """Delete a stored file. Its bytes are removed too, with your provider copies, unless
+    another of your files has the same content (`blob_deleted` says which). Cannot be
+    undone."""
     return await caller_store(ctx).delete(file_id)
 
 

@@ -215,7 +215,7 @@ class Pages:
                 "uploaded": _when(copy.uploaded_at),
                 "remaining": _remaining(copy.expires_at, now),
             }
-            for copy in await store.providers.repo.for_hash(record.sha256)
+            for copy in await store.provider_copies(record.file_id)
         ]
         history = await store.history(record.file_id, limit=20)
         preview, text = self._preview_kind(record), None
