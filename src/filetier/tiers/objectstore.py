@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from obstore.store import ObjectStore
 
 # Objects up to this size are written with a conditional single PUT (put-if-absent);
-# larger ones go multipart, where overwriting identical content is harmless.
+# larger ones go multipart after a HEAD, where overwriting identical content is harmless.
 SINGLE_PUT_MAX = 64 * 1024 * 1024
 
 
@@ -79,6 +79,7 @@ class ObstorePrimary:
         retry_attempts: int = 1,
         retry_timeout: float = 30.0,
         write_store: ObjectStore | None = None,
+        conditional_writes: bool = True,
     ) -> None:
         self._store = store
         # Writes are retried by the stamina loop below; a store without retries of its
@@ -87,7 +88,12 @@ class ObstorePrimary:
         self._name = name
         self._retry_attempts = max(1, retry_attempts)
         self._retry_timeout = retry_timeout
-        self._conditional_put = True
+        # False for servers known to accept If-None-Match and overwrite anyway (Supabase
+        # Storage): they get head-then-put. That is as safe as put-if-absent only because
+        # every write of a key happens under its content lock (store._commit_upload) or
+        # from a copy verified against the key's hash, so an overwrite puts back the same
+        # bytes.
+        self._conditional_put = conditional_writes
 
     @property
     def name(self) -> str:

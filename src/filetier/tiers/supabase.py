@@ -1,0 +1,126 @@
+"""Supabase Storage as the primary: the two things its S3 protocol cannot do for us.
+
+- **The bucket** is created, private, through Supabase's REST API with the service key
+  (``POST <SUPABASE_URL>/storage/v1/bucket``) when it does not exist yet.
+- **The region** is ``FILETIER_S3_REGION`` when set; otherwise it is learned from the
+  server where the server says it: a refusal naming the region it expects, or a
+  ``x-amz-bucket-region`` header. A server that accepts ``us-east-1`` (Supabase's own
+  server does unless it enforces its region) needs nothing learned.
+
+Objects themselves go through the S3 protocol (``tiers.objectstore``), which this server
+serves without conditional writes: see ``ObstorePrimary(conditional_writes=False)``.
+
+This is the one place httpx exceptions of these calls are translated; keys never appear
+in a message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from filetier.config import Settings, SupabaseTarget
+from filetier.errors import ConfigError, StorageRefusedError, StorageUnavailableError
+
+DEFAULT_REGION = "us-east-1"
+# "the region 'us-east-1' is wrong; expecting 'eu-central-1'" (AWS-style), <Region>…</Region>
+_REGION_NAMED = (
+    re.compile(r"expecting '([a-z0-9-]{2,40})'"),
+    re.compile(r"<Region>([a-z0-9-]{2,40})</Region>"),
+)
+
+
+def _service_headers(settings: Settings) -> dict[str, str]:
+    assert settings.supabase_service_key is not None
+    key = settings.supabase_service_key.get_secret_value()
+    if key.startswith("sb_secret_"):
+        return {"apikey": key}  # new-style keys: the gateway alone reads them
+    # Legacy JWT keys: the gateway wants `apikey`, the storage server the bearer token.
+    return {"Authorization": f"Bearer {key}", "apikey": key}
+
+
+def _unreachable(target: SupabaseTarget, exc: httpx.HTTPError) -> StorageUnavailableError:
+    return StorageUnavailableError(
+        f"Supabase Storage at {target.rest_url} did not answer ({type(exc).__name__}): "
+        "is SUPABASE_URL right and the server running and reachable?"
+    )
+
+
+def _refused(target: SupabaseTarget, response: httpx.Response, doing: str) -> StorageRefusedError:
+    text = response.text[:300]
+    if response.status_code in (401, 403) or "Invalid Compact JWS" in text or "jwt" in text.lower():
+        return StorageRefusedError(
+            f"Supabase Storage refused the service key while {doing} (HTTP "
+            f"{response.status_code}): check SUPABASE_SERVICE_KEY is the project's "
+            "service-role key"
+        )
+    return StorageRefusedError(
+        f"Supabase Storage refused {doing} (HTTP {response.status_code}) at {target.rest_url}"
+    )
+
+
+async def ensure_bucket(settings: Settings, *, timeout: float | None = None) -> bool:
+    """Create the primary's bucket, private, if missing; True when this call created it."""
+    target = settings.supabase
+    bucket = settings.s3_bucket_name
+    if target is None or bucket is None:
+        raise ConfigError("Supabase Storage is not configured: set SUPABASE_URL")
+    if settings.supabase_service_key is None:
+        raise ConfigError("creating a Supabase bucket needs SUPABASE_SERVICE_KEY")
+    limit = timeout or settings.storage_timeout_seconds
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(limit, connect=settings.storage_connect_timeout_seconds),
+        headers=_service_headers(settings),
+    ) as client:
+        try:
+            found = await client.get(f"{target.rest_url}/bucket/{bucket}")
+            if found.status_code == 200:
+                return False
+            if found.status_code in (401, 403):
+                raise _refused(target, found, f"reading bucket {bucket}")
+            body: dict[str, Any] = {"id": bucket, "name": bucket, "public": False}
+            made = await client.post(f"{target.rest_url}/bucket", json=body)
+        except httpx.HTTPError as exc:
+            raise _unreachable(target, exc) from exc
+    if made.status_code == 200:
+        return True
+    if made.status_code == 409 or "already exists" in made.text:
+        return False  # another process created it between our two requests
+    raise _refused(target, made, f"creating bucket {bucket}")
+
+
+def region_named_in(text: str, headers: httpx.Headers | None = None) -> str | None:
+    """The region a refusal names, if it names one."""
+    if headers is not None and headers.get("x-amz-bucket-region"):
+        return headers["x-amz-bucket-region"].strip() or None
+    for pattern in _REGION_NAMED:
+        match = pattern.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+async def learn_region(settings: Settings) -> str:
+    """``FILETIER_S3_REGION``, else what the server names, else ``us-east-1``.
+
+    One unsigned HEAD of the bucket: S3 servers that know their region say it in
+    ``x-amz-bucket-region`` or in the error body even to an anonymous request.
+    """
+    if settings.s3_region:
+        return settings.s3_region
+    endpoint = settings.s3_endpoint_url
+    bucket = settings.s3_bucket_name
+    if not endpoint or not bucket:
+        return DEFAULT_REGION
+    try:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.storage_timeout_seconds, connect=settings.storage_connect_timeout_seconds
+            )
+        ) as client:
+            response = await client.get(f"{endpoint}/{bucket}", params={"location": ""})
+    except httpx.HTTPError:
+        return DEFAULT_REGION  # unreachable: the S3 calls will say so, with the reason
+    return region_named_in(response.text, response.headers) or DEFAULT_REGION
