@@ -92,7 +92,7 @@ from filetier.paths import AllowedRoots, SafeDestination
 from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.singleflight import SingleFlight, process_lock
 from filetier.tiers.disk import DiskCache
-from filetier.tiers.factory import build_primary
+from filetier.tiers.factory import open_primary
 from filetier.tiers.memory import MemoryTier
 from filetier.tiers.protocols import LocalPath, ObjectMissing, PrimaryStore
 
@@ -209,7 +209,11 @@ class FileStore:
             await self.db.close()
             raise
         self.repo = Repository(self.db)
-        self.primary: PrimaryStore = self._primary_given or build_primary(settings)
+        try:
+            self.primary: PrimaryStore = self._primary_given or await open_primary(settings)
+        except BaseException:
+            await self.db.close()
+            raise
         self._local = self.primary if isinstance(self.primary, LocalPath) else None
         self.memory = MemoryTier(settings.max_memory_cache_size, settings.memory_item_max_bytes)
         self.disk = DiskCache(settings.cache_dir)
@@ -601,13 +605,18 @@ class FileStore:
         key = storage_key(staged.sha256)
         bytes_written = 0
         wrote_object = False
+        original = staged
         # The hash lock orders this upload against a delete of the same content: either
         # the delete sees our new row and keeps the object, or we see the object gone
         # and write it again.
-        async with self.content_locks.hold(staged.sha256):
+        async with self.content_locks.hold(staged.sha256) as locked:
             if dedup and await self.primary.head(key) is None:
                 dedup = False
-            if not dedup and staged.source_identity is not None:
+            # The caller's file is sent as it is only under the lock: it may change while
+            # it is read, and on a store that ignores put-if-absent (Supabase Storage) an
+            # unlocked write could then replace another upload's good object with it.
+            # Without the lock only a copy hashed as it was written is sent.
+            if not dedup and staged.source_identity is not None and locked:
                 wrote_object = await self._put_from_source(key, staged)
                 bytes_written = staged.size if wrote_object else 0
             elif not dedup:
@@ -622,7 +631,7 @@ class FileStore:
                         )
                     else:
                         assert staged.source_path is not None
-                        staged = await stage_path(
+                        copied = await stage_path(
                             staged.source_path,
                             size=staged.size,
                             mime_type=staged.mime_type,
@@ -632,11 +641,20 @@ class FileStore:
                             progress=None,
                             fsync=self._staging_fsync,
                         )
+                        if copied.sha256 != staged.sha256:
+                            assert copied.temp is not None
+                            copied.temp.unlink(missing_ok=True)
+                            raise source_changed(staged.filename)
+                        staged = copied
                 assert staged.temp is not None
-                if await self.primary.put_file(key, staged.temp):
-                    bytes_written = staged.size
-                    wrote_object = True
-                self._keep_upload_in_caches(staged)
+                try:
+                    if await self.primary.put_file(key, staged.temp):
+                        bytes_written = staged.size
+                        wrote_object = True
+                    self._keep_upload_in_caches(staged)
+                finally:
+                    if staged is not original:
+                        staged.discard()  # a copy made here: the caller discards its own
             record = await self.repo.insert_file(
                 owner=self.owner,
                 filename=staged.filename,

@@ -14,6 +14,7 @@ from filetier.errors import ConfigError
 from filetier.tiers.local import LocalPrimary
 from filetier.tiers.objectstore import ObstoreLocalPrimary, ObstorePrimary
 from filetier.tiers.protocols import PrimaryStore
+from filetier.tiers.supabase import SESSION_TOKEN_REFUSALS, ensure_bucket, learn_region
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
@@ -24,8 +25,6 @@ async def open_primary(settings: Settings) -> PrimaryStore:
     (created private when missing) and its region (learned when not set)."""
     if settings.supabase is None or settings.s3_bucket_name is None:
         return build_primary(settings)
-    from filetier.tiers.supabase import ensure_bucket, learn_region
-
     if settings.supabase_service_key is not None:
         await ensure_bucket(settings)
     return build_s3_primary(settings, region=await learn_region(settings))
@@ -97,6 +96,7 @@ def build_s3_primary(settings: Settings, *, region: str | None = None) -> Primar
     bucket = settings.s3_bucket_name
     assert bucket is not None
     endpoint = settings.s3_endpoint_url
+    credentials = s3_credentials(settings)
     client: ClientConfig = {
         "timeout": timedelta(seconds=settings.storage_timeout_seconds),
         "connect_timeout": timedelta(seconds=settings.storage_connect_timeout_seconds),
@@ -119,14 +119,12 @@ def build_s3_primary(settings: Settings, *, region: str | None = None) -> Primar
         # Content addressing already hashes every byte once; a SigV4 payload hash would
         # hash it again here and on the server (see Settings.s3_signs_payload).
         "unsigned_payload": not settings.s3_signs_payload,
-        **s3_credentials(settings),
+        **credentials,
     }
     if endpoint:
         options["endpoint"] = endpoint
     prefix = settings.s3_prefix.strip("/") or None
-    store = S3Store(
-        bucket, prefix=prefix, client_options=client, retry_config=retry, **options
-    )
+    store = S3Store(bucket, prefix=prefix, client_options=client, retry_config=retry, **options)
     no_retries: RetryConfig = {**retry, "max_retries": 0}
     write_store = S3Store(
         bucket, prefix=prefix, client_options=client, retry_config=no_retries, **options
@@ -141,10 +139,12 @@ def build_s3_primary(settings: Settings, *, region: str | None = None) -> Primar
         # Supabase Storage accepts If-None-Match and overwrites anyway: nothing may rest
         # on put-if-absent there (see ObstorePrimary).
         conditional_writes=not _is_supabase(settings, endpoint),
+        refusals=SESSION_TOKEN_REFUSALS if "session_token" in credentials else (),
     )
 
 
 def _is_supabase(settings: Settings, endpoint: str | None) -> bool:
-    return settings.supabase is not None and endpoint == settings.supabase.s3_endpoint or bool(
-        endpoint and endpoint.rstrip("/").endswith("/storage/v1/s3")
-    )
+    """Supabase Storage: named by SUPABASE_URL, or any endpoint at its S3 path."""
+    if settings.supabase is not None and endpoint == settings.supabase.s3_endpoint:
+        return True
+    return bool(endpoint and endpoint.rstrip("/").endswith("/storage/v1/s3"))

@@ -25,6 +25,31 @@ from filetier.config import Settings, SupabaseTarget
 from filetier.errors import ConfigError, StorageRefusedError, StorageUnavailableError
 
 DEFAULT_REGION = "us-east-1"
+
+# How Supabase Storage's S3 protocol refuses the session-token form, in the settings'
+# own names (checked before the generic S3 hints). A region it does not accept looks
+# exactly like a wrong anon key (both change the signature); ``doctor`` tells them apart.
+SESSION_TOKEN_REFUSALS = (
+    (
+        "Invalid Access Key",
+        "the server does not know this project ref: check SUPABASE_URL "
+        "(or FILETIER_SUPABASE_PROJECT_REF)",
+    ),
+    (
+        "signature verification failed",
+        "the service-role key was refused: check SUPABASE_SERVICE_KEY",
+    ),
+    (
+        "SignatureDoesNotMatch",
+        "the anon key or the region is wrong: check SUPABASE_KEY and FILETIER_S3_REGION",
+    ),
+    ("Invalid Region", "the server wants its own region: set FILETIER_S3_REGION"),
+    (
+        "NoSuchBucket",
+        "the bucket does not exist: set SUPABASE_SERVICE_KEY so filetier creates it, or "
+        "create it in the Supabase dashboard",
+    ),
+)
 # "the region 'us-east-1' is wrong; expecting 'eu-central-1'" (AWS-style), <Region>…</Region>
 _REGION_NAMED = (
     re.compile(r"expecting '([a-z0-9-]{2,40})'"),
@@ -61,7 +86,7 @@ def _refused(target: SupabaseTarget, response: httpx.Response, doing: str) -> St
     )
 
 
-async def ensure_bucket(settings: Settings, *, timeout: float | None = None) -> bool:
+async def ensure_bucket(settings: Settings) -> bool:
     """Create the primary's bucket, private, if missing; True when this call created it."""
     target = settings.supabase
     bucket = settings.s3_bucket_name
@@ -69,9 +94,10 @@ async def ensure_bucket(settings: Settings, *, timeout: float | None = None) -> 
         raise ConfigError("Supabase Storage is not configured: set SUPABASE_URL")
     if settings.supabase_service_key is None:
         raise ConfigError("creating a Supabase bucket needs SUPABASE_SERVICE_KEY")
-    limit = timeout or settings.storage_timeout_seconds
     async with httpx.AsyncClient(
-        timeout=httpx.Timeout(limit, connect=settings.storage_connect_timeout_seconds),
+        timeout=httpx.Timeout(
+            settings.storage_timeout_seconds, connect=settings.storage_connect_timeout_seconds
+        ),
         headers=_service_headers(settings),
     ) as client:
         try:
