@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import platformdirs
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filetier.errors import ConfigError
@@ -363,6 +363,12 @@ class Settings(BaseSettings):
         description="Supabase project ref (the S3 session-token form's key id); default: from "
         "a hosted SUPABASE_URL, else the `ref` claim of SUPABASE_KEY / SUPABASE_SERVICE_KEY.",
     )
+
+    @field_validator("supabase_url", "supabase_key", "supabase_service_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `SUPABASE_SERVICE_KEY=` in a .env means "not set", not "an empty key".
+        return None if isinstance(value, str) and not value.strip() else value
 
     # -- derived values -------------------------------------------------------------------
 

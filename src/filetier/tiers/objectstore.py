@@ -170,6 +170,8 @@ class ObstorePrimary:
             if await self.head(key) is not None:
                 return False
             await obstore.put_async(self._write_store, key, source)
+        except StorageUnavailableError:
+            raise  # from head(): translated already
         except (BaseError, OSError) as exc:
             raise self._unavailable("write", key, exc) from exc
         return True

@@ -49,6 +49,12 @@ SESSION_TOKEN_REFUSALS = (
         "the bucket does not exist: set SUPABASE_SERVICE_KEY so filetier creates it, or "
         "create it in the Supabase dashboard",
     ),
+    # A refused HEAD has no body to say which: name every setting that can cause it.
+    (
+        "PermissionDenied",
+        "the server refused the credentials: check SUPABASE_KEY, SUPABASE_SERVICE_KEY and "
+        "FILETIER_S3_REGION",
+    ),
 )
 # "the region 'us-east-1' is wrong; expecting 'eu-central-1'" (AWS-style), <Region>…</Region>
 _REGION_NAMED = (
@@ -73,16 +79,29 @@ def _unreachable(target: SupabaseTarget, exc: httpx.HTTPError) -> StorageUnavail
     )
 
 
+def _status(response: httpx.Response) -> int:
+    """Supabase Storage's REST errors come as HTTP 400 with the real status in the JSON
+    body (``{"statusCode": "403", ...}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.status_code
+    code = body.get("statusCode") if isinstance(body, dict) else None
+    try:
+        return int(code) if code is not None else response.status_code
+    except (TypeError, ValueError):
+        return response.status_code
+
+
 def _refused(target: SupabaseTarget, response: httpx.Response, doing: str) -> StorageRefusedError:
-    text = response.text[:300]
-    if response.status_code in (401, 403) or "Invalid Compact JWS" in text or "jwt" in text.lower():
+    status = _status(response)
+    if status in (401, 403):
         return StorageRefusedError(
-            f"Supabase Storage refused the service key while {doing} (HTTP "
-            f"{response.status_code}): check SUPABASE_SERVICE_KEY is the project's "
-            "service-role key"
+            f"Supabase Storage refused the service key while {doing} (HTTP {status}): "
+            "check SUPABASE_SERVICE_KEY is the project's service-role key"
         )
     return StorageRefusedError(
-        f"Supabase Storage refused {doing} (HTTP {response.status_code}) at {target.rest_url}"
+        f"Supabase Storage refused {doing} (HTTP {status}) at {target.rest_url}"
     )
 
 
@@ -104,7 +123,7 @@ async def ensure_bucket(settings: Settings) -> bool:
             found = await client.get(f"{target.rest_url}/bucket/{bucket}")
             if found.status_code == 200:
                 return False
-            if found.status_code in (401, 403):
+            if _status(found) != 404:
                 raise _refused(target, found, f"reading bucket {bucket}")
             body: dict[str, Any] = {"id": bucket, "name": bucket, "public": False}
             made = await client.post(f"{target.rest_url}/bucket", json=body)
@@ -112,7 +131,7 @@ async def ensure_bucket(settings: Settings) -> bool:
             raise _unreachable(target, exc) from exc
     if made.status_code == 200:
         return True
-    if made.status_code == 409 or "already exists" in made.text:
+    if _status(made) == 409:
         return False  # another process created it between our two requests
     raise _refused(target, made, f"creating bucket {bucket}")
 

@@ -36,7 +36,10 @@ def _writable_dir(path: Path) -> tuple[bool, str]:
 
 
 async def _probe(settings: Settings, primary: PrimaryStore) -> None:
-    """Write, read and delete one small object."""
+    """List, then write, read and delete one small object."""
+    # A listing first: its refusals carry the server's reason in a body (a HEAD's cannot).
+    async for _ in primary.list_objects("doctor/"):
+        break
     probe = settings.cache_dir / f".doctor-probe-{os.getpid()}"
     probe.write_bytes(b"filetier doctor probe")
     try:
