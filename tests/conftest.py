@@ -100,9 +100,14 @@ def moto() -> Iterator[S3Server]:
         proc.stop()
 
 
+# Read once, at import: clean_env removes FILETIER_* before a test asks for a server.
+_SKIP_CEPH = os.environ.get("FILETIER_TEST_SKIP_CEPH") == "1"
+_SKIP_SUPABASE = os.environ.get("FILETIER_TEST_SKIP_SUPABASE") == "1"
+
+
 @pytest.fixture(scope="session")
 def ceph() -> S3Server:
-    if os.environ.get("FILETIER_TEST_SKIP_CEPH") == "1":
+    if _SKIP_CEPH:
         pytest.skip("FILETIER_TEST_SKIP_CEPH=1")
     server = ceph_server()
     if server is None:
@@ -115,7 +120,7 @@ def ceph() -> S3Server:
 
 @pytest.fixture(scope="session")
 def supabase() -> SupabaseServer:
-    if os.environ.get("FILETIER_TEST_SKIP_SUPABASE") == "1":
+    if _SKIP_SUPABASE:
         pytest.skip("FILETIER_TEST_SKIP_SUPABASE=1")
     server = supabase_server()
     if server is None:

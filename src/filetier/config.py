@@ -417,6 +417,15 @@ class Settings(BaseSettings):
         return resolve_supabase(self)
 
     @cached_property
+    def supabase_primary(self) -> bool:
+        """The primary is the project's Supabase Storage: its S3 endpoint is in use
+        (derived, or set explicitly to a ``.../storage/v1/s3`` address such as a proxy)."""
+        if self.supabase is None or self.s3_bucket_name is None:
+            return False
+        endpoint = self.s3_endpoint_url or ""
+        return endpoint == self.supabase.s3_endpoint or endpoint.endswith("/storage/v1/s3")
+
+    @cached_property
     def supabase_project_ref(self) -> str | None:
         target = self.supabase
         return target.project_ref if target else None

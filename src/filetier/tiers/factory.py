@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 async def open_primary(settings: Settings) -> PrimaryStore:
     """:func:`build_primary`, after what a Supabase primary needs first: its bucket
     (created private when missing) and its region (learned when not set)."""
-    if settings.supabase is None or settings.s3_bucket_name is None:
+    if not settings.supabase_primary:
         return build_primary(settings)
     if settings.supabase_service_key is not None:
         await ensure_bucket(settings)
@@ -138,13 +138,12 @@ def build_s3_primary(settings: Settings, *, region: str | None = None) -> Primar
         retry_timeout=settings.storage_retry_timeout_seconds,
         # Supabase Storage accepts If-None-Match and overwrites anyway: nothing may rest
         # on put-if-absent there (see ObstorePrimary).
-        conditional_writes=not _is_supabase(settings, endpoint),
-        refusals=SESSION_TOKEN_REFUSALS if "session_token" in credentials else (),
+        conditional_writes=not (
+            settings.supabase_primary or (endpoint or "").endswith("/storage/v1/s3")
+        ),
+        refusals=(
+            SESSION_TOKEN_REFUSALS
+            if settings.supabase_primary and "session_token" in credentials
+            else ()
+        ),
     )
-
-
-def _is_supabase(settings: Settings, endpoint: str | None) -> bool:
-    """Supabase Storage: named by SUPABASE_URL, or any endpoint at its S3 path."""
-    if settings.supabase is not None and endpoint == settings.supabase.s3_endpoint:
-        return True
-    return bool(endpoint and endpoint.rstrip("/").endswith("/storage/v1/s3"))

@@ -107,7 +107,7 @@ async def run_checks(settings: Settings) -> list[dict[str, Any]]:
     finally:
         await db.close()
 
-    if settings.supabase is not None and settings.s3_bucket_name:
+    if settings.supabase_primary:
         checks.append(await _supabase_bucket(settings))
     try:
         primary = await open_primary(settings)
