@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import obstore
 import pytest
 from obstore.store import S3Store
@@ -28,6 +29,7 @@ from filetier import ConfigError, FileStore, Settings
 from filetier.store import storage_key
 from filetier.tiers.factory import build_primary, build_s3_primary, s3_credentials
 from filetier.tiers.objectstore import ObstorePrimary
+from filetier.tiers.supabase import learn_region, region_named_in
 from tests.services import SupabaseServer, free_port
 
 DEFAULT_BUCKET = "exai-files"
@@ -130,10 +132,8 @@ def test_project_ref_and_endpoint_are_derived_from_the_url_or_the_keys() -> None
     with pytest.raises(ConfigError, match="FILETIER_SUPABASE_PROJECT_REF"):
         build_primary(local())
     assert s3_credentials(local(supabase_project_ref="stub"))["access_key_id"] == "stub"
-    assert s3_credentials(local(s3_access_key_id="AK", s3_secret_access_key="sk")) == {
-        "access_key_id": "AK",
-        "secret_access_key": "sk",
-    }
+    keys = local(s3_access_key_id="AK", s3_secret_access_key="sk")  # noqa: S106
+    assert s3_credentials(keys) == {"access_key_id": "AK", "secret_access_key": "sk"}
     with pytest.raises(ConfigError, match="SUPABASE_KEY"):
         build_primary(local(supabase_project_ref="stub", supabase_key=None))
 
@@ -394,3 +394,30 @@ async def test_migrations_run_beside_supabases_schemas_with_row_level_security(
         await conn.close()
     assert [r["original_filename"] for r in seen] == ["a.txt"]
     assert unset == []
+
+
+async def test_the_region_is_the_setting_else_what_the_server_names_else_us_east_1(
+    supabase: SupabaseServer, tmp_path: Path
+) -> None:
+    # What AWS-style servers say when asked in the wrong region.
+    aws = (
+        "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is "
+        "wrong; expecting 'eu-central-1'</Message><Region>eu-central-1</Region></Error>"
+    )
+    assert region_named_in(aws) == "eu-central-1"
+    assert region_named_in("", httpx.Headers({"x-amz-bucket-region": "ap-south-1"})) == (
+        "ap-south-1"
+    )
+    assert region_named_in("<Error><Code>AccessDenied</Code></Error>") is None
+
+    bucket = supabase.create_bucket()
+    options: dict[str, Any] = {"home": tmp_path / "home", **supabase.settings_overrides(bucket)}
+    # Supabase's server names no region to an anonymous request and accepts us-east-1.
+    assert await learn_region(Settings(**options)) == "us-east-1"
+    local = Settings(**options, s3_region="local")
+    assert await learn_region(local) == "local"
+    async with FileStore(local) as store:
+        stored = await store.upload_file(b"signed for the server's own region")
+        store.memory.clear()
+        store.disk.evict(stored.sha256)
+        assert await store.read_bytes(stored.file_id) == b"signed for the server's own region"
