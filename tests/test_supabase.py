@@ -181,7 +181,7 @@ def test_doctor_names_the_form_and_bucket_and_explains_each_failure_in_one_line(
         assert f"bucket {bucket} via session token (project ref filetier-local" in line
         assert "service-role key" in line and "created it (private)" in line
         assert "write, read and delete ok" in _line(ok, "primary store")
-        assert "bucket exists" in _line(doctor(), "supabase storage")
+        assert "bucket exists (private)" in _line(doctor(), "supabase storage")
 
         wrong_anon = doctor(SUPABASE_KEY=supabase.anon_key[:-4] + "AAAA")
         assert wrong_anon.returncode == 13
@@ -203,6 +203,15 @@ def test_doctor_names_the_form_and_bucket_and_explains_each_failure_in_one_line(
         )
         assert missing.returncode == 13
         assert "bucket does not exist: set SUPABASE_SERVICE_KEY" in _line(missing, "primary store")
+
+        public = f"{bucket}-public"
+        _rest(supabase, "POST", "/bucket", {"name": public, "public": True})
+        try:
+            exposed = doctor(FILETIER_S3_BUCKET=public)
+        finally:
+            _drop_bucket(supabase, public)
+        assert exposed.returncode == 13
+        assert "the bucket is PUBLIC" in _line(exposed, "supabase storage")
 
         down = doctor(SUPABASE_URL=f"http://127.0.0.1:{free_port()}")
         assert down.returncode == 13

@@ -17,7 +17,7 @@ in a message.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -105,8 +105,12 @@ def _refused(target: SupabaseTarget, response: httpx.Response, doing: str) -> St
     )
 
 
-async def ensure_bucket(settings: Settings) -> bool:
-    """Create the primary's bucket, private, if missing; True when this call created it."""
+BucketState = Literal["created", "private", "public"]
+
+
+async def ensure_bucket(settings: Settings) -> BucketState:
+    """Create the primary's bucket, private, if missing. A bucket that exists is left as
+    it is; a public one is reported (anyone could read objects by key), not changed."""
     target = settings.supabase
     bucket = settings.s3_bucket_name
     if target is None or bucket is None:
@@ -122,7 +126,7 @@ async def ensure_bucket(settings: Settings) -> bool:
         try:
             found = await client.get(f"{target.rest_url}/bucket/{bucket}")
             if found.status_code == 200:
-                return False
+                return "public" if found.json().get("public") else "private"
             if _status(found) != 404:
                 raise _refused(target, found, f"reading bucket {bucket}")
             body: dict[str, Any] = {"id": bucket, "name": bucket, "public": False}
@@ -130,9 +134,9 @@ async def ensure_bucket(settings: Settings) -> bool:
         except httpx.HTTPError as exc:
             raise _unreachable(target, exc) from exc
     if made.status_code == 200:
-        return True
+        return "created"
     if _status(made) == 409:
-        return False  # another process created it between our two requests
+        return "private"  # another process created it (private) between our two requests
     raise _refused(target, made, f"creating bucket {bucket}")
 
 

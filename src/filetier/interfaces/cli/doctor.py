@@ -56,7 +56,7 @@ async def _region_diagnosis(settings: Settings) -> str:
     """A refused probe may be a region the server does not accept (the signature then
     fails exactly as with a wrong key): try the one every S3 server takes."""
     if not settings.s3_region or settings.s3_region == DEFAULT_REGION:
-        return "; if the server enforces its region, set FILETIER_S3_REGION to it"
+        return ""  # nothing to compare with: the refusal's own hint names the region
     try:
         await _probe(settings, build_s3_primary(settings, region=DEFAULT_REGION))
     except FiletierError:
@@ -73,10 +73,17 @@ async def _supabase_bucket(settings: Settings) -> dict[str, Any]:
     if settings.supabase_service_key is None:
         return _check("supabase storage", True, f"{what} (no SUPABASE_SERVICE_KEY: not created)")
     try:
-        created = await ensure_bucket(settings)
+        state = await ensure_bucket(settings)
     except FiletierError as exc:
         return _check("supabase storage", False, f"{what}: {exc}")
-    done = "created it (private)" if created else "bucket exists"
+    if state == "public":
+        return _check(
+            "supabase storage",
+            False,
+            f"{what}: the bucket is PUBLIC, anyone who knows a key can read the object: "
+            "make it private in the Supabase dashboard",
+        )
+    done = "created it (private)" if state == "created" else "bucket exists (private)"
     return _check("supabase storage", True, f"{what}: {done}")
 
 
