@@ -413,7 +413,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def supabase(self) -> SupabaseTarget | None:
-        """Supabase Storage as the primary, when the design's variables name a project."""
+        """Where the project named by ``SUPABASE_URL`` keeps its storage (see
+        :func:`resolve_supabase`); whether it is the primary is :attr:`supabase_primary`."""
         return resolve_supabase(self)
 
     @cached_property
@@ -558,7 +559,6 @@ class SupabaseTarget:
     rest_url: str  # <SUPABASE_URL>/storage/v1: the REST API (buckets)
     s3_endpoint: str  # its S3 protocol
     project_ref: str | None  # None: unknown (a local URL whose keys carry no `ref` claim)
-    hosted: bool
 
     def describe(self, settings: Settings) -> str:
         """One line for ``doctor``: the credential form and the bucket, no secrets."""
@@ -615,9 +615,7 @@ def resolve_supabase(settings: Settings) -> SupabaseTarget | None:
         s3 = f"https://{host.split('.', 1)[0]}.storage.{domain}/storage/v1/s3"
     else:
         s3 = f"{base}/storage/v1/s3"
-    return SupabaseTarget(
-        rest_url=f"{base}/storage/v1", s3_endpoint=s3, project_ref=ref, hosted=hosted
-    )
+    return SupabaseTarget(rest_url=f"{base}/storage/v1", s3_endpoint=s3, project_ref=ref)
 
 
 def normalize_database_url(url: str) -> str:
