@@ -304,6 +304,8 @@ async def test_three_processes_upload_the_same_content_while_deletes_race_them(
             sha = {r["sha256"] for r in results}
             assert len(sha) == 1
             remaining = (await store.list()).items
+            # Every upload made its row: deleted by the loop above, or still here.
+            assert deleted + len(remaining) == 3
             key = storage_key(sha.pop())
             if remaining:
                 assert supabase.object_keys(bucket) == [key]
