@@ -33,8 +33,12 @@ RGW_ENDPOINT = os.environ.get("FILETIER_TEST_RGW_ENDPOINT", "http://127.0.0.1:74
 RGW_KEYS = ("testkey", "testsecret")
 # What scripts/start-supabase-storage.sh leaves for clients (read here, not from the
 # environment, which the tests clear of SUPABASE_* variables).
+# The script's WORK_DIR default is ${TMPDIR:-/tmp}/filetier-supabase.
 SUPABASE_EXPORTS = (
-    Path(os.environ.get("FILETIER_TEST_SUPABASE_DIR", "/tmp/filetier-supabase"))
+    Path(
+        os.environ.get("FILETIER_TEST_SUPABASE_DIR")
+        or Path(os.environ.get("TMPDIR") or "/tmp") / "filetier-supabase"
+    )
     / "run"
     / "exports.env"
 )
