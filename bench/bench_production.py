@@ -1,14 +1,19 @@
-"""Production-shape benchmark: PostgreSQL metadata + an S3 primary (Ceph RGW or moto).
+"""Production-shape benchmark: PostgreSQL metadata + an S3 primary (Ceph RGW, moto, or the
+real Supabase Storage server).
 
 Run::
 
     .venv/bin/python bench/bench_production.py             # full run, 256 MiB, about 1-2 minutes
     .venv/bin/python bench/bench_production.py --quick     # smoke run, 64 MiB, < 1 minute
     .venv/bin/python bench/bench_production.py --s3 moto   # moto's S3 server instead of Ceph
+    .venv/bin/python bench/bench_production.py --s3 supabase  # Supabase Storage (its S3 protocol)
 
 Needs PostgreSQL on 127.0.0.1:5432 (trust auth; a database is created for the run and
 dropped after) and Ceph's radosgw on 127.0.0.1:7480 (``scripts/start-ceph-rgw.sh``; when
-it does not answer, the run falls back to moto and says so in the header). Every baseline
+it does not answer, the run falls back to moto and says so in the header). ``--s3 supabase``
+needs ``scripts/start-supabase-storage.sh``; filetier is then configured the design's way
+(``SUPABASE_URL`` and keys, the session-token form) and the raw baseline uses the server's
+S3 access keys on the same bucket. Every baseline
 is measured in the same run, against the same server, on the same bytes:
 
 1. ``upload_file(path)`` of a random file vs ``obstore.put_async(store, key, path)``
@@ -117,6 +122,17 @@ def production_settings(services: Services, home: Path, roots: list[Path] | None
         "fsync": False,
         "home": home,
     }
+    if services.s3.name == "supabase":
+        # The design's configuration: SUPABASE_URL and keys, the session-token form.
+        kwargs = {
+            "database_url": services.database_url,
+            "fsync": False,
+            "home": home,
+            "s3_bucket": services.bucket,
+            "supabase_url": services.s3.url,
+            "supabase_key": services.s3.anon_key,
+            "supabase_service_key": services.s3.service_key,
+        }
     if roots:
         kwargs["allowed_roots"] = os.pathsep.join(str(r) for r in roots)
     return Settings(_env_file=None, **kwargs)  # type: ignore[call-arg]
@@ -573,8 +589,15 @@ class Bench:
 
 def choose_s3(kind: str) -> tuple[Any, Any]:
     """(S3Server, MotoProcess or None)."""
-    from tests.services import RGW_ENDPOINT, MotoProcess, ceph_server
+    from tests.services import RGW_ENDPOINT, MotoProcess, ceph_server, supabase_server
 
+    if kind == "supabase":
+        supabase = supabase_server()
+        if supabase is None:
+            raise RuntimeError(
+                "Supabase Storage is not answering: run scripts/start-supabase-storage.sh"
+            )
+        return supabase, None
     if kind == "ceph":
         server = ceph_server()
         if server is not None:
@@ -724,7 +747,9 @@ def header(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--s3", choices=("ceph", "moto"), default="ceph", help="S3 server")
+    parser.add_argument(
+        "--s3", choices=("ceph", "moto", "supabase"), default="ceph", help="S3 server"
+    )
     parser.add_argument("--size-mib", type=int, default=None, help="large file size (MiB)")
     parser.add_argument("--repeats", type=int, default=None, help="large-file repetitions")
     parser.add_argument("--dir", type=Path, default=None, help="where temp files go (/tmp)")
@@ -778,8 +803,8 @@ def main() -> None:
         os.chdir(base)
         shutil.rmtree(work, ignore_errors=True)
 
-    moto_run = services is None or services.s3.name != "ceph"
-    results = RESULTS_DIR / ("production-moto.md" if moto_run else "production.md")
+    name = services.s3.name if services is not None else "moto"
+    results = RESULTS_DIR / ("production.md" if name == "ceph" else f"production-{name}.md")
     finish(header(plan, services, pg_version, load, time.perf_counter() - started), results)
 
 

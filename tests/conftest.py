@@ -75,9 +75,11 @@ from collections.abc import Iterator  # noqa: E402
 from tests.services import (  # noqa: E402
     MotoProcess,
     S3Server,
+    SupabaseServer,
     ceph_server,
     create_database,
     drop_database,
+    supabase_server,
 )
 
 
@@ -100,9 +102,14 @@ def moto() -> Iterator[S3Server]:
         proc.stop()
 
 
+# Read once, at import: clean_env removes FILETIER_* before a test asks for a server.
+_SKIP_CEPH = os.environ.get("FILETIER_TEST_SKIP_CEPH") == "1"
+_SKIP_SUPABASE = os.environ.get("FILETIER_TEST_SKIP_SUPABASE") == "1"
+
+
 @pytest.fixture(scope="session")
 def ceph() -> S3Server:
-    if os.environ.get("FILETIER_TEST_SKIP_CEPH") == "1":
+    if _SKIP_CEPH:
         pytest.skip("FILETIER_TEST_SKIP_CEPH=1")
     server = ceph_server()
     if server is None:
@@ -113,9 +120,23 @@ def ceph() -> S3Server:
     return server
 
 
-@pytest.fixture(params=["moto", "ceph"])
+@pytest.fixture(scope="session")
+def supabase() -> SupabaseServer:
+    if _SKIP_SUPABASE:
+        pytest.skip("FILETIER_TEST_SKIP_SUPABASE=1")
+    server = supabase_server()
+    if server is None:
+        pytest.fail(
+            "Supabase Storage is not answering: run scripts/start-supabase-storage.sh "
+            "(scripts/test does) or set FILETIER_TEST_SKIP_SUPABASE=1 for the inner loop"
+        )
+    return server
+
+
+@pytest.fixture(params=["moto", "ceph", "supabase"])
 def s3(request: pytest.FixtureRequest) -> S3Server:
-    """Every S3 test runs against moto's emulator and a real Ceph radosgw."""
+    """Every S3 test runs against moto's emulator, a real Ceph radosgw and the real
+    Supabase Storage server."""
     server: S3Server = request.getfixturevalue(request.param)
     return server
 

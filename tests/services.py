@@ -1,16 +1,20 @@
-"""Real services for the test suite: PostgreSQL databases, moto's S3 server, Ceph RGW.
+"""Real services for the test suite: PostgreSQL databases, moto's S3 server, Ceph RGW,
+and the real Supabase Storage server.
 
 PostgreSQL runs on the machine (127.0.0.1:5432, trust auth); each test gets its own
 database. moto's S3 server is started once per session on a free port. Ceph's radosgw is
-started by ``scripts/start-ceph-rgw.sh`` (``scripts/test`` does it); its tests are
-skipped only when ``FILETIER_TEST_SKIP_CEPH=1``.
+started by ``scripts/start-ceph-rgw.sh`` and Supabase Storage by
+``scripts/start-supabase-storage.sh`` (``scripts/test`` runs both); their tests are
+skipped only when ``FILETIER_TEST_SKIP_CEPH=1`` / ``FILETIER_TEST_SKIP_SUPABASE=1``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +23,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import boto3
@@ -26,6 +31,17 @@ import boto3
 PG_ADMIN_URL = os.environ.get("FILETIER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 RGW_ENDPOINT = os.environ.get("FILETIER_TEST_RGW_ENDPOINT", "http://127.0.0.1:7480")
 RGW_KEYS = ("testkey", "testsecret")
+# What scripts/start-supabase-storage.sh leaves for clients (read here, not from the
+# environment, which the tests clear of SUPABASE_* variables).
+# The script's WORK_DIR default is ${TMPDIR:-/tmp}/filetier-supabase.
+SUPABASE_EXPORTS = (
+    Path(
+        os.environ.get("FILETIER_TEST_SUPABASE_DIR")
+        or Path(os.environ.get("TMPDIR") or "/tmp") / "filetier-supabase"
+    )
+    / "run"
+    / "exports.env"
+)
 
 
 def free_port() -> int:
@@ -97,6 +113,10 @@ class S3Server:
         self.client().create_bucket(Bucket=bucket)
         return bucket
 
+    def endpoint_via(self, base: str) -> str:
+        """This server's S3 endpoint as reached through a proxy at ``base``."""
+        return base
+
     def object_keys(self, bucket: str) -> list[str]:
         keys: list[str] = []
         paginator = self.client().get_paginator("list_objects_v2")
@@ -154,6 +174,86 @@ class MotoProcess:
 
     def server(self) -> S3Server:
         return S3Server(self.endpoint, "testing", "testing-secret", "moto")
+
+
+@dataclass(frozen=True)
+class SupabaseServer(S3Server):
+    """The real Supabase Storage server behind its /storage/v1 gateway.
+
+    filetier reaches it the way the design configures it: ``SUPABASE_URL`` and the two
+    keys, the S3 session-token form, the bucket created through the REST API. The S3
+    access keys are only for the test's own look from outside (boto3).
+    """
+
+    url: str = ""
+    anon_key: str = ""
+    service_key: str = ""
+    database_url: str = ""
+
+    def endpoint_via(self, base: str) -> str:
+        return base + "/storage/v1/s3"
+
+    def create_bucket(self) -> str:
+        bucket = f"ft-{uuid.uuid4().hex[:16]}"
+        request = urllib.request.Request(  # noqa: S310 - loopback test server
+            f"{self.url}/storage/v1/bucket",
+            data=json.dumps({"name": bucket, "public": False}).encode(),
+            headers={
+                "Authorization": f"Bearer {self.service_key}",
+                "Content-Type": "application/json",
+            },
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+        return bucket
+
+    def settings_overrides(self, bucket: str) -> dict[str, object]:
+        return {
+            "s3_bucket": bucket,
+            "supabase_url": self.url,
+            "supabase_key": self.anon_key,
+            "supabase_service_key": self.service_key,
+            "storage_retry_attempts": 2,
+            "storage_retry_timeout_seconds": 5,
+            "storage_timeout_seconds": 10,
+        }
+
+    def env(self, bucket: str) -> dict[str, str]:
+        return {
+            "FILETIER_S3_BUCKET": bucket,
+            "SUPABASE_URL": self.url,
+            "SUPABASE_KEY": self.anon_key,
+            "SUPABASE_SERVICE_KEY": self.service_key,
+        }
+
+
+def supabase_exports() -> dict[str, str]:
+    """The ``export NAME='value'`` lines the start script wrote, as a dict."""
+    found: dict[str, str] = {}
+    for line in SUPABASE_EXPORTS.read_text().splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            found[name] = value
+    return found
+
+
+def supabase_server() -> SupabaseServer | None:
+    if not SUPABASE_EXPORTS.is_file():
+        return None
+    env = supabase_exports()
+    if not answers(env["SUPABASE_URL"] + "/storage/v1/bucket"):
+        return None
+    return SupabaseServer(
+        endpoint=env["SUPABASE_S3_ENDPOINT"],
+        access_key=env["SUPABASE_S3_ACCESS_KEY_ID"],
+        secret_key=env["SUPABASE_S3_SECRET_ACCESS_KEY"],
+        name="supabase",
+        url=env["SUPABASE_URL"],
+        anon_key=env["SUPABASE_KEY"],
+        service_key=env["SUPABASE_SERVICE_KEY"],
+        database_url=env["SUPABASE_DATABASE_URL"],
+    )
 
 
 def ceph_server() -> S3Server | None:

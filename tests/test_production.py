@@ -1,4 +1,5 @@
-"""Production mode: PostgreSQL metadata and an S3 primary (moto and a real Ceph RGW)."""
+"""Production mode: PostgreSQL metadata and an S3 primary (moto, a real Ceph RGW and the
+real Supabase Storage server)."""
 
 from __future__ import annotations
 
@@ -388,7 +389,7 @@ async def test_bodies_sent_to_a_loopback_store_are_hashed_once_not_signed_again(
             handle.write(os.urandom(1024 * 1024))
     proxy = FaultProxy(s3.endpoint).start()
     try:
-        settings = prod_settings(home, pg_url, s3, bucket, s3_endpoint=proxy.url)
+        settings = prod_settings(home, pg_url, s3, bucket, s3_endpoint=s3.endpoint_via(proxy.url))
         assert settings.public_view()["s3_payload_signed"] is False
         async with FileStore(settings) as store:
             small = await store.upload_file(os.urandom(100_000), filename="small.bin")
@@ -406,7 +407,12 @@ async def test_bodies_sent_to_a_loopback_store_are_hashed_once_not_signed_again(
 
         proxy.requests.clear()
         signing = prod_settings(
-            home, pg_url, s3, bucket, s3_endpoint=proxy.url, s3_sign_payload="always"
+            home,
+            pg_url,
+            s3,
+            bucket,
+            s3_endpoint=s3.endpoint_via(proxy.url),
+            s3_sign_payload="always",
         )
         async with FileStore(signing) as store:
             payload = os.urandom(50_000)

@@ -1,7 +1,8 @@
 """One contract for every primary store, and the cache tiers' own small contracts.
 
 The primary-store suite runs unchanged against the embedded local directory, obstore's
-real MemoryStore and LocalStore, and S3 buckets on moto's server and a real Ceph radosgw:
+real MemoryStore and LocalStore, and S3 buckets on moto's server, a real Ceph radosgw and
+the real Supabase Storage server:
 a backend is done when it passes.
 """
 
@@ -66,7 +67,7 @@ def _file(tmp_path: Path) -> Backend:
 
 
 def _s3(server_fixture: str) -> Callable[[Path, pytest.FixtureRequest], Backend]:
-    """An S3 bucket of its own on moto's emulator or a real Ceph radosgw."""
+    """An S3 bucket of its own on moto's emulator, a real Ceph radosgw or Supabase Storage."""
 
     def make(tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
         server: S3Server = request.getfixturevalue(server_fixture)
@@ -88,8 +89,15 @@ def _plain(factory: Callable[[Path], Backend]) -> Callable[[Path, pytest.Fixture
 
 
 @pytest.fixture(
-    params=[_plain(_local), _plain(_memory), _plain(_file), _s3("moto"), _s3("ceph")],
-    ids=["local", "memory", "file", "s3-moto", "s3-ceph"],
+    params=[
+        _plain(_local),
+        _plain(_memory),
+        _plain(_file),
+        _s3("moto"),
+        _s3("ceph"),
+        _s3("supabase"),
+    ],
+    ids=["local", "memory", "file", "s3-moto", "s3-ceph", "s3-supabase"],
 )
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return request.param(tmp_path, request)

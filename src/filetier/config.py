@@ -8,17 +8,20 @@ everything else is ``FILETIER_*``. Sizes accept plain bytes or a suffix (``64MiB
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import ipaddress
+import json
 import os
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import platformdirs
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filetier.digest import mime_aliases
@@ -82,6 +85,7 @@ _PYTHON_NAMES = {
     "type_limits": "type_limits_raw",
     "provider_limits": "provider_limits_raw",
     "allowed_hosts": "allowed_hosts_raw",
+    "supabase_project_ref": "supabase_project_ref_override",
 }
 
 
@@ -225,10 +229,11 @@ class Settings(BaseSettings):
         validation_alias=_env("FILETIER_S3_ENDPOINT", "s3_endpoint"),
         description="S3-compatible endpoint URL (default: derived from SUPABASE_URL, else AWS).",
     )
-    s3_region: str = Field(
-        default="us-east-1",
+    s3_region: str | None = Field(
+        default=None,
         validation_alias=_env("FILETIER_S3_REGION", "s3_region"),
-        description="S3 region name (any name works for Ceph RGW and MinIO).",
+        description="S3 region name (default: us-east-1; for Supabase learned from the server "
+        "where it says; any name works for Ceph RGW and MinIO).",
     )
     s3_access_key_id: str | None = Field(
         default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID", "s3_access_key_id")
@@ -517,6 +522,18 @@ class Settings(BaseSettings):
     supabase_service_key: SecretStr | None = Field(
         default=None, validation_alias=_env("SUPABASE_SERVICE_KEY")
     )
+    supabase_project_ref_override: str | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_SUPABASE_PROJECT_REF", "supabase_project_ref"),
+        description="Supabase project ref (the S3 session-token form's key id); default: from "
+        "a hosted SUPABASE_URL, else the `ref` claim of SUPABASE_KEY / SUPABASE_SERVICE_KEY.",
+    )
+
+    @field_validator("supabase_url", "supabase_key", "supabase_service_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `SUPABASE_SERVICE_KEY=` in a .env means "not set", not "an empty key".
+        return None if isinstance(value, str) and not value.strip() else value
 
     # -- derived values -------------------------------------------------------------------
 
@@ -599,21 +616,43 @@ class Settings(BaseSettings):
         return tuple(limits)
 
     @cached_property
+    def supabase(self) -> SupabaseTarget | None:
+        """Where the project named by ``SUPABASE_URL`` keeps its storage (see
+        :func:`resolve_supabase`); whether it is the primary is :attr:`supabase_primary`."""
+        return resolve_supabase(self)
+
+    @cached_property
+    def supabase_primary(self) -> bool:
+        """The primary is the project's Supabase Storage: its S3 endpoint is in use
+        (derived, or set explicitly to a ``.../storage/v1/s3`` address such as a proxy)."""
+        if self.supabase is None or self.s3_bucket_name is None:
+            return False
+        endpoint = self.s3_endpoint_url or ""
+        return endpoint == self.supabase.s3_endpoint or endpoint.endswith("/storage/v1/s3")
+
+    @cached_property
     def supabase_project_ref(self) -> str | None:
-        """``abcd`` of ``https://abcd.supabase.co``."""
-        if not self.supabase_url:
-            return None
-        host = urlparse(self.supabase_url).hostname or ""
-        return host.split(".", 1)[0] or None
+        target = self.supabase
+        return target.project_ref if target else None
+
+    @cached_property
+    def s3_bucket_name(self) -> str | None:
+        """The primary's bucket: ``FILETIER_S3_BUCKET``, else Supabase's default."""
+        if self.s3_bucket:
+            return self.s3_bucket
+        # The design's variables alone make Supabase the primary: the service key is what
+        # creates the bucket and signs the S3 session-token form.
+        if self.supabase and self.supabase_service_key is not None:
+            return SUPABASE_DEFAULT_BUCKET
+        return None
 
     @cached_property
     def s3_endpoint_url(self) -> str | None:
         """The S3 endpoint: explicit, else Supabase Storage's, else None (AWS)."""
         if self.s3_endpoint:
             return self.s3_endpoint.rstrip("/")
-        ref = self.supabase_project_ref
-        if ref:
-            return f"https://{ref}.storage.supabase.co/storage/v1/s3"
+        if self.supabase:
+            return self.supabase.s3_endpoint
         return None
 
     @cached_property
@@ -695,8 +734,9 @@ class Settings(BaseSettings):
 
     @property
     def primary_description(self) -> str:
-        if self.s3_bucket:
-            return f"s3://{self.s3_bucket}/{self.s3_prefix} at {self.s3_endpoint_url or 'AWS'}"
+        if self.s3_bucket_name:
+            where = self.s3_endpoint_url or "AWS"
+            return f"s3://{self.s3_bucket_name}/{self.s3_prefix} at {where}"
         return self.primary_url or f"(local) {self.objects_dir}"
 
     def public_view(self) -> dict[str, Any]:
@@ -725,9 +765,83 @@ class Settings(BaseSettings):
             elif name == "supabase_url" and value:
                 value = mask_url(value)
             view[name.removesuffix("_raw")] = value
-        if self.s3_bucket:
+        if self.s3_bucket_name:
             view["s3_payload_signed"] = self.s3_signs_payload
+        if self.supabase:
+            view["supabase_storage"] = self.supabase.describe(self)
         return view
+
+
+# -- Supabase Storage ------------------------------------------------------------------------
+
+SUPABASE_DEFAULT_BUCKET = "exai-files"
+_HOSTED_SUFFIXES = (".supabase.co", ".supabase.in")
+
+
+@dataclass(frozen=True)
+class SupabaseTarget:
+    """Where a Supabase project's storage is, derived from ``SUPABASE_URL`` and its keys."""
+
+    rest_url: str  # <SUPABASE_URL>/storage/v1: the REST API (buckets)
+    s3_endpoint: str  # its S3 protocol
+    project_ref: str | None  # None: unknown (a local URL whose keys carry no `ref` claim)
+
+    def describe(self, settings: Settings) -> str:
+        """One line for ``doctor``: the credential form and the bucket, no secrets."""
+        form = (
+            "S3 access keys"
+            if settings.s3_access_key_id
+            else f"session token (project ref {self.project_ref or '?'}, anon key, "
+            f"{'FILETIER_S3_SESSION_TOKEN' if settings.s3_session_token else 'service-role key'})"
+        )
+        return f"bucket {settings.s3_bucket_name} via {form}"
+
+
+def _jwt_claim(token: SecretStr | None, claim: str) -> str | None:
+    """A claim of a JWT's payload, read without checking the signature: the value only
+    names the project, and the server checks the token itself."""
+    if token is None:
+        return None
+    parts = token.get_secret_value().split(".")
+    if len(parts) != 3:
+        return None  # not a JWT (e.g. the new sb_secret_... keys)
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = payload.get(claim) if isinstance(payload, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def resolve_supabase(settings: Settings) -> SupabaseTarget | None:
+    """Where the project at ``SUPABASE_URL`` keeps its storage (None when unset).
+
+    Hosted ``https://<ref>.supabase.co`` uses ``https://<ref>.storage.supabase.co/storage/v1/s3``
+    (Supabase's direct storage host); any other (self-hosted, local) URL serves the S3
+    protocol at ``<SUPABASE_URL>/storage/v1/s3``. The project ref is the hosted name's
+    first label, else ``FILETIER_SUPABASE_PROJECT_REF``, else the ``ref`` claim Supabase
+    puts in its JWT keys.
+    """
+    if not settings.supabase_url:
+        return None
+    base = settings.supabase_url.strip().rstrip("/")
+    parsed = urlparse(base)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError("SUPABASE_URL must be an http(s) URL such as https://<ref>.supabase.co")
+    host = parsed.hostname.lower()
+    hosted = host.endswith(_HOSTED_SUFFIXES)
+    ref = settings.supabase_project_ref_override or (
+        host.split(".", 1)[0]
+        if hosted
+        else _jwt_claim(settings.supabase_service_key, "ref")
+        or _jwt_claim(settings.supabase_key, "ref")
+    )
+    if hosted:
+        domain = host.split(".", 1)[1]
+        s3 = f"https://{host.split('.', 1)[0]}.storage.{domain}/storage/v1/s3"
+    else:
+        s3 = f"{base}/storage/v1/s3"
+    return SupabaseTarget(rest_url=f"{base}/storage/v1", s3_endpoint=s3, project_ref=ref)
 
 
 def normalize_database_url(url: str) -> str:

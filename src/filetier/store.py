@@ -96,7 +96,7 @@ from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.quota import OwnerQuota
 from filetier.singleflight import SingleFlight, process_lock
 from filetier.tiers.disk import DiskCache
-from filetier.tiers.factory import build_primary
+from filetier.tiers.factory import open_primary
 from filetier.tiers.hashing import hash_object
 from filetier.tiers.memory import MemoryTier
 from filetier.tiers.protocols import LocalPath, ObjectMissing, PrimaryStore
@@ -229,7 +229,11 @@ class FileStore:
             await self.db.close()
             raise
         self.repo = Repository(self.db)
-        self.primary: PrimaryStore = self._primary_given or build_primary(settings)
+        try:
+            self.primary: PrimaryStore = self._primary_given or await open_primary(settings)
+        except BaseException:
+            await self.db.close()
+            raise
         self._local = self.primary if isinstance(self.primary, LocalPath) else None
         self.memory = MemoryTier(settings.max_memory_cache_size, settings.memory_item_max_bytes)
         self.disk = DiskCache(settings.cache_dir)
@@ -667,15 +671,15 @@ class FileStore:
         # The hash lock orders this upload against a delete of the same content: either
         # the delete sees our new row and keeps the object, or we see the object gone
         # and write it again.
-        async with self.content_locks.hold(staged.sha256):
+        async with self.content_locks.hold(staged.sha256) as locked:
             if dedup and not await self.vouch(staged.sha256, staged.size):
                 dedup = False  # missing or damaged (and set aside): written again below
             if not dedup:
-                wrote_object = await self._write_object(key, staged)
+                wrote_object = await self._write_object(key, staged, locked=locked)
                 if not wrote_object and not await self.vouch(staged.sha256, staged.size):
                     # An object was there after all (an interrupted upload's) and failed
                     # its check: it is set aside now, so this put writes.
-                    wrote_object = await self._write_object(key, staged)
+                    wrote_object = await self._write_object(key, staged, locked=locked)
                 bytes_written = staged.size if wrote_object else 0
             # What the object's time is now that it holds bytes just hashed: the mark
             # later deduplications check it against.
@@ -719,10 +723,14 @@ class FileStore:
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
 
-    async def _write_object(self, key: str, staged: Staged) -> bool:
-        """Put the staged bytes under ``key`` if absent (under the content lock); True
-        when this call wrote the object."""
-        if staged.source_identity is not None:
+    async def _write_object(self, key: str, staged: Staged, *, locked: bool) -> bool:
+        """Put the staged bytes under ``key`` if absent; True when this call wrote the
+        object. ``locked``: whether the content lock is held (it may time out)."""
+        # The caller's file is sent as it is only under the lock: it may change while it is
+        # read, and on a store that ignores put-if-absent (Supabase Storage) an unlocked
+        # write could then replace another upload's good object with it. Without the lock
+        # only a copy hashed as it was written is sent (staged again below).
+        if staged.source_identity is not None and locked:
             return await self._put_from_source(key, staged)
         if staged.temp is None:
             if staged.data is not None:

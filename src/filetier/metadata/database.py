@@ -78,9 +78,11 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         # Take transaction control away from the driver so "begin" below decides.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        # busy_timeout first: switching to WAL takes a lock, and processes opening a new
+        # database at once would otherwise fail with "database is locked" instead of waiting.
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from obstore.store import ObjectStore
 
 # Objects up to this size are written with a conditional single PUT (put-if-absent);
-# larger ones go multipart, where overwriting identical content is harmless.
+# larger ones go multipart after a HEAD, where overwriting identical content is harmless.
 SINGLE_PUT_MAX = 64 * 1024 * 1024
 
 
@@ -51,11 +51,13 @@ _OUTAGES = (
 )
 
 
-def _unavailable(action: str, key: str, exc: BaseException) -> StorageUnavailableError:
+def _unavailable(
+    action: str, key: str, exc: BaseException, refusals: tuple[tuple[str, str], ...] = ()
+) -> StorageUnavailableError:
     # obstore messages carry request URLs and server bodies but never credentials; keep
     # only the class name and a hint, so nothing about the deployment leaks further.
     text = str(exc)
-    refusal = next((h for needle, h in _REFUSALS if needle in text), None)
+    refusal = next((h for needle, h in (*refusals, *_REFUSALS) if needle in text), None)
     hint = refusal or next((h for needle, h in _OUTAGES if needle in text), None)
     kind = StorageRefusedError if refusal else StorageUnavailableError
     return kind(
@@ -79,6 +81,8 @@ class ObstorePrimary:
         retry_attempts: int = 1,
         retry_timeout: float = 30.0,
         write_store: ObjectStore | None = None,
+        conditional_writes: bool = True,
+        refusals: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self._store = store
         # Writes are retried by the stamina loop below; a store without retries of its
@@ -87,19 +91,38 @@ class ObstorePrimary:
         self._name = name
         self._retry_attempts = max(1, retry_attempts)
         self._retry_timeout = retry_timeout
-        self._conditional_put = True
+        # False for servers known to accept If-None-Match and overwrite anyway (Supabase
+        # Storage): they get head-then-put. That is as safe as put-if-absent only because
+        # every write of a key happens under its content lock (store._commit_upload) or
+        # from a copy verified against the key's hash, so an overwrite puts back the same
+        # bytes.
+        self._conditional_put = conditional_writes
+        # Server-specific (needle, hint) pairs checked before the generic S3 ones, so a
+        # refusal names the settings this deployment actually uses.
+        self._refusals = refusals
 
     @property
     def name(self) -> str:
         return self._name
 
+    def _unavailable(self, action: str, key: str, exc: BaseException) -> StorageUnavailableError:
+        return _unavailable(action, key, exc, self._refusals)
+
     async def head(self, key: str) -> ObjectInfo | None:
         try:
-            meta = await obstore.head_async(self._store, check_key(key))
+            try:
+                meta = await obstore.head_async(self._store, check_key(key))
+            except BaseError as exc:
+                if "MissingContentLength" not in str(exc):
+                    raise
+                # Supabase Storage answers HEAD of an empty object without Content-Length,
+                # which obstore refuses; a GET of it says the same in its headers (and
+                # its body, left unread, is empty).
+                meta = (await obstore.get_async(self._store, key)).meta
         except (ObstoreNotFound, FileNotFoundError):
             return None
         except (BaseError, OSError) as exc:
-            raise _unavailable("read", key, exc) from exc
+            raise self._unavailable("read", key, exc) from exc
         return ObjectInfo(key, meta["size"], meta["last_modified"])
 
     async def get_stream(
@@ -113,7 +136,7 @@ class ObstorePrimary:
         except (ObstoreNotFound, FileNotFoundError):
             raise ObjectMissing(f"no object {key}") from None
         except (BaseError, OSError) as exc:
-            raise _unavailable("read", key, exc) from exc
+            raise self._unavailable("read", key, exc) from exc
 
     async def put_file(self, key: str, source: Path) -> bool:
         """Put-if-absent, retried with exponential backoff and jitter when the store fails;
@@ -147,8 +170,10 @@ class ObstorePrimary:
             if await self.head(key) is not None:
                 return False
             await obstore.put_async(self._write_store, key, source)
+        except StorageUnavailableError:
+            raise  # from head(): translated already
         except (BaseError, OSError) as exc:
-            raise _unavailable("write", key, exc) from exc
+            raise self._unavailable("write", key, exc) from exc
         return True
 
     async def delete(self, key: str) -> None:
@@ -157,7 +182,7 @@ class ObstorePrimary:
         except (ObstoreNotFound, FileNotFoundError):
             return
         except (BaseError, OSError) as exc:
-            raise _unavailable("delete", key, exc) from exc
+            raise self._unavailable("delete", key, exc) from exc
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         try:
@@ -168,7 +193,7 @@ class ObstorePrimary:
                         continue
                     yield ObjectInfo(path, meta["size"], meta["last_modified"])
         except (BaseError, OSError) as exc:
-            raise _unavailable("list", prefix or "/", exc) from exc
+            raise self._unavailable("list", prefix or "/", exc) from exc
 
     async def quarantine(self, key: str) -> str | None:
         target = f"quarantine/{key.replace('/', '_')}.{time.time_ns()}"
@@ -177,7 +202,7 @@ class ObstorePrimary:
         except (ObstoreNotFound, FileNotFoundError):
             return None
         except (BaseError, OSError) as exc:
-            raise _unavailable("quarantine", key, exc) from exc
+            raise self._unavailable("quarantine", key, exc) from exc
         await self.delete(key)
         return target
 
