@@ -530,7 +530,12 @@ async def test_delete_on_one_host_while_another_downloads(
             outcomes.append("intact")
         else:
             assert ran["code"] == NOT_FOUND_EXIT, f"exit {ran['code']}: {ran['stderr']}"
-            assert ran["stderr"].strip().splitlines() == [f"error: no file with id {fid}"]
+            (line,) = ran["stderr"].strip().splitlines()  # --json: one JSON error object
+            assert json.loads(line)["error"] == {
+                "type": "NotFoundError",
+                "message": f"no file with id {fid}",
+                "exit_code": NOT_FOUND_EXIT,
+            }
             assert ran["stdout"] == ""
             outcomes.append("not found")
         # Nothing half-written anywhere: the destination holds the intact copy or nothing,

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import glob
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -276,7 +277,11 @@ async def test_database_down_operations_fail_fast_with_a_clear_error(
         assert cli.returncode == METADATA_UNAVAILABLE_EXIT, cli.stderr
         lines = cli.stderr.strip().splitlines()
         assert len(lines) == 1, cli.stderr
-        assert lines[0].startswith("error: metadata database unavailable"), lines
+        # --json: the error is one JSON object on stderr.
+        error = json.loads(lines[0])["error"]
+        assert error["type"] == "MetadataUnavailableError", lines
+        assert error["message"].startswith("metadata database unavailable"), lines
+        assert error["exit_code"] == METADATA_UNAVAILABLE_EXIT
         assert cli.stdout == ""
         assert timings["cli"] < BOUND_SECONDS + 5
     finally:

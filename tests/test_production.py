@@ -310,8 +310,13 @@ async def test_ceph_gateway_stalled_then_killed_then_restarted(
             assert await store.read_bytes(ids[name]) == data
         assert await store.read_bytes(after.file_id) == b"after the restart"
         report = await store.verify()
-        assert report.findings == []
-        assert len(ceph.object_keys(bucket)) == len(before) + 1
+        # The upload refused during the stall may still land once the gateway resumes (its
+        # PUT was queued there): an object without a row, which gc collects after its grace
+        # window. What must never be is a stored file without its object.
+        stored = {hashlib.sha256(d).hexdigest() for d in [*before.values(), b"after the restart"]}
+        assert all(f.kind == "orphan_object" for f in report.findings), report.findings
+        assert not stored & {f.sha256 for f in report.findings}
+        assert len(ceph.object_keys(bucket)) == len(before) + 1 + len(report.findings)
 
 
 async def test_a_file_that_changes_while_it_is_sent_to_s3_is_refused_and_nothing_is_kept(

@@ -58,6 +58,9 @@ class LoopbackState:
     faults: list[Fault] = field(default_factory=list)
     delay: float = 0.0
     log: list[tuple[str, str, int]] = field(default_factory=list)
+    # Bumped by reset(): a request that began before it (a previous test's upload whose
+    # client went away) answers late, and must not land in the next test's log.
+    generation: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)  # JSON bodies of chat calls
     headers: list[dict[str, str]] = field(default_factory=list)
     uploads: int = 0
@@ -133,11 +136,14 @@ class LoopbackProvider:
                 return
             method, path = scope["method"], scope["path"]
             request = Request(scope, receive)
+            with self.state.lock:
+                began = self.state.generation
 
             async def logged(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     with self.state.lock:
-                        self.state.log.append((method, path, message["status"]))
+                        if self.state.generation == began:
+                            self.state.log.append((method, path, message["status"]))
                 await send(message)
 
             with self.state.lock:
@@ -226,6 +232,7 @@ class LoopbackProvider:
             self.state.files.clear()
             self.state.faults.clear()
             self.state.log.clear()
+            self.state.generation += 1
             self.state.bodies.clear()
             self.state.headers.clear()
             self.state.delay = 0.0
