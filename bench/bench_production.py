@@ -438,7 +438,10 @@ class Bench:
         samples = "; ".join(
             f"{name} " + "/".join(f"{t:.3f}" for t in values) for name, values in self.times.items()
         )
-        NOTES.append(f"large-file samples in seconds, in run order (best is used): {samples}")
+        NOTES.append(
+            "large-file samples in seconds, in run order (best is used; rows 1b and 1b' "
+            f"compare medians): {samples}"
+        )
         label = f"{size // MiB} MiB"
         up, raw_up = self.best("filetier upload"), self.best("raw put")
         add(
