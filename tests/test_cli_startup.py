@@ -26,7 +26,7 @@ def report(code):
     sys.stderr.flush()
     leave(code)
 os._exit = report
-from filetier.interfaces.cli.app import main
+from filetier.interfaces.cli.{entry} import main
 main()
 """
 
@@ -52,10 +52,10 @@ def env_for(home: Path) -> dict[str, str]:
 
 
 def loaded_by(
-    home: Path, *args: str, heavy: list[str]
+    home: Path, *args: str, heavy: list[str], entry: str = "app"
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=heavy), *args],
+        [sys.executable, "-c", PROBE.format(heavy=heavy, entry=entry), *args],
         capture_output=True,
         text=True,
         env=env_for(home),
@@ -75,6 +75,22 @@ def test_help_and_version_load_no_store(home: Path) -> None:
     assert proc.stdout.startswith("filetier ")
     proc, _ = loaded_by(home, "--help", heavy=heavy)
     assert "upload" in proc.stdout and "download" in proc.stdout
+
+
+def test_the_installed_script_answers_version_without_typer(home: Path) -> None:
+    """``filetier`` (pyproject's script) enters through ``front``: ``--version`` alone
+    loads neither typer nor the store; any other argument list reaches the full CLI."""
+    proc, loaded = loaded_by(home, "--version", heavy=["typer", "pydantic"], entry="front")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("filetier ")
+    assert loaded == []
+    proc, loaded = loaded_by(home, "--help", heavy=["typer"], entry="front")
+    assert proc.returncode == 0, proc.stderr
+    assert "upload" in proc.stdout
+    assert loaded == ["typer"]
+    proc, _ = loaded_by(home, "stat", "nope", heavy=[], entry="front")
+    assert proc.returncode != 0
+    assert "error:" in proc.stderr
 
 
 def test_ls_and_stat_on_a_store_at_head_load_no_migration_or_server_code(
