@@ -6,9 +6,10 @@ Run::
     .venv/bin/python bench/bench_alternating.py --s3 ceph       # PostgreSQL + Ceph, 256 MiB
     .venv/bin/python bench/bench_alternating.py --pairs 4 --size-mib 512
 
-``bench_core.py`` and ``bench_production.py`` time each contestant several times in a row
-and keep the best; on a VM whose disk writeback stalls unpredictably, whichever runs after
-a burst of writes pays for it. Here each pair runs filetier and its baseline back to back,
+``bench_production.py`` times each contestant several times in a row and keeps the best
+(except its download row); on a VM whose disk writeback stalls unpredictably, whichever
+runs after a burst of writes pays for it. ``bench_core.py`` now times its large-file rows
+this way too. Here each pair runs filetier and its baseline back to back,
 the order swapped every other pair, with ``os.sync()`` and a pause before each timing, and
 the table reports medians:
 

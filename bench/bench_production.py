@@ -247,6 +247,31 @@ async def raw_get_to_file(store: Any, key: str, dest: Path) -> int:
     return written
 
 
+def kernel_copy(src: Path, dst: Path) -> int:
+    """One kernel copy of ``src`` into a new ``dst`` (``copy_file_range``: a reflink where
+    the filesystem shares blocks): the second local copy a download that keeps the host's
+    disk cache filled has to make."""
+    size = src.stat().st_size
+    copied = 0
+    with src.open("rb") as inp, dst.open("xb") as out:
+        while copied < size:
+            n = os.copy_file_range(inp.fileno(), out.fileno(), size - copied)
+            if n == 0:
+                break
+            copied += n
+    return copied
+
+
+async def raw_get_and_copy(store: Any, key: str, dest: Path, copy: Path) -> int:
+    """The same work as a download that keeps the disk cache filled, done raw: the get
+    streamed to a file (the cache copy), then one kernel copy of it (the delivered one)."""
+    written = await raw_get_to_file(store, key, dest)
+    copied = await asyncio.to_thread(kernel_copy, dest, copy)
+    dest.unlink()
+    copy.unlink()
+    return min(written, copied)
+
+
 # -- the benchmark --------------------------------------------------------------------------
 
 
@@ -360,12 +385,18 @@ class Bench:
                 async def get_and_hash(key: str = key) -> str:
                     return await raw_get_and_hash(raw, key)
 
+                async def get_and_copy(key: str = key, rep: int = rep) -> int:
+                    cache = self.work / f"raw-cache-{rep}.bin"
+                    return await raw_get_and_copy(raw, key, cache, downloads / f"raw-{rep}.bin")
+
                 downloads_trio = [
                     ("filetier download (primary)", ft_get),
                     ("raw get", raw_get),
+                    ("raw get + one kernel copy", get_and_copy),
                     ("raw get + SHA-256, nothing written", get_and_hash),
                 ]
-                downloads_trio = downloads_trio[rep % 3 :] + downloads_trio[: rep % 3]
+                turn = rep % len(downloads_trio)
+                downloads_trio = downloads_trio[turn:] + downloads_trio[:turn]
                 for name, fn in downloads_trio:
                     ticks = cpu_ticks()
                     seconds, value = await atimed(fn)
@@ -375,7 +406,7 @@ class Bench:
                         self.idle_during_raw_get.append(idle / total if total else 0.0)
                     if name.startswith("filetier"):
                         assert value.tier == "primary", value.tier
-                    elif name == "raw get":
+                    elif name in ("raw get", "raw get + one kernel copy"):
                         assert value == size
                     else:
                         assert value == sha
@@ -407,7 +438,10 @@ class Bench:
         samples = "; ".join(
             f"{name} " + "/".join(f"{t:.3f}" for t in values) for name, values in self.times.items()
         )
-        NOTES.append(f"large-file samples in seconds, in run order (best is used): {samples}")
+        NOTES.append(
+            "large-file samples in seconds, in run order (best is used; rows 1b and 1b' "
+            f"compare medians): {samples}"
+        )
         label = f"{size // MiB} MiB"
         up, raw_up = self.best("filetier upload"), self.best("raw put")
         add(
@@ -418,14 +452,28 @@ class Bench:
             ">= 0.90x",
             verdict(raw_up / up >= 0.9),
         )
-        down, raw_down = self.best("filetier download (primary)"), self.best("raw get")
+        raw_down = self.best("raw get")
+        # The decided design keeps the host's disk cache filled, so a download writes two
+        # local copies: its baseline is the raw get plus one kernel copy (medians of the
+        # rotation, like the samples it is compared with).
+        down_med = statistics.median(self.times["filetier download (primary)"])
+        raw_copy = statistics.median(self.times["raw get + one kernel copy"])
+        raw_med = statistics.median(self.times["raw get"])
         add(
-            f"1b. download {label}, primary read, verified (throughput)",
-            mbps(size, down),
-            f"obstore get_async -> file {mbps(size, raw_down)}",
-            f"{raw_down / down:.2f}x",
+            f"1b. download {label}, primary read, verified, disk cache filled (throughput)",
+            mbps(size, down_med),
+            f"obstore get_async -> file + one kernel copy {mbps(size, raw_copy)}",
+            f"{raw_copy / down_med:.2f}x",
             ">= 0.90x",
-            verdict(raw_down / down >= 0.9),
+            verdict(raw_copy / down_med >= 0.9),
+        )
+        add(
+            f"1b'. download {label}, primary read, vs the raw get alone (medians)",
+            mbps(size, down_med),
+            f"obstore get_async -> file {mbps(size, raw_med)}",
+            f"{raw_med / down_med:.2f}x",
+            "informational",
+            "info",
         )
         hashed = self.best("sha256 of the file")
         add(

@@ -450,3 +450,62 @@ async def test_uncached_large_content_reaches_the_destination_and_the_cache_with
         downloads = Path(first.path).parent
         assert not (downloads / "rot.bin").exists()
         assert [p.name for p in downloads.iterdir() if p.name.endswith(".tmp")] == []
+
+
+async def test_an_agent_editing_its_download_in_place_never_changes_the_cache(
+    remote_settings: Settings,
+) -> None:
+    """A download from a remote primary fills the disk cache and delivers a second copy
+    (a reflink where the filesystem shares blocks, else a kernel copy): writing into the
+    delivered file, truncating it or appending to it leaves the cache copy and the next
+    download exactly as stored."""
+    big = os.urandom(12 * 1024 * 1024 + 5)  # above the memory tier's item size
+    sha = hashlib.sha256(big).hexdigest()
+    async with FileStore(remote_settings) as store:
+        up = await store.upload_file(big, filename="big.bin")
+        store.memory.evict(sha)
+        store.disk.evict(sha)
+        first = await store.download(up.file_id, "mine.bin")
+        assert first.tier == "primary"
+        delivered = Path(first.path)
+        with delivered.open("r+b") as edit:  # in place: same inode, no rename
+            edit.seek(1_000_000)
+            edit.write(b"\x00" * 4096)
+        with delivered.open("ab") as grow:
+            grow.write(b"tail")
+        cached = store.disk.lookup(sha)
+        assert cached is not None
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha
+        assert cached.stat().st_ino != delivered.stat().st_ino
+
+        os.truncate(delivered, 10)
+        again = await store.download(up.file_id, "again.bin")
+        assert again.tier == "disk"
+        assert Path(again.path).read_bytes() == big
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha
+        report = await store.verify()
+        assert report.findings == []
+
+
+def test_a_copy_that_cannot_share_blocks_falls_back_to_a_kernel_copy(tmp_path: Path) -> None:
+    """Across filesystems (or on one without reflinks) the clone is refused and the bytes
+    are copied instead; a source longer than asked for is cut to the size asked."""
+    from filetier.digest import copy_exact
+
+    source = tmp_path / "cached.bin"
+    data = os.urandom(3 * 1024 * 1024 + 1)
+    source.write_bytes(data)
+    targets = [tmp_path / "same-fs.bin"]
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        targets.append(shm / f"filetier-test-{uuid.uuid4().hex}.bin")  # another filesystem
+    for target in targets:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            assert copy_exact(source, fd, len(data) - 1) == len(data) - 1
+        finally:
+            os.close(fd)
+        try:
+            assert target.read_bytes() == data[:-1]
+        finally:
+            target.unlink()

@@ -5,7 +5,10 @@
 ...     path = await store.download_file(uploaded.file_id)
 """
 
-from filetier.config import Settings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from filetier.errors import (
     ConfigError,
     DestinationExistsError,
@@ -28,21 +31,65 @@ from filetier.errors import (
     StoreClosedError,
     TypeNotAllowedError,
 )
-from filetier.models import (
-    BatchItem,
-    DeleteResult,
-    DownloadEvent,
-    DownloadResult,
-    FilePage,
-    FileRecord,
-    Finding,
-    MaintenanceReport,
-    PlannedAction,
-    StoreStats,
-    UploadResult,
-    VerifyReport,
-)
-from filetier.store import FileReader, FileStore, UnifiedFileHandler
+
+if TYPE_CHECKING:
+    from filetier.config import Settings
+    from filetier.models import (
+        BatchItem,
+        DeleteResult,
+        DownloadEvent,
+        DownloadResult,
+        FilePage,
+        FileRecord,
+        Finding,
+        MaintenanceReport,
+        PlannedAction,
+        StoreStats,
+        UploadResult,
+        VerifyReport,
+    )
+    from filetier.store import FileReader, FileStore, UnifiedFileHandler
+
+# Loaded on first use (PEP 562): the store pulls in SQLAlchemy, pydantic and the object
+# store client, ~0.5 s that a `filetier --help` or an import of the errors alone must not
+# pay. The errors above are plain classes and stay eager.
+_LAZY = {
+    "Settings": "filetier.config",
+    **dict.fromkeys(
+        (
+            "BatchItem",
+            "DeleteResult",
+            "DownloadEvent",
+            "DownloadResult",
+            "FilePage",
+            "FileRecord",
+            "Finding",
+            "MaintenanceReport",
+            "PlannedAction",
+            "StoreStats",
+            "UploadResult",
+            "VerifyReport",
+        ),
+        "filetier.models",
+    ),
+    **dict.fromkeys(("FileReader", "FileStore", "UnifiedFileHandler"), "filetier.store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'filetier' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -270,29 +270,68 @@ def copy_exact(src: Path, dst_fd: int, size: int, *, progress: Progress | None =
     """Copy ``size`` bytes of ``src`` to ``dst_fd`` in the kernel (``copy_file_range``,
     else ``sendfile``), without hashing: only for a copy this process has just hashed.
 
+    Where the filesystem shares blocks (XFS, btrfs: ``FICLONE``) the copy is a reflink:
+    no bytes move, and the two files stay independent (a write to either one gets its
+    own blocks), so editing a delivered file never changes the cache copy it came from.
+
     Returns the bytes copied; fewer than ``size`` means the source was shorter. Blocking.
     """
-    copied = 0
     src_fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        kernel_copy = getattr(os, "copy_file_range", None)
-        while copied < size:
-            step = min(COPY_STEP, size - copied)
-            try:
-                if kernel_copy is not None:
-                    n = kernel_copy(src_fd, dst_fd, step, copied, copied)
-                else:
-                    n = os.sendfile(dst_fd, src_fd, copied, step)
-            except OSError as exc:
-                if kernel_copy is None or exc.errno not in _NO_KERNEL_COPY:
-                    raise
-                kernel_copy = None  # e.g. across filesystems on an old kernel: sendfile
-                continue
-            if n == 0:
-                break
-            copied += n
-            if progress:
-                progress(n)
+        cloned = _clone(src_fd, dst_fd, size)
+        if cloned is not None:
+            if progress and cloned:
+                progress(cloned)
+            return cloned
+        return _kernel_copy(src_fd, dst_fd, size, progress)
     finally:
         os.close(src_fd)
+
+
+# ioctl(dst, FICLONE, src) from <linux/fs.h>: share all of src's blocks with empty dst.
+FICLONE = 0x40049409
+# What an ioctl answers where cloning cannot be done: another filesystem (EXDEV), one
+# without shared blocks (EOPNOTSUPP, ext4; ENOTTY, tmpfs), or no such ioctl at all.
+_NO_CLONE = frozenset({errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS})
+
+
+def _clone(src_fd: int, dst_fd: int, size: int) -> int | None:
+    """Reflink ``src_fd`` into the empty ``dst_fd``; the bytes now in it (at most
+    ``size``), or None where the filesystem cannot share blocks."""
+    if size == 0 or not hasattr(os, "copy_file_range"):  # Linux only, like FICLONE
+        return None
+    import fcntl
+
+    try:
+        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+    except OSError as exc:
+        if exc.errno in _NO_CLONE:
+            return None
+        raise
+    length = os.fstat(dst_fd).st_size
+    if length > size:  # a longer source: deliver what was asked, as the copy would
+        os.ftruncate(dst_fd, size)
+    return min(length, size)
+
+
+def _kernel_copy(src_fd: int, dst_fd: int, size: int, progress: Progress | None) -> int:
+    copied = 0
+    kernel_copy = getattr(os, "copy_file_range", None)
+    while copied < size:
+        step = min(COPY_STEP, size - copied)
+        try:
+            if kernel_copy is not None:
+                n = kernel_copy(src_fd, dst_fd, step, copied, copied)
+            else:
+                n = os.sendfile(dst_fd, src_fd, copied, step)
+        except OSError as exc:
+            if kernel_copy is None or exc.errno not in _NO_KERNEL_COPY:
+                raise
+            kernel_copy = None  # e.g. across filesystems on an old kernel: sendfile
+            continue
+        if n == 0:
+            break
+        copied += n
+        if progress:
+            progress(n)
     return copied

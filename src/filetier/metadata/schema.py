@@ -18,10 +18,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
-JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+class JSONType(sa.TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL.
+
+    A decorator rather than ``JSON().with_variant(postgresql.JSONB())``: the variant needs
+    the PostgreSQL dialect at import (~50 ms), which the embedded default never uses.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -7,18 +7,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from obstore.store import LocalStore, MemoryStore, S3Store
-
-from filetier.config import Settings
 from filetier.errors import ConfigError
 from filetier.modes import make_dirs
 from filetier.tiers.local import LocalPrimary
-from filetier.tiers.objectstore import ObstoreLocalPrimary, ObstorePrimary
-from filetier.tiers.protocols import PrimaryStore
-from filetier.tiers.supabase import SESSION_TOKEN_REFUSALS, ensure_bucket, learn_region
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
+
+    from filetier.config import Settings
+    from filetier.tiers.protocols import PrimaryStore
+
+# obstore, stamina and httpx (Supabase) are imported by the branches that use them: the
+# embedded default needs none of them, and a short CLI command would pay ~0.1 s for them.
 
 
 async def open_primary(settings: Settings) -> PrimaryStore:
@@ -26,6 +26,8 @@ async def open_primary(settings: Settings) -> PrimaryStore:
     (created private when missing) and its region (learned when not set)."""
     if not settings.supabase_primary:
         return build_primary(settings)
+    from filetier.tiers.supabase import ensure_bucket, learn_region
+
     if settings.supabase_service_key is not None:
         await ensure_bucket(settings)
     return build_s3_primary(settings, region=await learn_region(settings))
@@ -41,6 +43,10 @@ def build_primary(settings: Settings) -> PrimaryStore:
     if not url:
         return LocalPrimary(settings.objects_dir)
     parsed = urlparse(url)
+    from obstore.store import LocalStore, MemoryStore
+
+    from filetier.tiers.objectstore import ObstoreLocalPrimary, ObstorePrimary
+
     if parsed.scheme == "memory":
         return ObstorePrimary(MemoryStore(), name="memory")
     if parsed.scheme == "file":
@@ -94,6 +100,11 @@ def s3_credentials(settings: Settings) -> dict[str, str]:
 
 
 def build_s3_primary(settings: Settings, *, region: str | None = None) -> PrimaryStore:
+    from obstore.store import S3Store
+
+    from filetier.tiers.objectstore import ObstorePrimary
+    from filetier.tiers.supabase import SESSION_TOKEN_REFUSALS
+
     bucket = settings.s3_bucket_name
     assert bucket is not None
     endpoint = settings.s3_endpoint_url

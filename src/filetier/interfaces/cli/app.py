@@ -12,7 +12,6 @@ the interpreter during normal finalisation (exit code 134) in short-lived comman
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,31 +20,26 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-from uuid import UUID
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
-from filetier import logsafe
-from filetier.auth import check_owner_name
-from filetier.config import Settings
+from filetier import __version__, logsafe
 from filetier.errors import ConfigError, FiletierError, InvalidFileIdError, mapping_for
-from filetier.models import CleanupPolicy, FileRecord, MaintenanceReport, ProviderCopyInfo
-from filetier.store import FileStore, parse_file_id
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from rich.console import Console
+
+    from filetier.config import Settings
+    from filetier.models import CleanupPolicy, FileRecord, MaintenanceReport, ProviderCopyInfo
+    from filetier.store import FileStore
+
+# Only typer and the standard library load at import: `filetier --help` and `--version`
+# answer without SQLAlchemy, pydantic or rich (~0.5 s on a small machine); each command
+# imports what it uses.
 
 T = TypeVar("T")
 
@@ -66,8 +60,28 @@ app = _typer(name="filetier", help="A content-addressed, three-tier file store f
 db_app = _typer(help="Metadata database commands.")
 app.add_typer(db_app, name="db")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console made on first use: importing rich costs what a short command saves."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        """The console itself, for what needs the real object (a ``with`` block)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(soft_wrap=True, **self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+out: Console = _LazyConsole()  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
@@ -83,7 +97,7 @@ state = _State()
 
 def _print_version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"filetier {package_version('filetier')}\n")
+        sys.stdout.write(f"filetier {__version__}\n")
         raise typer.Exit()
 
 
@@ -120,6 +134,8 @@ def _main(
 
 
 def _overrides() -> dict[str, Any]:
+    from filetier.auth import check_owner_name
+
     overrides: dict[str, Any] = {}
     if state.home is not None:
         overrides["home"] = state.home
@@ -129,6 +145,9 @@ def _overrides() -> dict[str, Any]:
 
 
 def build_settings() -> Settings:
+    from filetier.auth import check_owner_name
+    from filetier.config import Settings
+
     overrides = _overrides()
     settings = Settings(**overrides)
     check_owner_name(settings.owner)
@@ -141,9 +160,13 @@ def build_settings() -> Settings:
 
 
 def run(job: Callable[[FileStore], Awaitable[T]]) -> T:
+    from filetier.store import FileStore
+
     async def main() -> T:
         async with FileStore(build_settings()) as store:
             return await job(store)
+
+    import asyncio
 
     return asyncio.run(main())
 
@@ -151,6 +174,8 @@ def run(job: Callable[[FileStore], Awaitable[T]]) -> T:
 def emit(value: Any, as_json: bool) -> None:
     if as_json:
         data: Any = value
+        from pydantic import BaseModel
+
         if isinstance(value, BaseModel):
             data = value.model_dump(mode="json")
         elif isinstance(value, list):
@@ -158,6 +183,12 @@ def emit(value: Any, as_json: bool) -> None:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     else:
         out.print(value)
+
+
+def line(text: str) -> None:
+    """One plain line on stdout: what ``out.print(markup=False, highlight=False)`` prints
+    for text, without importing rich (~20 ms of a short command such as ``stat``)."""
+    sys.stdout.write(text + "\n")
 
 
 def error_body(kind: str, message: str, exit_code: int) -> dict[str, Any]:
@@ -200,6 +231,8 @@ async def resolve_id(store: FileStore, text: str) -> UUID | str:
     """A whole id, the id a unique prefix stands for (this owner's files only), or the
     text as given: a provider file id (``file-…``) the store resolves, or garbage it
     refuses with a clear message."""
+    from filetier.store import parse_file_id
+
     try:
         return parse_file_id(text)
     except InvalidFileIdError:
@@ -209,20 +242,6 @@ async def resolve_id(store: FileStore, text: str) -> UUID | str:
     return text
 
 
-class _BytesColumn(ProgressColumn):
-    """Bytes done / total, in the binary units every other size is printed in."""
-
-    def render(self, task: Task) -> Text:
-        done = human(int(task.completed))
-        return Text(f"{done} / {human(int(task.total))}" if task.total is not None else done)
-
-
-class _SpeedColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{human(int(speed))}/s")
-
-
 @contextmanager
 def transfer_bar(
     description: str, total: int | None, enabled: bool
@@ -230,13 +249,35 @@ def transfer_bar(
     if not enabled or not err.is_terminal:
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class _BytesColumn(ProgressColumn):
+        """Bytes done / total, in the binary units every other size is printed in."""
+
+        def render(self, task: Task) -> Text:
+            done = human(int(task.completed))
+            return Text(f"{done} / {human(int(task.total))}" if task.total is not None else done)
+
+    class _SpeedColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{human(int(speed))}/s")
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         _BytesColumn(),
         _SpeedColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=err.get() if isinstance(err, _LazyConsole) else err,
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
@@ -443,7 +484,8 @@ def list_files(
         right={2},
     )
     more = f", next: --offset {page.next_offset}" if page.next_offset is not None else ""
-    err.print(f"{len(page.items)} of {page.total} files{more}", markup=False)
+    # Plain write, not rich: importing rich would cost this short command ~20 ms.
+    sys.stderr.write(f"{len(page.items)} of {page.total} files{more}\n")
 
 
 @app.command("stat")
@@ -474,13 +516,9 @@ def stat_file(
             shown = f"{value} bytes ({human(value)})"
         else:
             shown = str(value)
-        out.print(f"{key:>18}: {shown}", markup=False, highlight=False)
+        line(f"{key:>18}: {shown}")
     for c in copies:
-        out.print(
-            f"{'provider copy':>18}: {c.provider} {c.purpose} {c.provider_file_id} {life(c)}",
-            markup=False,
-            highlight=False,
-        )
+        line(f"{'provider copy':>18}: {c.provider} {c.purpose} {c.provider_file_id} {life(c)}")
 
 
 @app.command("rm")
@@ -602,6 +640,8 @@ def stats(as_json: JsonFlag = False) -> None:
     out.print(
         f"disk cache {result.disk_cache_entries} copies, {human(result.disk_cache_bytes)} / {human(result.disk_cache_max_bytes)}"
     )
+    from rich.table import Table
+
     table = Table("tier", "downloads", "bytes served", "hit rate", box=None)
     rates = result.hit_rates
     for name, tier in result.tiers.items():
@@ -771,7 +811,7 @@ def token_create(
     """Create a token; it is printed once and only its hash is stored. The token sees
     only OWNER's files: files stored by the CLI belong to owner `default` unless it runs
     with `--owner OWNER` (or FILETIER_OWNER=OWNER)."""
-    from filetier.auth import TokenAuthority
+    from filetier.auth import TokenAuthority, check_owner_name
 
     check_owner_name(owner)
     token = run(lambda s: TokenAuthority(s.settings, s.db).create(owner, name))
@@ -846,6 +886,8 @@ def db_upgrade(as_json: JsonFlag = False) -> None:
             await db.close()
 
     make_dirs(settings.home.expanduser())
+    import asyncio
+
     ran, revision = asyncio.run(job())
     if as_json:
         emit({"migrated": ran, "revision": revision, "head": head_revision()}, True)
@@ -941,6 +983,9 @@ def mcp(
 
 def build_server_settings(**extra: Any) -> Settings:
     """Servers get only the configured roots: no current-directory convenience."""
+    from filetier.auth import check_owner_name
+    from filetier.config import Settings
+
     settings = Settings(**(_overrides() | extra))
     check_owner_name(settings.owner)
     # Refused here too (build_server checks again) so the refusal is the only line printed,
@@ -955,6 +1000,8 @@ def doctor(as_json: JsonFlag = False) -> None:
     from filetier.interfaces.cli.doctor import run_checks
 
     settings = build_settings()
+    import asyncio
+
     checks = asyncio.run(run_checks(settings))
     failed = [c for c in checks if not c["ok"]]
     if as_json:
@@ -993,6 +1040,25 @@ def _usage_error(exc: typer.TyperException, as_json: bool) -> int:
     return _report(type(exc).__name__, exc.format_message() + hint, exc.exit_code, as_json)
 
 
+def _unexpected(exc: Exception, as_json: bool) -> int:
+    # pydantic is imported here, not at the top: a ValidationError means it is loaded.
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = first["loc"][0] if first["loc"] else ""
+        return _report("ConfigError", f"invalid setting {where}: {first['msg']}", 3, as_json)
+    # A bug, not a user error: one line all the same; the traceback only with -v.
+    if state.verbose:
+        traceback.print_exc()
+    return _report(
+        type(exc).__name__,
+        f"unexpected {type(exc).__name__}: {exc} (a bug; -v shows the traceback)",
+        1,
+        as_json,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run, flush, and leave without interpreter finalisation."""
     args = sys.argv[1:] if argv is None else argv
@@ -1006,24 +1072,12 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except FiletierError as exc:
         code = _report(type(exc).__name__, str(exc), mapping_for(exc).exit_code, as_json)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = first["loc"][0] if first["loc"] else ""
-        code = _report("ConfigError", f"invalid setting {where}: {first['msg']}", 3, as_json)
     except typer.TyperException as exc:
         code = _usage_error(exc, as_json)
     except (KeyboardInterrupt, typer.Abort):
         code = _report("Interrupted", "interrupted", 130, as_json)
     except Exception as exc:  # noqa: BLE001 - the last resort of the entry point
-        # A bug, not a user error: one line all the same; the traceback only with -v.
-        if state.verbose:
-            traceback.print_exc()
-        code = _report(
-            type(exc).__name__,
-            f"unexpected {type(exc).__name__}: {exc} (a bug; -v shows the traceback)",
-            1,
-            as_json,
-        )
+        code = _unexpected(exc, as_json)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,0 +1,125 @@
+"""How long the ``filetier`` command takes, whole process, against ``python3 -c pass``.
+
+Run::
+
+    .venv/bin/python bench/bench_cli.py              # 21 rounds
+    .venv/bin/python bench/bench_cli.py --quick      # CI smoke run: 3 rounds
+    .venv/bin/python bench/bench_cli.py --rounds 41
+
+An agent that shells out to ``filetier`` pays the interpreter's start and every import on
+each call, so this times what it feels: a fresh process per run, like hyperfine. Each
+round runs every command once, in an order rotated from round to round (so none always
+follows a disk-heavy one), and the table compares medians. ``python3 -c pass`` (the same
+interpreter) runs in the same rounds: it is the floor no Python command can go under,
+and the ratio against it says how much of a command is filetier's own.
+
+The store is the embedded default (SQLite + local directory) in a temporary home with one
+small file, so ``stat`` and ``ls`` open a store whose database is already at its newest
+schema, as every call after the first does. The exit code is always 0: this is a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _table import NOTES, add, finish, scrub_environment, verdict
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cli.md"
+
+# Targets from issue 12, in seconds (medians, whole process, on a 2-core machine).
+TARGETS = {"--help": 0.15, "--version": 0.15, "stat ID": 0.35, "ls": 0.35}
+
+
+def filetier_command() -> list[str]:
+    """The installed ``filetier`` script next to this interpreter, else the same entry
+    point through ``-c`` (a checkout that was never installed)."""
+    script = Path(sys.executable).parent / "filetier"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from filetier.interfaces.cli.app import main; main()"]
+
+
+def time_once(argv: list[str], env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, check=False)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[-1]!r} exited {done.returncode}: {done.stderr.decode()[:300]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds, for a CI smoke run")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 21)")
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.quick else 21)
+    scrub_environment()
+    home = Path(tempfile.mkdtemp(prefix="filetier-bench-cli-"))
+    env = {**os.environ, "FILETIER_HOME": str(home)}
+    cli = filetier_command()
+    try:
+        sample = home / "note.txt"
+        sample.write_text("a small file for stat and ls\n")
+        upload = subprocess.run(
+            [*cli, "upload", str(sample)], env=env, capture_output=True, text=True, check=True
+        )
+        file_id = upload.stdout.split()[0]
+        commands = {
+            "python3 -c pass": [sys.executable, "-c", "pass"],
+            "--help": [*cli, "--help"],
+            "--version": [*cli, "--version"],
+            "stat ID": [*cli, "stat", file_id],
+            "ls": [*cli, "ls"],
+        }
+        names = list(commands)
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        load = os.getloadavg()
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(time_once(commands[name], env))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+    floor = statistics.median(samples["python3 -c pass"])
+    add("python3 -c pass", f"{floor * 1000:.0f} ms", "-", "1.00x", "floor", "info")
+    for name, target in TARGETS.items():
+        median = statistics.median(samples[name])
+        add(
+            f"filetier {name}",
+            f"{median * 1000:.0f} ms",
+            f"python3 -c pass {floor * 1000:.0f} ms",
+            f"{median / floor:.1f}x",
+            f"<= {target * 1000:.0f} ms",
+            verdict(median <= target),
+        )
+    for name, values in samples.items():
+        NOTES.append(f"{name}: " + " / ".join(f"{v * 1000:.0f}" for v in values) + " ms")
+    header = "\n".join(
+        [
+            f"# filetier CLI start-up ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})",
+            "",
+            f"- {rounds} rounds, one fresh process per run, order rotated every round; "
+            f"medians. Command: {' '.join(cli)}",
+            f"- Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average at "
+            f"start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f} (a loaded machine slows "
+            "every row, the floor included)",
+            "",
+            "",
+        ]
+    )
+    finish(header, RESULTS)
+
+
+if __name__ == "__main__":
+    main()
