@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import format_datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from filetier.interfaces.http.ranges import (
 from filetier.interfaces.http.runtime import Runtime
 from filetier.models import FileRecord, UploadResult
 from filetier.providers.manager import DEFAULT_PURPOSE
+from filetier.store import FileStore
 
 JSON_BODY_MAX = 256 * 1024
 FILENAME_MAX = 1024
@@ -366,17 +367,43 @@ async def file_content(request: Request) -> Response:
     runtime = _runtime(request)
     store = runtime.store_for(request)
     record = await find_record(store, request.path_params["file_id"])
+    return await serve_content(request, runtime, store, record)
+
+
+async def serve_content(
+    request: Request,
+    runtime: Runtime,
+    store: FileStore,
+    record: FileRecord,
+    *,
+    bound_range: ByteRange | None = None,
+    before_body: Callable[[], Awaitable[None]] | None = None,
+    downloaded_by: str | None = None,
+) -> Response:
+    """A file's content as GET/HEAD answer: conditional, ranged, verified; the one code
+    path for the authenticated route and download links.
+
+    ``bound_range``: the only bytes this request may have (a range-bound link), sent as a
+    206 whatever Range the client asks for. ``before_body`` runs only when a body is about
+    to be sent (not for HEAD, 304 or 416): a single-use link is used up there.
+    """
     headers = _content_headers(record)
     etag = headers["etag"]
     if not_modified(request.headers.get("if-none-match"), etag):
         keep = ("etag", "cache-control", "last-modified")
         return Response(status_code=304, headers={k: headers[k] for k in keep})
     if request.method == "HEAD":
-        headers["content-length"] = str(record.size)
-        return Response(status_code=200, headers=headers)
-    byte_range: ByteRange | None = None
+        if bound_range is not None:
+            headers["content-range"] = bound_range.content_range
+        headers["content-length"] = str(bound_range.length if bound_range else record.size)
+        return Response(status_code=206 if bound_range else 200, headers=headers)
+    byte_range: ByteRange | None = bound_range
     requested = request.headers.get("range")
-    if requested is not None and range_applies(request.headers.get("if-range"), etag):
+    if (
+        bound_range is None
+        and requested is not None
+        and range_applies(request.headers.get("if-range"), etag)
+    ):
         parsed = parse_range(requested, record.size)
         if parsed == UNSATISFIABLE:
             return error_response(
@@ -387,10 +414,17 @@ async def file_content(request: Request) -> Response:
             )
         if isinstance(parsed, ByteRange):
             byte_range = parsed
-            headers["content-range"] = parsed.content_range
+    if byte_range is not None:
+        headers["content-range"] = byte_range.content_range
+    if before_body is not None:
+        await before_body()
     reader = ContentReader(store, runtime.verified, runtime.read_ahead)
     return await reader.body(
-        record, byte_range, status_code=206 if byte_range else 200, headers=headers
+        record,
+        byte_range,
+        status_code=206 if byte_range else 200,
+        headers=headers,
+        downloaded_by=downloaded_by,
     )
 
 
@@ -400,6 +434,7 @@ __all__ = [
     "get_file",
     "list_files",
     "provider_file_id",
+    "serve_content",
     "upload_by_hash",
     "upload_file",
 ]
