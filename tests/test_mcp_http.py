@@ -219,7 +219,7 @@ async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
     settings = Settings(home=home, fsync=False, allowed_roots=str(roots))
     with ServerThread(mcp_http_app(settings)) as alone:  # its own store, its own lifespan
         async with connect(alone, None) as anonymous:
-            assert len((await anonymous.list_tools()).tools) == 11
+            assert len((await anonymous.list_tools()).tools) == 13
             text = await error_text(anonymous, "list_files")
             assert "no authenticated owner" in text
 
@@ -272,3 +272,45 @@ async def test_large_base64_upload_over_http(server: ServerThread) -> None:
             client, "upload_file", content_base64=base64.b64encode(data).decode(), filename="r.bin"
         )
         assert uploaded["size"] == len(data) and uploaded["source"] == "base64"
+
+
+async def test_an_agent_mints_a_link_hands_it_on_and_revokes_it(home: Path, roots: Path) -> None:
+    """The round trip of a remote agent: upload, get a link, a token-less client fetches
+    it, the agent revokes it; another owner can neither link nor revoke alice's file."""
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice},bob:{bob}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with (
+            connect(api, None, token=alice) as as_alice,
+            connect(api, None, token=bob) as as_bob,
+        ):
+            uploaded = await call(as_alice, "upload_file", text="hand me on\n", filename="h.txt")
+            link = await call(as_alice, "create_link", file_id=uploaded["file_id"], expires_in=60)
+            # The URL names the address the agent reached the server at.
+            assert link["url"].startswith(f"http://127.0.0.1:{api.port}/links/")
+            assert link["direct"] is False and link["link_id"]
+            async with httpx2.AsyncClient(timeout=30) as anyone:
+                fetched = await anyone.get(link["url"])
+                assert fetched.status_code == 200 and fetched.content == b"hand me on\n"
+                assert 'filename="h.txt"' in fetched.headers["content-disposition"]
+
+                text = await error_text(as_bob, "create_link", file_id=uploaded["file_id"])
+                assert "no file with id" in text
+                text = await error_text(as_bob, "revoke_links", link_id=link["link_id"])
+                assert "no live link" in text
+                assert (await anyone.get(link["url"])).status_code == 200
+
+                revoked = await call(as_alice, "revoke_links", link_id=link["link_id"])
+                assert revoked == {"revoked": 1}
+                assert (await anyone.get(link["url"])).status_code == 404
+
+            text = await error_text(
+                as_alice, "create_link", file_id=uploaded["file_id"], direct=True
+            )
+            assert "S3-compatible" in text
+            text = await error_text(as_alice, "revoke_links")
+            assert "exactly one of" in text

@@ -46,6 +46,8 @@ EXPECTED_TOOLS = {
     "cache_stats",
     "get_file_text",
     "ask_file",
+    "create_link",
+    "revoke_links",
 }
 
 

@@ -253,6 +253,16 @@ class LinkAuthority:
         return revoked
 
 
+def link_url(settings: Settings, token: str, request_base: str | None = None) -> str:
+    """The URL of a link: under ``FILETIER_PUBLIC_URL``; unset, under the address the
+    caller reached this server at (a Host already checked against the allowed hosts), or
+    the configured HTTP address when there is no request (stdio)."""
+    base = (
+        settings.public_url or request_base or f"http://{settings.http_host}:{settings.http_port}"
+    )
+    return f"{base.rstrip('/')}/links/{token}"
+
+
 def parse_link_id(value: str) -> UUID:
     """A link id as the minting answer shows it (32 hex digits, or a UUID)."""
     try:

@@ -30,23 +30,19 @@ from filetier.interfaces.http.routes import (
     _runtime,
     serve_content,
 )
-from filetier.interfaces.http.runtime import Runtime
-from filetier.links import link_invalid, parse_link_id
+from filetier.links import LinkAuthority, link_invalid, link_url, parse_link_id
 from filetier.models import FileRecord
 from filetier.store import FileStore
 
 DEFAULT_EXPIRES_IN = 3600
 
 
-def link_url(runtime: Runtime, token: str) -> str:
-    return f"{runtime.public_url}/links/{token}"
-
-
 async def mint_link(
-    runtime: Runtime,
+    links: LinkAuthority,
     store: FileStore,
     record: FileRecord,
     *,
+    request_base: str | None,
     expires_in: int,
     single_use: bool,
     range_header: str | None,
@@ -67,7 +63,7 @@ async def mint_link(
             "file_id": str(record.file_id),
             "revocable": False,
         }
-    minted = await runtime.link_authority().mint(
+    minted = await links.mint(
         store.owner,
         record.file_id,
         expires_in=expires_in,
@@ -76,7 +72,7 @@ async def mint_link(
     )
     grant = minted.grant
     return {
-        "url": link_url(runtime, minted.token),
+        "url": link_url(store.settings, minted.token, request_base),
         "link_id": grant.link_id.hex,
         "direct": False,
         "file_id": str(record.file_id),
@@ -119,9 +115,10 @@ async def create_link(request: Request) -> Response:
         raise InvalidInputError("range must be a string such as 'bytes=0-1023'")
     record = await find_record(store, request.path_params["file_id"])
     answer = await mint_link(
-        runtime,
+        runtime.link_authority(),
         store,
         record,
+        request_base=str(request.base_url),
         expires_in=expires_in,
         single_use=single_use,
         range_header=range_header,
@@ -188,7 +185,6 @@ async def link_content(request: Request) -> Response:
 __all__ = [
     "create_link",
     "link_content",
-    "link_url",
     "mint_link",
     "revoke_all_links",
     "revoke_file_links",

@@ -86,16 +86,6 @@ class Runtime:
             raise StoreClosedError("the server is starting or stopping; try again")
         return self._links
 
-    @property
-    def public_url(self) -> str:
-        """Where clients reach this server (``FILETIER_PUBLIC_URL``), for links."""
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/")
-        host = self.bind_host
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"http://{host}:{self.bind_port}"
-
     # -- authentication ---------------------------------------------------------------
 
     async def owner_for(self, token: str | None) -> str | None:

@@ -138,3 +138,17 @@ class CacheStats(StoreStats):
     tier_hit_rates: dict[str, float] = Field(
         description="Share of all-time downloads served by each tier"
     )
+
+
+class LinkInfo(_Result):
+    url: str = Field(description="Hand this URL on: it serves the file without a token")
+    file_id: UUID
+    expires_at: datetime
+    direct: bool = Field(description="True: a pre-signed object-store URL (not revocable)")
+    link_id: str | None = Field(default=None, description="For revoke_links; null if direct")
+    single_use: bool = False
+    range: str | None = Field(default=None, description="The only bytes the link serves")
+
+
+class RevokedLinks(_Result):
+    revoked: int = Field(description="Live links revoked by this call")

@@ -46,6 +46,7 @@ from filetier.errors import FiletierError, InvalidInputError, NotFoundError
 from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
 from filetier.interfaces.mcp.resources import FILE_TEMPLATE, file_id_of, read_file_resource
 from filetier.interfaces.mcp.tools import register_tools
+from filetier.links import LinkAuthority
 from filetier.paths import AllowedRoots
 from filetier.store import FileStore
 
@@ -129,10 +130,10 @@ def _lifespan(
         if shared is not None:
             # Whoever opened this store closes it, after its last request.
             store = shared() if callable(shared) else shared
-            yield AppState(settings=settings, store=store, roots=roots)
+            yield AppState(settings, store, roots, LinkAuthority(settings, store.db))
             return
         async with FileStore(settings) as store:  # closing flushes download bookkeeping
-            yield AppState(settings=settings, store=store, roots=roots)
+            yield AppState(settings, store, roots, LinkAuthority(settings, store.db))
 
     return lifespan
 

@@ -29,11 +29,13 @@ from filetier.errors import (
     PathNotAllowedError,
     SourceNotFoundError,
 )
+from filetier.interfaces.http.links import mint_link
 from filetier.interfaces.mcp.context import (
     AppState,
     app_state,
     caller_store,
     remote_roots,
+    request_base,
     require_operator,
 )
 from filetier.interfaces.mcp.progress import TransferProgress
@@ -43,10 +45,13 @@ from filetier.interfaces.mcp.results import (
     FileInfo,
     FileList,
     FileText,
+    LinkInfo,
+    RevokedLinks,
     UploadedFile,
     VerifyOutcome,
     resource_uri,
 )
+from filetier.links import parse_link_id
 from filetier.models import (
     AskResult,
     DeleteResult,
@@ -317,6 +322,70 @@ async def delete_file(ctx: Ctx, file_id: FileId) -> DeleteResult:
     return await caller_store(ctx).delete(file_id)
 
 
+# -- links -------------------------------------------------------------------------------
+
+
+async def create_link(
+    ctx: Ctx,
+    file_id: FileId,
+    expires_in: Annotated[
+        int, Field(ge=1, description="Lifetime in seconds (at most the server's maximum)")
+    ] = 3600,
+    single_use: Annotated[bool, Field(description="Serve the file once only")] = False,
+    range: Annotated[
+        str | None, Field(description="Serve only these bytes, e.g. 'bytes=0-1023'")
+    ] = None,
+    direct: Annotated[
+        bool,
+        Field(
+            description="A pre-signed object-store URL instead (S3-compatible primary only): "
+            "not revocable, no download history"
+        ),
+    ] = False,
+) -> LinkInfo:
+    """A signed, expiring URL that serves one of your files to whoever holds it, with no
+    token: hand it to a person, another tool or a provider that fetches URLs. Revoke it
+    with revoke_links."""
+    store = caller_store(ctx)
+    record = await store.stat(file_id)
+    answer = await mint_link(
+        app_state(ctx).links,
+        store,
+        record,
+        request_base=request_base(ctx),
+        expires_in=expires_in,
+        single_use=single_use,
+        range_header=range,
+        direct=direct,
+    )
+    return LinkInfo.model_validate(answer)
+
+
+async def revoke_links(
+    ctx: Ctx,
+    link_id: Annotated[str | None, Field(description="Revoke this link")] = None,
+    file_id: Annotated[str | None, Field(description="Revoke every link to this file")] = None,
+    all_links: Annotated[bool, Field(description="Revoke every link you have made")] = False,
+) -> RevokedLinks:
+    """Revoke download links now, on every server: give exactly one of link_id, file_id
+    or all_links. Direct object-store URLs cannot be revoked."""
+    given = [n for n, v in (("link_id", link_id), ("file_id", file_id)) if v] + (
+        ["all_links"] if all_links else []
+    )
+    if len(given) != 1:
+        raise InvalidInputError("give exactly one of link_id, file_id or all_links")
+    store = caller_store(ctx)
+    links = app_state(ctx).links
+    if link_id:
+        revoked = await links.revoke(store.owner, link_id=parse_link_id(link_id))
+    elif file_id:
+        record = await store.stat(file_id)
+        revoked = await links.revoke(store.owner, file_id=record.file_id)
+    else:
+        revoked = await links.revoke(store.owner)
+    return RevokedLinks(revoked=revoked)
+
+
 # -- integrity and maintenance -------------------------------------------------------------
 
 
@@ -516,6 +585,13 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(list_files, "List files", _hints(read_only=True, idempotent=True)),
     ToolSpec(
         delete_file, "Delete a file", _hints(read_only=False, destructive=True, idempotent=True)
+    ),
+    ToolSpec(create_link, "Create a download link", _hints(read_only=False, idempotent=False)),
+    ToolSpec(
+        revoke_links,
+        "Revoke download links",
+        # A second revocation of the same link is an error: not idempotent.
+        _hints(read_only=False, destructive=True, idempotent=False),
     ),
     ToolSpec(verify_file, "Verify file integrity", _hints(read_only=True, idempotent=True)),
     ToolSpec(
