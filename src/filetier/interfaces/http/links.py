@@ -107,13 +107,15 @@ async def create_link(request: Request) -> Response:
         body.get("direct", False),
         body.get("range"),
     )
+    record = await find_record(store, request.path_params["file_id"])
+    if isinstance(expires_in, float) and expires_in.is_integer():
+        expires_in = int(expires_in)  # JSON does not tell 60 from 60.0
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
         raise InvalidInputError("expires_in must be a whole number of seconds")
     if not isinstance(single_use, bool) or not isinstance(direct, bool):
         raise InvalidInputError("single_use and direct must be true or false")
     if range_header is not None and not isinstance(range_header, str):
         raise InvalidInputError("range must be a string such as 'bytes=0-1023'")
-    record = await find_record(store, request.path_params["file_id"])
     answer = await mint_link(
         runtime.link_authority(),
         store,
