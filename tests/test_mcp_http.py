@@ -314,3 +314,36 @@ async def test_an_agent_mints_a_link_hands_it_on_and_revokes_it(home: Path, root
             assert "S3-compatible" in text
             text = await error_text(as_alice, "revoke_links")
             assert "exactly one of" in text
+
+
+async def test_download_without_a_destination_over_http_returns_a_link(
+    home: Path, roots: Path
+) -> None:
+    """A remote agent gets a URL it can fetch where it runs; nothing lands on the server."""
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice = "alice-token-0123456789abcdef"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with connect(api, None, token=alice) as client:
+            uploaded = await call(client, "upload_file", text="fetch me remotely", filename="r.txt")
+            result = await client.call_tool("download_file", {"file_id": uploaded["file_id"]})
+            assert not result.is_error, result.content
+            got = result.structured_content
+            assert got is not None and got["path"] is None and got["url"]
+            assert [b.type for b in result.content] == ["text", "resource_link"]
+            assert str(result.content[1].uri) == f"filetier://files/{uploaded['file_id']}"
+            assert got["url"] in result.content[0].text
+            # Nothing was written on the server, in any root or the downloads folder.
+            assert not any(p.is_file() for p in roots.rglob("*"))
+            assert not (home / "downloads").exists() or not any(
+                p.is_file() for p in (home / "downloads").rglob("*")
+            )
+            async with httpx2.AsyncClient(timeout=30) as anyone:
+                fetched = await anyone.get(got["url"])
+            assert fetched.status_code == 200 and fetched.content == b"fetch me remotely"
+            # Over HTTP, results name the HTTP content path too.
+            info = await call(client, "file_info", file_id=uploaded["file_id"])
+            assert info["content_path"] == f"/v1/files/{uploaded['file_id']}/content"

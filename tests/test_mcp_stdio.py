@@ -142,10 +142,32 @@ async def test_tools_round_trip_and_clean_exit(
 
         info = await call(client, "file_info", file_id=by_path["file_id"])
         assert info["metadata"] == {"project": "x"} and info["mime_type"].startswith("text/")
-        assert info["content_path"] == f"/v1/files/{by_path['file_id']}/content"
+        # Over stdio there is no HTTP server to name: results point at local paths only.
+        assert info["content_path"] is None
 
         listed = await call(client, "list_files", limit=1)
         assert listed["total"] == 2 and len(listed["items"]) == 1 and listed["next_offset"] == 1
+
+        # Text is one line for a person; the data comes once (structured), with a
+        # resource_link per file.
+        result = await client.call_tool("list_files", {})
+        texts = [b for b in result.content if b.type == "text"]
+        links = [b for b in result.content if b.type == "resource_link"]
+        assert len(texts) == 1 and "\n" not in texts[0].text and "2 file(s)" in texts[0].text
+        assert {str(link.uri) for link in links} == {
+            f"filetier://files/{inline['file_id']}",
+            f"filetier://files/{by_path['file_id']}",
+        }
+        named = {link.name: link for link in links}
+        assert named["report.csv"].size == 8 and named["report.csv"].mime_type.startswith("text/")
+        for tool, arguments in (
+            ("file_info", {"file_id": by_path["file_id"]}),
+            ("download_file", {"file_id": by_path["file_id"], "destination": "again/"}),
+        ):
+            result = await client.call_tool(tool, arguments)
+            kinds = [b.type for b in result.content]
+            assert kinds == ["text", "resource_link"], (tool, kinds)
+            assert "{" not in result.content[0].text  # a summary, not the JSON again
 
         text = await client.read_resource(inline["resource_uri"])
         content = text.contents[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from filetier.errors import (
@@ -42,6 +42,7 @@ from filetier.interfaces.mcp.progress import TransferProgress
 from filetier.interfaces.mcp.results import (
     CacheStats,
     CleanupOutcome,
+    DownloadAnswer,
     FileInfo,
     FileList,
     FileText,
@@ -49,13 +50,14 @@ from filetier.interfaces.mcp.results import (
     RevokedLinks,
     UploadedFile,
     VerifyOutcome,
+    answer,
+    file_link,
     resource_uri,
 )
 from filetier.links import parse_link_id
 from filetier.models import (
     AskResult,
     DeleteResult,
-    DownloadResult,
     Finding,
     ProviderFileId,
     Tier,
@@ -76,6 +78,7 @@ REMOTE_PATH_REFUSED = (
 _PROVIDERS = ", ".join(SPECS)
 FileId = Annotated[str, Field(description="A file id returned by upload_file or list_files")]
 Provider = Annotated[str, Field(description=f"LLM provider: one of {_PROVIDERS}")]
+DOWNLOAD_LINK_SECONDS = 3600  # download_file's link, for a caller that runs elsewhere
 
 
 # -- upload / download ---------------------------------------------------------------------
@@ -105,7 +108,7 @@ async def upload_file(
     metadata: Annotated[
         dict[str, Any] | None, Field(description="Small JSON object kept with the file")
     ] = None,
-) -> UploadedFile:
+) -> Annotated[CallToolResult, UploadedFile]:
     """Store a file and get its file id. Give exactly one source: `path` for a file on the
     server's disk (any size, streamed, with progress), or `text` / `content_base64` for small
     inline content (up to the server's inline limit, 1 MiB by default). Identical content is
@@ -168,7 +171,7 @@ async def upload_file(
                 )
         finally:
             os.close(fd)
-    return UploadedFile(
+    uploaded = UploadedFile(
         file_id=result.file_id,
         sha256=result.sha256,
         size=result.size,
@@ -179,6 +182,12 @@ async def upload_file(
         deduplicated=result.deduplicated,
         bytes_written=result.bytes_written,
         resource_uri=resource_uri(result.file_id),
+    )
+    return answer(
+        uploaded,
+        f"Stored {result.filename} ({result.size:,} bytes, {result.mime_type}) as {result.file_id}"
+        + (" (content already stored)" if result.deduplicated else ""),
+        [file_link(result.file_id, result.filename, result.mime_type, result.size)],
     )
 
 
@@ -235,19 +244,22 @@ async def download_file(
             "refuse and leave it as it is)"
         ),
     ] = False,
-) -> DownloadResult:
-    """Write a stored file to the server's disk and say where it went. Reads from the fastest
-    tier that holds it (memory, disk cache, primary store) and checks the SHA-256 on the way;
-    `tier` says which one served it. A different file already at the destination is left
-    alone (an error says so) unless `overwrite` is true; the same content already there is
-    a no-op. Sends progress notifications for large files."""
+) -> Annotated[CallToolResult, DownloadAnswer]:
+    """Get a stored file where you can use it. With a `destination` (or over stdio), write
+    it to the server's disk and say where it went, reading from the fastest tier (memory,
+    disk cache, primary store) and checking the SHA-256 on the way; a different file
+    already there is left alone unless `overwrite` is true. Over HTTP without a
+    `destination`, nothing is written on the server: you get a download link (`url`,
+    valid for an hour) to fetch from wherever you run."""
     store = caller_store(ctx)
     own = remote_roots(ctx)
+    if own is not None and destination is None:
+        return await _download_link(ctx, store, file_id)
     # Reading the record first costs nothing extra: the download reuses it.
     total = await _size_of(store, file_id)
     async with TransferProgress(ctx.report_progress, total, f"downloading {file_id}") as progress:
         try:
-            return await store.download(
+            result = await store.download(
                 file_id,
                 destination,
                 downloaded_by="mcp",
@@ -267,6 +279,50 @@ async def download_file(
             raise PathNotAllowedError(
                 REMOTE_PATH_REFUSED.format(what="Destination", path=shown)
             ) from None
+    delivered = DownloadAnswer(
+        file_id=result.file_id,
+        sha256=result.sha256,
+        size=result.size,
+        mime_type=result.mime_type,
+        path=result.path,
+        tier=result.tier,
+        verified=result.verified,
+        cleanup=result.cleanup,
+    )
+    return answer(
+        delivered,
+        f"Wrote {result.size:,} bytes to {result.path} (verified, from {result.tier})",
+        [file_link(result.file_id, Path(result.path).name, result.mime_type, result.size)],
+    )
+
+
+async def _download_link(ctx: Ctx, store: FileStore, file_id: str) -> CallToolResult:
+    record = await store.stat(file_id)
+    link = await mint_link(
+        app_state(ctx).links,
+        store,
+        record,
+        request_base=request_base(ctx),
+        expires_in=min(DOWNLOAD_LINK_SECONDS, store.settings.link_max_seconds),
+        single_use=False,
+        range_header=None,
+        direct=False,
+    )
+    linked = DownloadAnswer(
+        file_id=record.file_id,
+        sha256=record.sha256,
+        size=record.size,
+        mime_type=record.mime_type,
+        url=link["url"],
+        link_id=link["link_id"],
+        expires_at=link["expires_at"],
+    )
+    return answer(
+        linked,
+        f"Download {record.filename} ({record.size:,} bytes) from {link['url']} "
+        f"until {link['expires_at']}",
+        [file_link(record.file_id, record.filename, record.mime_type, record.size)],
+    )
 
 
 async def _size_of(store: FileStore, file_id: str) -> int | None:
@@ -279,12 +335,20 @@ async def _size_of(store: FileStore, file_id: str) -> int | None:
 # -- records -------------------------------------------------------------------------------
 
 
-async def file_info(ctx: Ctx, file_id: FileId) -> FileInfo:
+async def file_info(ctx: Ctx, file_id: FileId) -> Annotated[CallToolResult, FileInfo]:
     """Metadata of one stored file: name, size, MIME type, SHA-256, upload and access times,
     user metadata, and which providers already hold a copy and for how long."""
     store = caller_store(ctx)
     record = await store.stat(file_id)
-    return FileInfo.of(record, await store.provider_copies(record.file_id))
+    copies = await store.provider_copies(record.file_id)
+    info = FileInfo.of(record, copies, remote=remote_roots(ctx) is not None)
+    return answer(
+        info,
+        f"{record.filename}: {record.size:,} bytes, {record.mime_type}, uploaded "
+        f"{record.upload_date:%Y-%m-%d %H:%M} UTC, {len(copies)} provider cop"
+        + ("y" if len(copies) == 1 else "ies"),
+        [file_link(record.file_id, record.filename, record.mime_type, record.size)],
+    )
 
 
 async def list_files(
@@ -300,18 +364,26 @@ async def list_files(
     offset: Annotated[
         int, Field(ge=0, le=LIST_OFFSET_MAX, description="Files to skip (from next_offset)")
     ] = 0,
-) -> FileList:
+) -> Annotated[CallToolResult, FileList]:
     """List your stored files, newest first, with optional filters; page with
     `offset` = `next_offset` until it is null."""
     page = await caller_store(ctx).list(
         name_contains=name_contains, mime_type=mime_type, sha256=sha256, limit=limit, offset=offset
     )
-    return FileList(
-        items=[FileInfo.of(record) for record in page.items],
+    remote = remote_roots(ctx) is not None
+    listed = FileList(
+        items=[FileInfo.of(record, remote=remote) for record in page.items],
         total=page.total,
         offset=page.offset,
         limit=page.limit,
         next_offset=page.next_offset,
+    )
+    shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "none"
+    more = f"; next offset {page.next_offset}" if page.next_offset is not None else ""
+    return answer(
+        listed,
+        f"{page.total} file(s); showing {shown}{more}",
+        [file_link(r.file_id, r.filename, r.mime_type, r.size) for r in page.items],
     )
 
 
@@ -342,13 +414,13 @@ async def create_link(
             "not revocable, no download history"
         ),
     ] = False,
-) -> LinkInfo:
+) -> Annotated[CallToolResult, LinkInfo]:
     """A signed, expiring URL that serves one of your files to whoever holds it, with no
     token: hand it to a person, another tool or a provider that fetches URLs. Revoke it
     with revoke_links."""
     store = caller_store(ctx)
     record = await store.stat(file_id)
-    answer = await mint_link(
+    minted = await mint_link(
         app_state(ctx).links,
         store,
         record,
@@ -358,7 +430,12 @@ async def create_link(
         range_header=range,
         direct=direct,
     )
-    return LinkInfo.model_validate(answer)
+    summary = f"Link to {record.filename}: {minted['url']} (until {minted['expires_at']})"
+    return answer(
+        LinkInfo.model_validate(minted),
+        summary,
+        [file_link(record.file_id, record.filename, record.mime_type, record.size)],
+    )
 
 
 async def revoke_links(
