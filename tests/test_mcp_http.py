@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -347,3 +348,47 @@ async def test_download_without_a_destination_over_http_returns_a_link(
             # Over HTTP, results name the HTTP content path too.
             info = await call(client, "file_info", file_id=uploaded["file_id"])
             assert info["content_path"] == f"/v1/files/{uploaded['file_id']}/content"
+
+
+async def test_resources_list_the_callers_files_and_large_reads_are_links(
+    home: Path, roots: Path
+) -> None:
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice},bob:{bob}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with (
+            connect(api, None, token=alice) as as_alice,
+            connect(api, None, token=bob) as as_bob,
+        ):
+            big = os.urandom(200_000)
+            large = await call(
+                as_alice,
+                "upload_file",
+                content_base64=base64.b64encode(big).decode(),
+                filename="big.bin",
+            )
+            for n in range(104):
+                await call(as_alice, "upload_file", text=f"note {n}", filename=f"n{n}.txt")
+            await call(as_bob, "upload_file", text="bob's", filename="bob.txt")
+
+            first = await as_alice.list_resources()
+            assert len(first.resources) == 100 and first.next_cursor
+            rest = await as_alice.list_resources(cursor=first.next_cursor)
+            assert len(rest.resources) == 5 and rest.next_cursor is None
+            names = {r.name for r in [*first.resources, *rest.resources]}
+            assert "big.bin" in names and "bob.txt" not in names and len(names) == 105
+            listed_big = next(r for r in rest.resources if r.name == "big.bin")
+            assert listed_big.size == 200_000
+            assert [r.name for r in (await as_bob.list_resources()).resources] == ["bob.txt"]
+
+            content = (await as_alice.read_resource(large["resource_uri"])).contents[0]
+            description = json.loads(content.text)
+            async with httpx2.AsyncClient(timeout=30) as anyone:
+                fetched = await anyone.get(description["url"])
+            assert fetched.status_code == 200 and fetched.content == big
+            with pytest.raises(MCPError, match="no file with id"):
+                await as_bob.read_resource(large["resource_uri"])

@@ -272,4 +272,4 @@ async def test_progress_notifications_for_large_transfers(
         assert content.mime_type == "application/json" and len(content.text) < 2000
         description = json.loads(content.text)
         assert description["size"] == size
-        assert description["content_path"] == f"/v1/files/{uploaded['file_id']}/content"
+        assert "content_path" not in description and "url" not in description

@@ -23,6 +23,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import (
@@ -36,7 +37,15 @@ from mcp.server.transport_security import (
     DEFAULT_MAX_REQUEST_BODY_SIZE,
     TransportSecuritySettings,
 )
-from mcp.types import CallToolResult, InputRequiredResult, ResourceTemplate
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    ResourceTemplate,
+)
 from pydantic import AnyUrl
 from starlette.types import Receive, Scope, Send
 
@@ -44,9 +53,15 @@ from filetier import __version__, logsafe
 from filetier.config import Settings
 from filetier.errors import FiletierError, InvalidInputError, NotFoundError
 from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
-from filetier.interfaces.mcp.resources import FILE_TEMPLATE, file_id_of, read_file_resource
+from filetier.interfaces.mcp.resources import (
+    FILE_TEMPLATE,
+    file_id_of,
+    list_file_resources,
+    read_file_resource,
+)
 from filetier.interfaces.mcp.tools import register_tools
-from filetier.links import LinkAuthority
+from filetier.links import LinkAuthority, link_url
+from filetier.models import FileRecord
 from filetier.paths import AllowedRoots
 from filetier.store import FileStore
 
@@ -89,6 +104,20 @@ class FiletierMCPServer(MCPServer[AppState]):
                 raise ToolError(f"Error executing tool {name}: {exc.__cause__}") from None
             raise
 
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        """The caller's own files, a page at a time (the SDK's would list static ones)."""
+        state = ctx.lifespan_context
+        owner = request_owner(ctx.request, state.settings)
+        if owner is None:
+            raise MCPError(code=INVALID_PARAMS, message=NO_OWNER_MESSAGE)
+        cursor = params.cursor if params is not None else None
+        try:
+            return await list_file_resources(state.store.as_owner(owner), cursor)
+        except InvalidInputError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(), FILE_TEMPLATE]
 
@@ -108,8 +137,19 @@ class FiletierMCPServer(MCPServer[AppState]):
         owner = request_owner(request_context.request, state.settings)
         if owner is None:
             raise ResourceError(NO_OWNER_MESSAGE)
+        store = state.store.as_owner(owner)
+        make_link = None
+        base = getattr(request_context.request, "base_url", None)
+        if base is not None:  # over HTTP: a link the client fetches where it runs
+
+            async def make_link(record: FileRecord) -> str:
+                minted = await state.links.mint(
+                    owner, record.file_id, expires_in=min(3600, state.settings.link_max_seconds)
+                )
+                return link_url(state.settings, minted.token, str(base))
+
         try:
-            return [await read_file_resource(state.store.as_owner(owner), file_id)]
+            return [await read_file_resource(store, file_id, make_link)]
         except (NotFoundError, InvalidInputError) as exc:
             raise ResourceNotFoundError(str(exc)) from None
         except FiletierError as exc:
