@@ -220,7 +220,7 @@ async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
     settings = Settings(home=home, fsync=False, allowed_roots=str(roots))
     with ServerThread(mcp_http_app(settings)) as alone:  # its own store, its own lifespan
         async with connect(alone, None) as anonymous:
-            assert len((await anonymous.list_tools()).tools) == 13
+            assert len((await anonymous.list_tools()).tools) == 10  # no provider tools
             text = await error_text(anonymous, "list_files")
             assert "no authenticated owner" in text
 

@@ -34,18 +34,16 @@ LAUNCH = (
     "os._exit(0)\n"
 )
 INLINE_LIMIT = 64 * 1024
+# No provider is configured here, so the provider tools are not listed.
 EXPECTED_TOOLS = {
     "upload_file",
     "download_file",
-    "get_provider_file_id",
     "file_info",
     "list_files",
     "delete_file",
     "verify_file",
     "cleanup_cache",
     "cache_stats",
-    "get_file_text",
-    "ask_file",
     "create_link",
     "revoke_links",
 }
@@ -120,7 +118,7 @@ async def test_tools_round_trip_and_clean_exit(
         assert tools["delete_file"].annotations.destructive_hint is True
         assert tools["delete_file"].annotations.read_only_hint is False
         assert tools["upload_file"].annotations.idempotent_hint is False
-        assert tools["get_provider_file_id"].annotations.open_world_hint is True
+        assert tools["delete_file"].annotations.idempotent_hint is False
         download_props = tools["download_file"].output_schema["properties"]
         assert {"file_id", "path", "sha256", "size", "mime_type", "tier"} <= set(download_props)
 
@@ -229,6 +227,10 @@ async def test_errors_are_tool_errors_with_actionable_text(
             client, "get_provider_file_id", file_id=uploaded["file_id"], provider="kimi"
         )
         assert "KIMI_API_KEY" in text
+        # An argument the tool does not take is refused, naming the ones it does.
+        text = await error_text(client, "download_file", file_id=uploaded["file_id"], dest="x/")
+        assert "'dest'" in text and "destination" in text and "overwrite" in text
+        assert not (roots / "x").exists()
 
     assert "Traceback" not in server_log(log)
 

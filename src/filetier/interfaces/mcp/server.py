@@ -59,7 +59,7 @@ from filetier.interfaces.mcp.resources import (
     list_file_resources,
     read_file_resource,
 )
-from filetier.interfaces.mcp.tools import register_tools
+from filetier.interfaces.mcp.tools import NO_PROVIDER_MESSAGE, PROVIDER_TOOLS, register_tools
 from filetier.links import LinkAuthority, link_url
 from filetier.models import FileRecord
 from filetier.paths import AllowedRoots
@@ -95,6 +95,19 @@ class FiletierMCPServer(MCPServer[AppState]):
         arguments: dict[str, Any],
         context: Context[AppState, Any] | None = None,
     ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None and name in PROVIDER_TOOLS:
+            raise ToolError(NO_PROVIDER_MESSAGE.format(name=name))  # not listed, and why
+        if tool is not None:
+            # The SDK drops unknown arguments silently: `download_file {"dest": ...}` would
+            # "succeed" into the default folder. A misspelt argument is refused instead.
+            accepted = sorted(tool.parameters.get("properties", {}))
+            unknown = sorted(set(arguments) - set(accepted))
+            if unknown:
+                raise ToolError(
+                    f"{name} does not take {', '.join(repr(u[:40]) for u in unknown[:5])}; "
+                    f"it accepts: {', '.join(accepted)}"
+                )
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
@@ -195,7 +208,7 @@ def build_server(settings: Settings, *, store: SharedStore | None = None) -> MCP
         # The SDK configures root logging (to stderr) at this level unless it already is.
         log_level="WARNING",
     )
-    register_tools(server)
+    register_tools(server, settings)
     return server
 
 

@@ -20,6 +20,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from filetier.config import Settings
 from filetier.errors import (
     DestinationExistsError,
     FiletierError,
@@ -63,7 +64,7 @@ from filetier.models import (
     Tier,
 )
 from filetier.providers.manager import DEFAULT_PURPOSE
-from filetier.providers.registry import SPECS
+from filetier.providers.registry import SPECS, configured_names
 from filetier.store import LIST_OFFSET_MAX, FileStore
 
 Ctx = Context[AppState, Any]
@@ -661,7 +662,10 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(file_info, "File metadata", _hints(read_only=True, idempotent=True)),
     ToolSpec(list_files, "List files", _hints(read_only=True, idempotent=True)),
     ToolSpec(
-        delete_file, "Delete a file", _hints(read_only=False, destructive=True, idempotent=True)
+        delete_file,
+        "Delete a file",
+        # A second call for the same id is an error ("no file with id"): not idempotent.
+        _hints(read_only=False, destructive=True, idempotent=False),
     ),
     ToolSpec(create_link, "Create a download link", _hints(read_only=False, idempotent=False)),
     ToolSpec(
@@ -691,8 +695,20 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
-def register_tools(server: MCPServer[AppState]) -> None:
+PROVIDER_TOOLS = frozenset({"get_provider_file_id", "get_file_text", "ask_file"})
+NO_PROVIDER_MESSAGE = (
+    "{name} needs an LLM provider, and this server has none configured: set one of "
+    "KIMI_API_KEY, GLM_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY, ANTHROPIC_API_KEY or "
+    "MISTRAL_API_KEY on the server"
+)
+
+
+def register_tools(server: MCPServer[AppState], settings: Settings) -> None:
+    """Register the tools that can work here: provider tools only with a provider."""
+    with_providers = bool(configured_names(settings))
     for spec in TOOLS:
+        if spec.fn.__name__ in PROVIDER_TOOLS and not with_providers:
+            continue
         server.add_tool(
             spec.fn,
             title=spec.title,
