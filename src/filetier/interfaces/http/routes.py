@@ -27,6 +27,7 @@ from filetier.interfaces.http.headers import (
     latin1_to_text,
     repr_digest,
 )
+from filetier.interfaces.http.multipart import ENVELOPE_ALLOWANCE, boundary_of, read_file_part
 from filetier.interfaces.http.openapi import OFFSET_MAX
 from filetier.interfaces.http.ranges import (
     UNSATISFIABLE,
@@ -193,6 +194,13 @@ def _declared_type(request: Request) -> str | None:
     return declared
 
 
+def _plain_type(declared: str | None) -> str | None:
+    """A declared type worth passing on as a hint: generic ones are left to sniffing."""
+    if declared is None or declared in _GENERIC_BODY_TYPES or not _MIME_RE.match(declared):
+        return None
+    return declared
+
+
 def _metadata(request: Request) -> dict[str, Any] | None:
     raw = request.headers.get("x-filetier-metadata")
     if raw is None or not raw.strip():
@@ -211,25 +219,37 @@ async def upload_file(request: Request) -> Response:
     _only_params(request, "filename", "mime_type")
     store = _runtime(request).store_for(request)
     limit = store.settings.max_file_size
+    boundary = boundary_of(request.headers.get("content-type", ""))
+    # A form's boundaries and part headers do not count against the file's limit.
+    envelope = ENVELOPE_ALLOWANCE if boundary is not None else 0
     length = request.headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
             raise InvalidInputError("Content-Length must be a number of bytes")
-        if int(length) > limit:
+        if int(length) - envelope > limit:
             raise FileTooLargeError(
                 f"the upload is {int(length):,} bytes; this store's limit is {limit:,} bytes"
             )
-        await store._check_quota(int(length))  # refused before a byte is read
+        await store._check_quota(max(0, int(length) - envelope))  # before a byte is read
     name = request.query_params.get("filename")
-    if name is None:
-        name = filename_from_disposition(
-            latin1_to_text(request.headers.get("content-disposition", ""))
-        )
+    if boundary is not None:
+        # A form upload: the file part is stored, with its own name and declared type.
+        part = await read_file_part(_body_chunks(request.receive, limit + envelope), boundary)
+        name = name if name is not None else part.filename
+        declared = request.query_params.get("mime_type") or _plain_type(part.content_type)
+        chunks: AsyncIterator[bytes] = part.chunks
+    else:
+        if name is None:
+            name = filename_from_disposition(
+                latin1_to_text(request.headers.get("content-disposition", ""))
+            )
+        declared = _declared_type(request)
+        chunks = _body_chunks(request.receive, limit)
     filename = _file_name(name) if name is not None else None
     result = await store.upload_file(
-        _body_chunks(request.receive, limit),
+        chunks,
         filename=filename,
-        mime_type=_declared_type(request),
+        mime_type=declared,
         metadata=_metadata(request),
     )
     # ``deduplicated`` is reported relative to this owner: that another owner stores the
