@@ -441,11 +441,20 @@ def openapi_document(version: str) -> dict[str, Any]:
                     ],
                     "requestBody": {
                         "required": False,  # no body is an empty file
-                        "description": "The file's bytes (Content-Length or chunked).",
+                        "description": "The file's bytes (Content-Length or chunked), or a "
+                        "multipart/form-data form whose file part (the part with a filename, "
+                        "or named 'file') is stored with its filename and declared type.",
                         "content": {
                             "application/octet-stream": {
                                 "schema": {"type": "string", "format": "binary"}
-                            }
+                            },
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {"file": {"type": "string", "format": "binary"}},
+                                }
+                            },
                         },
                     },
                     "responses": {
