@@ -267,3 +267,48 @@ async def test_a_direct_url_serves_the_object_from_s3(tmp_path: Path, moto: S3Se
         response = await client.get(url)
     assert response.status_code == 200 and response.content == b"straight from the bucket"
     assert "Signature" in url and expires_at.tzinfo is not None
+
+
+async def test_on_postgresql_a_single_use_link_is_claimed_once_across_processes(
+    home: Path, pg_url: str
+) -> None:
+    """Two stores (two hosts' processes) on one PostgreSQL database share links: a link
+    minted by one is checked by the other, and a single-use link is claimed exactly once
+    among concurrent claims from both; a revocation on one holds on the other."""
+    from filetier.errors import NotFoundError
+    from filetier.links import LinkAuthority
+
+    def settings(name: str) -> Settings:
+        return Settings(  # type: ignore[call-arg]
+            home=home / name, database_url=pg_url, fsync=False, link_secret="s" * 40
+        )
+
+    async with FileStore(settings("a")) as one, FileStore(settings("b")) as two:
+        record = await one.upload_file(b"shared link", filename="s.txt")
+        here = LinkAuthority(one.settings, one.db)
+        there = LinkAuthority(two.settings, two.db)
+        minted = await here.mint("default", record.file_id, expires_in=60, single_use=True)
+        grants = [await here.check(minted.token), await there.check(minted.token)]
+
+        async def claim(links: LinkAuthority, grant: Any) -> bool:
+            try:
+                await links.use(grant)
+            except NotFoundError:
+                return False
+            return True
+
+        wins = await asyncio.gather(
+            *(
+                claim(links, grant)
+                for links, grant in zip([here, there] * 5, grants * 5, strict=True)
+            )
+        )
+        assert sum(wins) == 1
+        with pytest.raises(NotFoundError):
+            await there.check(minted.token)
+
+        lasting = await there.mint("default", record.file_id, expires_in=60)
+        assert (await here.check(lasting.token)).file_id == record.file_id
+        assert await here.revoke("default", file_id=record.file_id) >= 1
+        with pytest.raises(NotFoundError):
+            await there.check(lasting.token)

@@ -2,8 +2,8 @@
 
 This is the one module of the HTTP interface that reaches into :class:`FileStore`'s
 private read path (``_record``, ``_locate_file``, ``_handle_bad_copy``, ``_track``,
-``_missing``, ``_unreadable``). ``FileStore.open`` would do, but it hashes on the event loop
-and reads one chunk at a time; serving the verified local file (the local primary or a
+``_missing``, ``_unreadable``, ``_content_bytes``). ``FileStore.open`` would do, but it
+hashes on the event loop and reads one chunk at a time; serving the verified local file (the local primary or a
 disk-cache copy) directly lets the next chunk be read *and hashed* in a worker thread
 while the current one is being sent, which is what makes a download run at the speed of
 a plain static-file server (see ``bench/bench_http.py``).
