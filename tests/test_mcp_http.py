@@ -212,6 +212,10 @@ async def test_owners_cannot_reach_each_others_files(server: ServerThread, roots
         assert "operator" in text
         text = await error_text(bob, "cleanup_cache", dry_run=True)
         assert "operator" in text
+        # ... and it is not even listed for him, only for the operator.
+        assert "cleanup_cache" not in {t.name for t in (await bob.list_tools()).tools}
+    async with connect(server, "default") as operator:
+        assert "cleanup_cache" in {t.name for t in (await operator.list_tools()).tools}
 
 
 async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
@@ -220,7 +224,8 @@ async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
     settings = Settings(home=home, fsync=False, allowed_roots=str(roots))
     with ServerThread(mcp_http_app(settings)) as alone:  # its own store, its own lifespan
         async with connect(alone, None) as anonymous:
-            assert len((await anonymous.list_tools()).tools) == 10  # no provider tools
+            # No provider tools (none configured), no operator tools (not the operator).
+            assert len((await anonymous.list_tools()).tools) == 9
             text = await error_text(anonymous, "list_files")
             assert "no authenticated owner" in text
 

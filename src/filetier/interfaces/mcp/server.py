@@ -43,6 +43,7 @@ from mcp.types import (
     CallToolResult,
     InputRequiredResult,
     ListResourcesResult,
+    ListToolsResult,
     PaginatedRequestParams,
     ResourceTemplate,
 )
@@ -59,7 +60,12 @@ from filetier.interfaces.mcp.resources import (
     list_file_resources,
     read_file_resource,
 )
-from filetier.interfaces.mcp.tools import NO_PROVIDER_MESSAGE, PROVIDER_TOOLS, register_tools
+from filetier.interfaces.mcp.tools import (
+    NO_PROVIDER_MESSAGE,
+    OPERATOR_TOOLS,
+    PROVIDER_TOOLS,
+    register_tools,
+)
 from filetier.links import LinkAuthority, link_url
 from filetier.models import FileRecord
 from filetier.paths import AllowedRoots
@@ -116,6 +122,17 @@ class FiletierMCPServer(MCPServer[AppState]):
             if isinstance(exc.__cause__, FiletierError):
                 raise ToolError(f"Error executing tool {name}: {exc.__cause__}") from None
             raise
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """Only the tools that can work for this caller: whole-store maintenance is listed
+        for the operator alone (anyone else calling it gets the operator refusal)."""
+        tools = await self.list_tools()
+        state = ctx.lifespan_context
+        if request_owner(ctx.request, state.settings) != state.settings.owner:
+            tools = [tool for tool in tools if tool.name not in OPERATOR_TOOLS]
+        return ListToolsResult(tools=tools)
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None

@@ -695,6 +695,8 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
+# Tools only the operator can use (verify_file is listed for all: it checks one file).
+OPERATOR_TOOLS = frozenset({"cleanup_cache"})
 PROVIDER_TOOLS = frozenset({"get_provider_file_id", "get_file_text", "ask_file"})
 NO_PROVIDER_MESSAGE = (
     "{name} needs an LLM provider, and this server has none configured: set one of "
