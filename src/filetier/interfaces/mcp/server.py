@@ -60,6 +60,7 @@ from filetier.interfaces.mcp.resources import (
     list_file_resources,
     read_file_resource,
 )
+from filetier.interfaces.mcp.schemas import compact_tool
 from filetier.interfaces.mcp.tools import (
     NO_PROVIDER_MESSAGE,
     OPERATOR_TOOLS,
@@ -132,7 +133,7 @@ class FiletierMCPServer(MCPServer[AppState]):
         state = ctx.lifespan_context
         if request_owner(ctx.request, state.settings) != state.settings.owner:
             tools = [tool for tool in tools if tool.name not in OPERATOR_TOOLS]
-        return ListToolsResult(tools=tools)
+        return ListToolsResult(tools=[compact_tool(tool) for tool in tools])
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None

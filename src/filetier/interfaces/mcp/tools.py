@@ -90,8 +90,8 @@ async def upload_file(
     path: Annotated[
         str | None,
         Field(
-            description="A file on the server's disk, inside the allowed roots (relative paths "
-            "are taken from the first root; over HTTP, inside your own folder there)"
+            description="A file on the server inside the allowed roots (relative: from the "
+            "first root; over HTTP, your own folder)"
         ),
     ] = None,
     # Plain `str`, not `str | None`: the SDK JSON-decodes string arguments of any other
@@ -110,10 +110,9 @@ async def upload_file(
         dict[str, Any] | None, Field(description="Small JSON object kept with the file")
     ] = None,
 ) -> Annotated[CallToolResult, UploadedFile]:
-    """Store a file and get its file id. Give exactly one source: `path` for a file on the
-    server's disk (any size, streamed, with progress), or `text` / `content_base64` for small
-    inline content (up to the server's inline limit, 1 MiB by default). Identical content is
-    stored once (`deduplicated` says so) but every call returns a new file id."""
+    """Store a file and get its file id. Exactly one source: `path` (a file on the
+    server's disk, any size) or `text` / `content_base64` (inline, up to 1 MiB by
+    default). Identical content is stored once; every call returns a new file id."""
     state = app_state(ctx)
     store = caller_store(ctx)
     given = [
@@ -233,25 +232,19 @@ async def download_file(
     destination: Annotated[
         str | None,
         Field(
-            description="Where to write it, inside the allowed roots: a file path, or a "
-            "directory to put it in under its own name. Relative paths are taken from the "
-            "first root (over HTTP: your own folder there); omitted: your own folder."
+            description="A file or directory path inside the allowed roots (relative: from "
+            "the first root; over HTTP, your own folder). Omitted over HTTP: a link instead"
         ),
     ] = None,
     overwrite: Annotated[
         bool,
-        Field(
-            description="Replace a different file already at the destination (default: "
-            "refuse and leave it as it is)"
-        ),
+        Field(description="Replace a different file at the destination (default: keep it)"),
     ] = False,
 ) -> Annotated[CallToolResult, DownloadAnswer]:
-    """Get a stored file where you can use it. With a `destination` (or over stdio), write
-    it to the server's disk and say where it went, reading from the fastest tier (memory,
-    disk cache, primary store) and checking the SHA-256 on the way; a different file
-    already there is left alone unless `overwrite` is true. Over HTTP without a
-    `destination`, nothing is written on the server: you get a download link (`url`,
-    valid for an hour) to fetch from wherever you run."""
+    """Get a stored file. With a `destination` (or over stdio): write it to the server's
+    disk, SHA-256 checked, from the fastest tier; a different file there is kept unless
+    `overwrite`. Over HTTP without one: nothing is written, you get a download link
+    (`url`, valid an hour) to fetch from where you run."""
     store = caller_store(ctx)
     own = remote_roots(ctx)
     if own is not None and destination is None:
@@ -416,9 +409,8 @@ async def create_link(
         ),
     ] = False,
 ) -> Annotated[CallToolResult, LinkInfo]:
-    """A signed, expiring URL that serves one of your files to whoever holds it, with no
-    token: hand it to a person, another tool or a provider that fetches URLs. Revoke it
-    with revoke_links."""
+    """A signed, expiring URL serving one of your files to whoever holds it, no token
+    needed: hand it to a person, a tool or a provider that fetches URLs."""
     store = caller_store(ctx)
     record = await store.stat(file_id)
     minted = await mint_link(
@@ -474,10 +466,9 @@ async def verify_file(
         Field(description="The file to check; omitted: the whole store (operator only)"),
     ] = None,
 ) -> VerifyOutcome:
-    """Check that a file's stored bytes still match its SHA-256 by reading them in full.
-    A corrupt cache copy is dropped and the file read again from the primary store; a
-    corrupt primary copy is quarantined and reported (`ok` false). Without `file_id`,
-    re-hashes every stored object and cache copy (no repairs)."""
+    """Check that a file's bytes still match its SHA-256, reading them in full. A corrupt
+    cache copy is dropped and re-read from the primary; a corrupt primary copy is
+    quarantined (`ok` false). Without `file_id`: every object and cache copy."""
     if file_id is None:
         report = await require_operator(ctx, "verifying the whole store").verify(fix=False)
         return VerifyOutcome(
@@ -540,10 +531,9 @@ async def cleanup_cache(
         Field(ge=0, description="Shrink the disk cache to this size (default: configured)"),
     ] = None,
 ) -> CleanupOutcome:
-    """Free disk space: evict disk-cache copies by age and size (least recently used first),
-    remove delivered downloads past their retention and leftover temp files. Stored files
-    are never lost (the primary store keeps them). Use dry_run to see the plan first.
-    Operator only on a shared server."""
+    """Free disk space: evict disk-cache copies by age and size (LRU first), delivered
+    downloads past retention and leftover temp files. Stored files are never lost (the
+    primary keeps them). dry_run shows the plan."""
     store = require_operator(ctx, "cache cleanup")
     report = await store.cleanup_cache(max_age_days, max_size_mb, dry_run=dry_run)
     return CleanupOutcome(
