@@ -15,6 +15,8 @@ Three servers serve the *same bytes* (filetier's stored object, so one page-cach
   byte of every whole-file download hashed as it is sent, so at most one core's SHA-256;
 - **bare Starlette**: uvicorn with the same settings and one ``FileResponse`` route,
   ``chunk_size = 1 MiB``: the target is filetier >= 0.8x of it;
+- **filetier link**: the first server again, through a download link
+  (``GET /links/{token}``, no token): the same code path, so the same speed is expected;
 - **sendfile**: Python's ``http.server`` answering with ``socket.sendfile`` (zero copy),
   the ceiling of the machine, shown for information.
 
@@ -274,6 +276,17 @@ def copies_counters(base: str, headers: dict[str, str]) -> tuple[int, int]:
     return int(found["hashed"]), int(found["trusted"])
 
 
+def _mint_link(base: str, file_id: str, headers: dict[str, str]) -> str:
+    import httpx
+
+    response = httpx.post(
+        f"{base}/v1/files/{file_id}/links", json={"expires_in": 3600}, headers=headers
+    )
+    response.raise_for_status()
+    url: str = response.json()["url"]
+    return url
+
+
 def curl_seconds(url: str, headers: dict[str, str], expected: int) -> float:
     argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}"]
     for key, value in headers.items():
@@ -469,6 +482,8 @@ def run(plan: Plan, work: Path) -> None:
                 f"{servers['filetier, hash every time'].url}/v1/files/{big_id}/content",
                 auth,
             ),
+            # The same server and file through a download link: no token, same code path.
+            "filetier link": (_mint_link(servers["filetier"].url, big_id, auth), {}),
             "bare": (f"{servers['bare'].url}/big", {}),
             "sendfile": (f"{servers['sendfile'].url}/big", {}),
             "store.open": (f"{servers['store.open'].url}/big", {}),
@@ -498,6 +513,16 @@ def run(plan: Plan, work: Path) -> None:
             f"{ratio:.2f}x",
             ">= 0.8x",
             check(ratio >= 0.8),
+        )
+        ratio = best["filetier"] / best["filetier link"]
+        add(
+            f"download {size // MiB} MiB, curl, through a download link (GET /links/{{token}}, "
+            "no token) vs the authenticated content route, same server",
+            gbps(size, best["filetier link"]),
+            gbps(size, best["filetier"]),
+            f"{ratio:.2f}x",
+            ">= 0.9x",
+            check(ratio >= 0.9),
         )
         every = best["filetier, hash every time"]
         ratio = best["bare"] / every

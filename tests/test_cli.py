@@ -151,5 +151,5 @@ def test_doctor_masks_secrets(home: Path) -> None:
 def test_db_upgrade_is_idempotent(home: Path) -> None:
     first = run(home, "db", "upgrade")
     second = run(home, "db", "upgrade")
-    assert first.returncode == 0 and "migrated at revision 0007" in first.stdout
-    assert second.returncode == 0 and "already at revision 0007" in second.stdout
+    assert first.returncode == 0 and "migrated at revision 0008" in first.stdout
+    assert second.returncode == 0 and "already at revision 0008" in second.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -211,6 +212,10 @@ async def test_owners_cannot_reach_each_others_files(server: ServerThread, roots
         assert "operator" in text
         text = await error_text(bob, "cleanup_cache", dry_run=True)
         assert "operator" in text
+        # ... and it is not even listed for him, only for the operator.
+        assert "cleanup_cache" not in {t.name for t in (await bob.list_tools()).tools}
+    async with connect(server, "default") as operator:
+        assert "cleanup_cache" in {t.name for t in (await operator.list_tools()).tools}
 
 
 async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
@@ -219,7 +224,8 @@ async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
     settings = Settings(home=home, fsync=False, allowed_roots=str(roots))
     with ServerThread(mcp_http_app(settings)) as alone:  # its own store, its own lifespan
         async with connect(alone, None) as anonymous:
-            assert len((await anonymous.list_tools()).tools) == 11
+            # No provider tools (none configured), no operator tools (not the operator).
+            assert len((await anonymous.list_tools()).tools) == 9
             text = await error_text(anonymous, "list_files")
             assert "no authenticated owner" in text
 
@@ -272,3 +278,122 @@ async def test_large_base64_upload_over_http(server: ServerThread) -> None:
             client, "upload_file", content_base64=base64.b64encode(data).decode(), filename="r.bin"
         )
         assert uploaded["size"] == len(data) and uploaded["source"] == "base64"
+
+
+async def test_an_agent_mints_a_link_hands_it_on_and_revokes_it(home: Path, roots: Path) -> None:
+    """The round trip of a remote agent: upload, get a link, a token-less client fetches
+    it, the agent revokes it; another owner can neither link nor revoke alice's file."""
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice},bob:{bob}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with (
+            connect(api, None, token=alice) as as_alice,
+            connect(api, None, token=bob) as as_bob,
+        ):
+            uploaded = await call(as_alice, "upload_file", text="hand me on\n", filename="h.txt")
+            link = await call(as_alice, "create_link", file_id=uploaded["file_id"], expires_in=60)
+            # The URL names the address the agent reached the server at.
+            assert link["url"].startswith(f"http://127.0.0.1:{api.port}/links/")
+            assert link["direct"] is False and link["link_id"]
+            async with httpx2.AsyncClient(timeout=30) as anyone:
+                fetched = await anyone.get(link["url"])
+                assert fetched.status_code == 200 and fetched.content == b"hand me on\n"
+                assert 'filename="h.txt"' in fetched.headers["content-disposition"]
+
+                text = await error_text(as_bob, "create_link", file_id=uploaded["file_id"])
+                assert "no file with id" in text
+                text = await error_text(as_bob, "revoke_links", link_id=link["link_id"])
+                assert "no live link" in text
+                assert (await anyone.get(link["url"])).status_code == 200
+
+                revoked = await call(as_alice, "revoke_links", link_id=link["link_id"])
+                assert revoked == {"revoked": 1}
+                assert (await anyone.get(link["url"])).status_code == 404
+
+            text = await error_text(
+                as_alice, "create_link", file_id=uploaded["file_id"], direct=True
+            )
+            assert "S3-compatible" in text
+            text = await error_text(as_alice, "revoke_links")
+            assert "exactly one of" in text
+
+
+async def test_download_without_a_destination_over_http_returns_a_link(
+    home: Path, roots: Path
+) -> None:
+    """A remote agent gets a URL it can fetch where it runs; nothing lands on the server."""
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice = "alice-token-0123456789abcdef"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with connect(api, None, token=alice) as client:
+            uploaded = await call(client, "upload_file", text="fetch me remotely", filename="r.txt")
+            result = await client.call_tool("download_file", {"file_id": uploaded["file_id"]})
+            assert not result.is_error, result.content
+            got = result.structured_content
+            assert got is not None and got["path"] is None and got["url"]
+            assert [b.type for b in result.content] == ["text", "resource_link"]
+            assert str(result.content[1].uri) == f"filetier://files/{uploaded['file_id']}"
+            assert got["url"] in result.content[0].text
+            # Nothing was written on the server, in any root or the downloads folder.
+            assert not any(p.is_file() for p in roots.rglob("*"))
+            assert not (home / "downloads").exists() or not any(
+                p.is_file() for p in (home / "downloads").rglob("*")
+            )
+            async with httpx2.AsyncClient(timeout=30) as anyone:
+                fetched = await anyone.get(got["url"])
+            assert fetched.status_code == 200 and fetched.content == b"fetch me remotely"
+            # Over HTTP, results name the HTTP content path too.
+            info = await call(client, "file_info", file_id=uploaded["file_id"])
+            assert info["content_path"] == f"/v1/files/{uploaded['file_id']}/content"
+
+
+async def test_resources_list_the_callers_files_and_large_reads_are_links(
+    home: Path, roots: Path
+) -> None:
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice},bob:{bob}"
+    )
+    with ServerThread(build_http_api(settings)) as api:
+        async with (
+            connect(api, None, token=alice) as as_alice,
+            connect(api, None, token=bob) as as_bob,
+        ):
+            big = os.urandom(200_000)
+            large = await call(
+                as_alice,
+                "upload_file",
+                content_base64=base64.b64encode(big).decode(),
+                filename="big.bin",
+            )
+            for n in range(104):
+                await call(as_alice, "upload_file", text=f"note {n}", filename=f"n{n}.txt")
+            await call(as_bob, "upload_file", text="bob's", filename="bob.txt")
+
+            first = await as_alice.list_resources()
+            assert len(first.resources) == 100 and first.next_cursor
+            rest = await as_alice.list_resources(cursor=first.next_cursor)
+            assert len(rest.resources) == 5 and rest.next_cursor is None
+            names = {r.name for r in [*first.resources, *rest.resources]}
+            assert "big.bin" in names and "bob.txt" not in names and len(names) == 105
+            listed_big = next(r for r in rest.resources if r.name == "big.bin")
+            assert listed_big.size == 200_000
+            assert [r.name for r in (await as_bob.list_resources()).resources] == ["bob.txt"]
+
+            content = (await as_alice.read_resource(large["resource_uri"])).contents[0]
+            description = json.loads(content.text)
+            async with httpx2.AsyncClient(timeout=30) as anyone:
+                fetched = await anyone.get(description["url"])
+            assert fetched.status_code == 200 and fetched.content == big
+            with pytest.raises(MCPError, match="no file with id"):
+                await as_bob.read_resource(large["resource_uri"])

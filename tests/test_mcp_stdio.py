@@ -34,18 +34,18 @@ LAUNCH = (
     "os._exit(0)\n"
 )
 INLINE_LIMIT = 64 * 1024
+# No provider is configured here, so the provider tools are not listed.
 EXPECTED_TOOLS = {
     "upload_file",
     "download_file",
-    "get_provider_file_id",
     "file_info",
     "list_files",
     "delete_file",
     "verify_file",
     "cleanup_cache",
     "cache_stats",
-    "get_file_text",
-    "ask_file",
+    "create_link",
+    "revoke_links",
 }
 
 
@@ -118,9 +118,13 @@ async def test_tools_round_trip_and_clean_exit(
         assert tools["delete_file"].annotations.destructive_hint is True
         assert tools["delete_file"].annotations.read_only_hint is False
         assert tools["upload_file"].annotations.idempotent_hint is False
-        assert tools["get_provider_file_id"].annotations.open_world_hint is True
-        download_props = tools["download_file"].output_schema["properties"]
-        assert {"file_id", "path", "sha256", "size", "mime_type", "tier"} <= set(download_props)
+        assert tools["delete_file"].annotations.idempotent_hint is False
+        # The whole listing stays small: every byte of it is in the model's context.
+        listing = json.dumps(
+            [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]
+        )
+        assert len(listing.encode()) < 8 * 1024, len(listing)
+        assert '"title"' not in json.dumps(tools["upload_file"].input_schema)
 
         inline = await call(client, "upload_file", text="hello, stdio\n", filename="hello.txt")
         assert inline["source"] == "text" and inline["size"] == 13
@@ -140,10 +144,32 @@ async def test_tools_round_trip_and_clean_exit(
 
         info = await call(client, "file_info", file_id=by_path["file_id"])
         assert info["metadata"] == {"project": "x"} and info["mime_type"].startswith("text/")
-        assert info["content_path"] == f"/v1/files/{by_path['file_id']}/content"
+        # Over stdio there is no HTTP server to name: results point at local paths only.
+        assert info["content_path"] is None
 
         listed = await call(client, "list_files", limit=1)
         assert listed["total"] == 2 and len(listed["items"]) == 1 and listed["next_offset"] == 1
+
+        # Text is one line for a person; the data comes once (structured), with a
+        # resource_link per file.
+        result = await client.call_tool("list_files", {})
+        texts = [b for b in result.content if b.type == "text"]
+        links = [b for b in result.content if b.type == "resource_link"]
+        assert len(texts) == 1 and "\n" not in texts[0].text and "2 file(s)" in texts[0].text
+        assert {str(link.uri) for link in links} == {
+            f"filetier://files/{inline['file_id']}",
+            f"filetier://files/{by_path['file_id']}",
+        }
+        named = {link.name: link for link in links}
+        assert named["report.csv"].size == 8 and named["report.csv"].mime_type.startswith("text/")
+        for tool, arguments in (
+            ("file_info", {"file_id": by_path["file_id"]}),
+            ("download_file", {"file_id": by_path["file_id"], "destination": "again/"}),
+        ):
+            result = await client.call_tool(tool, arguments)
+            kinds = [b.type for b in result.content]
+            assert kinds == ["text", "resource_link"], (tool, kinds)
+            assert "{" not in result.content[0].text  # a summary, not the JSON again
 
         text = await client.read_resource(inline["resource_uri"])
         content = text.contents[0]
@@ -205,6 +231,10 @@ async def test_errors_are_tool_errors_with_actionable_text(
             client, "get_provider_file_id", file_id=uploaded["file_id"], provider="kimi"
         )
         assert "KIMI_API_KEY" in text
+        # An argument the tool does not take is refused, naming the ones it does.
+        text = await error_text(client, "download_file", file_id=uploaded["file_id"], dest="x/")
+        assert "'dest'" in text and "destination" in text and "overwrite" in text
+        assert not (roots / "x").exists()
 
     assert "Traceback" not in server_log(log)
 
@@ -248,4 +278,4 @@ async def test_progress_notifications_for_large_transfers(
         assert content.mime_type == "application/json" and len(content.text) < 2000
         description = json.loads(content.text)
         assert description["size"] == size
-        assert description["content_path"] == f"/v1/files/{uploaded['file_id']}/content"
+        assert "content_path" not in description and "url" not in description

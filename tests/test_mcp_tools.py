@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
-from mcp.types import TextResourceContents
+from mcp.types import BlobResourceContents, TextResourceContents
 
 from filetier import FileStore, Settings
 from filetier.interfaces.mcp import build_server
@@ -273,13 +273,18 @@ async def test_resource_template_inlines_only_small_utf8_text(settings: Settings
         assert isinstance(content, TextResourceContents)
         assert (content.text, content.mime_type) == ('{"a": 1}', "application/json")
 
-        for described in (big_text, latin1, binary):
-            content = (await client.read_resource(described["resource_uri"])).contents[0]
-            assert isinstance(content, TextResourceContents)
-            assert content.mime_type == "application/json", described
-            assert f'"sha256": "{described["sha256"]}"' in content.text
-            assert f"/v1/files/{described['file_id']}/content" in content.text
-            assert len(content.text) < 2000
+        # Small files that are not UTF-8 text are embedded as their bytes.
+        for small in (latin1, binary):
+            content = (await client.read_resource(small["resource_uri"])).contents[0]
+            assert isinstance(content, BlobResourceContents), small
+            assert hashlib.sha256(base64.b64decode(content.blob)).hexdigest() == small["sha256"]
+        # A large one is described; in-process (like stdio) there is no HTTP path to name.
+        content = (await client.read_resource(big_text["resource_uri"])).contents[0]
+        assert isinstance(content, TextResourceContents)
+        assert content.mime_type == "application/json"
+        assert f'"sha256": "{big_text["sha256"]}"' in content.text
+        assert "/v1/files" not in content.text and "download_file" in content.text
+        assert len(content.text) < 2000
 
         with pytest.raises(MCPError, match="no file with id"):
             await client.read_resource("filetier://files/0192b5e0-7c1a-7d3e-9f00-1a2b3c4d5e6f")

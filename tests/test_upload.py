@@ -495,3 +495,29 @@ async def test_new_data_dir_migrates_itself(tmp_path: Path) -> None:
     async with FileStore(settings) as reopened:
         assert (await reopened.stat(uploaded.file_id)).filename == "first.txt"
         assert await reopened.read_bytes(uploaded.file_id) == b"first file ever"
+
+
+async def test_a_cancelled_upload_leaves_no_temp_file_and_no_row(home: Path) -> None:
+    """An upload cancelled mid-stream (what the SDK does to a tool call the client
+    cancels) leaves nothing behind: no staged temp file anywhere in the data dir, no row."""
+    import asyncio
+
+    settings = Settings(home=home, fsync=False)
+    started = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"x" * (1024 * 1024)
+        started.set()
+        await asyncio.sleep(60)  # the client stalls: the caller gives up
+        yield b"never sent"
+
+    async with FileStore(settings) as store:
+        task = asyncio.create_task(store.upload_file(slow_body(), filename="gone.bin"))
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await store.list()).total == 0
+    leftovers = [p for p in home.rglob("*") if p.is_file() and p.suffix == ".tmp"]
+    assert leftovers == []

@@ -512,6 +512,24 @@ class Settings(BaseSettings):
         validation_alias=_env("FILETIER_ALLOWED_HOSTS", "allowed_hosts"),
         description="Host headers accepted (DNS-rebinding protection); default: loopback names.",
     )
+    public_url: str | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_PUBLIC_URL", "public_url"),
+        description="Base URL clients reach this server at (e.g. https://files.example.com), "
+        "used to build download links; default: the address the server is bound to.",
+    )
+    link_max_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        validation_alias=_env("FILETIER_LINK_MAX_SECONDS", "link_max_seconds"),
+        description="Longest lifetime, in seconds, a caller may give a download link.",
+    )
+    link_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("FILETIER_LINK_SECRET", "link_secret"),
+        description="Key (32+ characters) that signs download links; the same on every host "
+        "of a scaled-out deployment. Unset: generated once and kept 0600 in the data dir.",
+    )
     inline_upload_max_bytes: Size = Field(
         default=1024 * 1024,
         validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES", "inline_upload_max_bytes"),

@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal, Self, get_args
 from uuid import UUID
@@ -415,6 +415,28 @@ class FileStore:
         entry = (time.monotonic() + ttl, record)
         self._records[record.file_id] = entry
         self._records[str(record.file_id)] = entry
+
+    async def presigned_url(self, file_id: str | UUID, expires_in: int) -> tuple[str, datetime]:
+        """A pre-signed object-store URL for the owner's file and when it expires.
+
+        The bytes go straight from the object store: filetier cannot revoke the URL before
+        it expires, records no download history and does not verify what is served.
+        Only for a primary that can sign (S3-compatible, GCS, Azure)."""
+        record = await self._record(file_id)
+        longest = self.settings.link_max_seconds
+        if not 1 <= expires_in <= longest:
+            raise InvalidInputError(
+                f"expires_in must be between 1 and {longest} seconds "
+                f"(FILETIER_LINK_MAX_SECONDS), not {expires_in}"
+            )
+        sign = getattr(self.primary, "sign_get", None)
+        url = await sign(record.storage_key, timedelta(seconds=expires_in)) if sign else None
+        if url is None:
+            raise InvalidInputError(
+                "direct object-store URLs need an S3-compatible primary store; ask for a "
+                "filetier link instead"
+            )
+        return str(url), utcnow() + timedelta(seconds=expires_in)
 
     async def stat(self, file_id: str | UUID) -> FileRecord:
         """The file's metadata record, always read fresh from the database."""

@@ -10,6 +10,8 @@ two. Column and index names of the original design are kept (``file_metadata``,
 - ``file_download_history``: one row per download, appended in batches.
 - ``provider_extracted_text``: a provider's text extraction, cached per owner and content.
 - ``api_tokens``: hashes of bearer tokens for the HTTP API and MCP over HTTP.
+- ``download_links``: signed download links, so that revoking one and using a single-use
+  one count on every host.
 """
 
 from __future__ import annotations
@@ -186,4 +188,22 @@ api_tokens = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.Index("idx_api_tokens_owner", "owner"),
+)
+
+download_links = sa.Table(
+    "download_links",
+    metadata_obj,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("file_id", sa.Uuid(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("single_use", sa.Boolean(), nullable=False),
+    # Bytes range_start..range_end inclusive; both NULL: the whole file.
+    sa.Column("range_start", sa.BigInteger(), nullable=True),
+    sa.Column("range_end", sa.BigInteger(), nullable=True),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Index("idx_download_links_owner_file", "owner", "file_id"),
+    sa.Index("idx_download_links_expires_at", "expires_at"),
 )

@@ -10,7 +10,7 @@ import contextlib
 import stat
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,18 @@ class ObstorePrimary:
 
     def _unavailable(self, action: str, key: str, exc: BaseException) -> StorageUnavailableError:
         return _unavailable(action, key, exc, self._refusals)
+
+    async def sign_get(self, key: str, expires_in: timedelta) -> str | None:
+        """A pre-signed GET URL for ``key`` (S3, GCS, Azure), or None where the store
+        cannot sign (a local directory, memory)."""
+        from obstore.store import AzureStore, GCSStore, S3Store
+
+        if not isinstance(self._store, S3Store | GCSStore | AzureStore):
+            return None
+        try:
+            return await obstore.sign_async(self._store, "GET", check_key(key), expires_in)
+        except (BaseError, OSError) as exc:
+            raise self._unavailable("sign a URL for", key, exc) from exc
 
     async def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -9,6 +9,7 @@ Request path, outermost first::
                                /mcp is handed to the MCP app here
     ExceptionMiddleware        FiletierError -> {"error": {...}} with its mapped status
     Router                     /healthz /readyz /metrics /openapi.json and /v1/...;
+                               /links/{token} (download links: no token, the link is);
                                the web console's pages at / (filetier.interfaces.web)
 """
 
@@ -28,7 +29,7 @@ from starlette.routing import Route
 
 from filetier.config import Settings
 from filetier.errors import FiletierError
-from filetier.interfaces.http import routes
+from filetier.interfaces.http import links, routes
 from filetier.interfaces.http.auth import AccessGate, HostPolicy
 from filetier.interfaces.http.errors import on_filetier_error, on_http_exception, on_unexpected
 from filetier.interfaces.http.metrics import MetricsMiddleware
@@ -148,6 +149,15 @@ def build_app(
         ),
         Route("/v1/files/{file_id}/content", routes.file_content, methods=["GET", "HEAD"]),
         Route("/v1/files/{file_id}/provider-id", routes.provider_file_id, methods=["POST"]),
+        Route(
+            "/v1/files/{file_id}/links",
+            by_method(POST=links.create_link, DELETE=links.revoke_file_links),
+            methods=["POST", "DELETE"],
+        ),
+        Route("/v1/links", links.revoke_all_links, methods=["DELETE"]),
+        Route("/v1/links/{link_id}", links.revoke_link, methods=["DELETE"]),
+        # No token: the signed link is the credential (filetier.links).
+        Route("/links/{token}", links.link_content, methods=["GET", "HEAD"]),
         *console_routes(runtime),
     ]
     app = Starlette(

@@ -2,8 +2,8 @@
 
 This is the one module of the HTTP interface that reaches into :class:`FileStore`'s
 private read path (``_record``, ``_locate_file``, ``_handle_bad_copy``, ``_track``,
-``_missing``, ``_unreadable``). ``FileStore.open`` would do, but it hashes on the event loop
-and reads one chunk at a time; serving the verified local file (the local primary or a
+``_missing``, ``_unreadable``, ``_content_bytes``). ``FileStore.open`` would do, but it
+hashes on the event loop and reads one chunk at a time; serving the verified local file (the local primary or a
 disk-cache copy) directly lets the next chunk be read *and hashed* in a worker thread
 while the current one is being sent, which is what makes a download run at the speed of
 a plain static-file server (see ``bench/bench_http.py``).
@@ -411,21 +411,28 @@ class ContentReader:
         *,
         status_code: int,
         headers: Mapping[str, str],
+        downloaded_by: str | None = None,
     ) -> ContentBody:
+        """``downloaded_by`` (a link's use): recorded in the download history with that
+        name, for a range too; otherwise only whole downloads are recorded."""
         store = self._store
         started = time.perf_counter()
         start = byte_range.start if byte_range else 0
         length = byte_range.length if byte_range else record.size
+        track = byte_range is None or downloaded_by is not None
 
         async def track_memory() -> None:
-            if byte_range is None:
-                store._track(record, "memory", started)
+            if track:
+                store._track(record, "memory", started, downloaded_by=downloaded_by)
 
         on_complete: Callable[[], Awaitable[None]] | None = track_memory
         data = store.memory.get(record.sha256)
         if data is None and store.memory.accepts(record.size):
-            data = await store.read_bytes(record.file_id)  # verified, kept, counted there
-            on_complete = None
+            if downloaded_by is None:
+                data = await store.read_bytes(record.file_id)  # verified, kept, counted there
+                on_complete = None
+            else:
+                data = await store._content_bytes(record)  # verified, kept; tracked here
         if data is not None:
             return ContentBody(
                 status_code=status_code,
@@ -445,10 +452,10 @@ class ContentReader:
             self._verified.trusted += 1
 
         async def track_file() -> None:
-            if byte_range is None:
-                if hash_while_sending:
-                    self._verified.add(record.sha256, copy.st)
-                store._track(record, copy.located.tier, started)
+            if byte_range is None and hash_while_sending:
+                self._verified.add(record.sha256, copy.st)
+            if track:
+                store._track(record, copy.located.tier, started, downloaded_by=downloaded_by)
 
         async def corrupt(bad: _OpenCopy) -> None:
             self._verified.discard(record.sha256, bad.st)

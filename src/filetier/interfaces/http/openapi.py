@@ -72,6 +72,63 @@ CONTENT_HEADERS: dict[str, Any] = {
     "Content-Length": {"schema": {"type": "integer", "minimum": 0}},
 }
 
+LINK_ID = {
+    "name": "link_id",
+    "in": "path",
+    "required": True,
+    "description": "A link id, as minting answered it (32 hex digits).",
+    "schema": {"type": "string", "pattern": UUID_PATTERN},
+}
+
+_REVOKED = _json(
+    {
+        "type": "object",
+        "required": ["revoked"],
+        "properties": {"revoked": {"type": "integer", "minimum": 0}},
+    },
+    "How many live links were revoked.",
+)
+
+LINK_SCHEMAS: dict[str, Any] = {
+    "LinkRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "expires_in": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Lifetime in seconds, at most FILETIER_LINK_MAX_SECONDS "
+                "(default 3600).",
+            },
+            "single_use": {"type": "boolean", "default": False},
+            "range": {
+                "type": "string",
+                "description": "Serve only these bytes, e.g. bytes=0-1023.",
+            },
+            "direct": {
+                "type": "boolean",
+                "default": False,
+                "description": "A pre-signed object-store URL (S3-compatible primary): not "
+                "revocable, no download history.",
+            },
+        },
+    },
+    "Link": {
+        "type": "object",
+        "required": ["url", "direct", "file_id", "expires_at", "revocable"],
+        "properties": {
+            "url": {"type": "string", "description": "Serves the file without a token."},
+            "link_id": {"type": "string"},
+            "direct": {"type": "boolean"},
+            "file_id": {"type": "string", "format": "uuid"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "single_use": {"type": "boolean"},
+            "range": {"type": ["string", "null"]},
+            "revocable": {"type": "boolean"},
+        },
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -312,7 +369,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **LINK_SCHEMAS},
             "responses": {
                 "Error": {
                     "description": "An error.",
@@ -384,11 +441,20 @@ def openapi_document(version: str) -> dict[str, Any]:
                     ],
                     "requestBody": {
                         "required": False,  # no body is an empty file
-                        "description": "The file's bytes (Content-Length or chunked).",
+                        "description": "The file's bytes (Content-Length or chunked), or a "
+                        "multipart/form-data form whose file part (the part with a filename, "
+                        "or named 'file') is stored with its filename and declared type.",
                         "content": {
                             "application/octet-stream": {
                                 "schema": {"type": "string", "format": "binary"}
-                            }
+                            },
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {"file": {"type": "string", "format": "binary"}},
+                                }
+                            },
                         },
                     },
                     "responses": {
@@ -499,6 +565,46 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/v1/files/{file_id}/content": {
                 "get": {**_content_get(head=False), "security": bearer},
                 "head": {**_content_get(head=True), "security": bearer},
+            },
+            "/v1/files/{file_id}/links": {
+                "post": {
+                    "operationId": "createLink",
+                    "summary": "A signed, expiring download link (GET /links/{token}, no token)",
+                    "security": bearer,
+                    "parameters": [FILE_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {JSON: {"schema": _ref("LinkRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(_ref("Link"), "The link."),
+                        **_errors(400, 401, 404, 421, 503),
+                    },
+                },
+                "delete": {
+                    "operationId": "revokeFileLinks",
+                    "summary": "Revoke every link to the file",
+                    "security": bearer,
+                    "parameters": [FILE_ID],
+                    "responses": {"200": _REVOKED, **_errors(400, 401, 404, 421, 503)},
+                },
+            },
+            "/v1/links": {
+                "delete": {
+                    "operationId": "revokeAllLinks",
+                    "summary": "Revoke every link of this owner",
+                    "security": bearer,
+                    "responses": {"200": _REVOKED, **_errors(400, 401, 421, 503)},
+                }
+            },
+            "/v1/links/{link_id}": {
+                "delete": {
+                    "operationId": "revokeLink",
+                    "summary": "Revoke one link",
+                    "security": bearer,
+                    "parameters": [LINK_ID],
+                    "responses": {"200": _REVOKED, **_errors(400, 401, 404, 421, 503)},
+                }
             },
             "/v1/files/{file_id}/provider-id": {
                 "post": {

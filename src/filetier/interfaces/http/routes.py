@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import format_datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from filetier.interfaces.http.headers import (
     latin1_to_text,
     repr_digest,
 )
+from filetier.interfaces.http.multipart import ENVELOPE_ALLOWANCE, boundary_of, read_file_part
 from filetier.interfaces.http.openapi import OFFSET_MAX
 from filetier.interfaces.http.ranges import (
     UNSATISFIABLE,
@@ -39,6 +40,7 @@ from filetier.interfaces.http.ranges import (
 from filetier.interfaces.http.runtime import Runtime
 from filetier.models import FileRecord, UploadResult
 from filetier.providers.manager import DEFAULT_PURPOSE
+from filetier.store import FileStore
 
 JSON_BODY_MAX = 256 * 1024
 FILENAME_MAX = 1024
@@ -192,6 +194,13 @@ def _declared_type(request: Request) -> str | None:
     return declared
 
 
+def _plain_type(declared: str | None) -> str | None:
+    """A declared type worth passing on as a hint: generic ones are left to sniffing."""
+    if declared is None or declared in _GENERIC_BODY_TYPES or not _MIME_RE.match(declared):
+        return None
+    return declared
+
+
 def _metadata(request: Request) -> dict[str, Any] | None:
     raw = request.headers.get("x-filetier-metadata")
     if raw is None or not raw.strip():
@@ -210,25 +219,37 @@ async def upload_file(request: Request) -> Response:
     _only_params(request, "filename", "mime_type")
     store = _runtime(request).store_for(request)
     limit = store.settings.max_file_size
+    boundary = boundary_of(request.headers.get("content-type", ""))
+    # A form's boundaries and part headers do not count against the file's limit.
+    envelope = ENVELOPE_ALLOWANCE if boundary is not None else 0
     length = request.headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
             raise InvalidInputError("Content-Length must be a number of bytes")
-        if int(length) > limit:
+        if int(length) - envelope > limit:
             raise FileTooLargeError(
                 f"the upload is {int(length):,} bytes; this store's limit is {limit:,} bytes"
             )
-        await store._check_quota(int(length))  # refused before a byte is read
+        await store._check_quota(max(0, int(length) - envelope))  # before a byte is read
     name = request.query_params.get("filename")
-    if name is None:
-        name = filename_from_disposition(
-            latin1_to_text(request.headers.get("content-disposition", ""))
-        )
+    if boundary is not None:
+        # A form upload: the file part is stored, with its own name and declared type.
+        part = await read_file_part(_body_chunks(request.receive, limit + envelope), boundary)
+        name = name if name is not None else part.filename
+        declared = request.query_params.get("mime_type") or _plain_type(part.content_type)
+        chunks: AsyncIterator[bytes] = part.chunks
+    else:
+        if name is None:
+            name = filename_from_disposition(
+                latin1_to_text(request.headers.get("content-disposition", ""))
+            )
+        declared = _declared_type(request)
+        chunks = _body_chunks(request.receive, limit)
     filename = _file_name(name) if name is not None else None
     result = await store.upload_file(
-        _body_chunks(request.receive, limit),
+        chunks,
         filename=filename,
-        mime_type=_declared_type(request),
+        mime_type=declared,
         metadata=_metadata(request),
     )
     # ``deduplicated`` is reported relative to this owner: that another owner stores the
@@ -366,17 +387,43 @@ async def file_content(request: Request) -> Response:
     runtime = _runtime(request)
     store = runtime.store_for(request)
     record = await find_record(store, request.path_params["file_id"])
+    return await serve_content(request, runtime, store, record)
+
+
+async def serve_content(
+    request: Request,
+    runtime: Runtime,
+    store: FileStore,
+    record: FileRecord,
+    *,
+    bound_range: ByteRange | None = None,
+    before_body: Callable[[], Awaitable[None]] | None = None,
+    downloaded_by: str | None = None,
+) -> Response:
+    """A file's content as GET/HEAD answer: conditional, ranged, verified; the one code
+    path for the authenticated route and download links.
+
+    ``bound_range``: the only bytes this request may have (a range-bound link), sent as a
+    206 whatever Range the client asks for. ``before_body`` runs only when a body is about
+    to be sent (not for HEAD, 304 or 416): a single-use link is used up there.
+    """
     headers = _content_headers(record)
     etag = headers["etag"]
     if not_modified(request.headers.get("if-none-match"), etag):
         keep = ("etag", "cache-control", "last-modified")
         return Response(status_code=304, headers={k: headers[k] for k in keep})
     if request.method == "HEAD":
-        headers["content-length"] = str(record.size)
-        return Response(status_code=200, headers=headers)
-    byte_range: ByteRange | None = None
+        if bound_range is not None:
+            headers["content-range"] = bound_range.content_range
+        headers["content-length"] = str(bound_range.length if bound_range else record.size)
+        return Response(status_code=206 if bound_range else 200, headers=headers)
+    byte_range: ByteRange | None = bound_range
     requested = request.headers.get("range")
-    if requested is not None and range_applies(request.headers.get("if-range"), etag):
+    if (
+        bound_range is None
+        and requested is not None
+        and range_applies(request.headers.get("if-range"), etag)
+    ):
         parsed = parse_range(requested, record.size)
         if parsed == UNSATISFIABLE:
             return error_response(
@@ -387,10 +434,17 @@ async def file_content(request: Request) -> Response:
             )
         if isinstance(parsed, ByteRange):
             byte_range = parsed
-            headers["content-range"] = parsed.content_range
+    if byte_range is not None:
+        headers["content-range"] = byte_range.content_range
+    if before_body is not None:
+        await before_body()
     reader = ContentReader(store, runtime.verified, runtime.read_ahead)
     return await reader.body(
-        record, byte_range, status_code=206 if byte_range else 200, headers=headers
+        record,
+        byte_range,
+        status_code=206 if byte_range else 200,
+        headers=headers,
+        downloaded_by=downloaded_by,
     )
 
 
@@ -400,6 +454,7 @@ __all__ = [
     "get_file",
     "list_files",
     "provider_file_id",
+    "serve_content",
     "upload_by_hash",
     "upload_file",
 ]

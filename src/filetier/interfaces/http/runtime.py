@@ -36,6 +36,7 @@ from filetier.interfaces.http.auth import OWNER_STATE_KEY, TokenCache, is_loopba
 from filetier.interfaces.http.content import ReadAheadBudget, VerifiedCopies
 from filetier.interfaces.http.errors import Redactor
 from filetier.interfaces.http.metrics import HttpMetrics
+from filetier.links import LinkAuthority
 from filetier.store import FileStore
 
 log = logging.getLogger("filetier.http")
@@ -64,6 +65,7 @@ class Runtime:
         self.mcp_app: ASGIApp | None = None
         self._mcp_lifespan: McpLifespan | None = None
         self.startup_error: BaseException | None = None
+        self._links: LinkAuthority | None = None
 
     # -- the store --------------------------------------------------------------------
 
@@ -78,6 +80,11 @@ class Runtime:
             # Only reachable if a /v1 route were mounted outside the access gate.
             raise StoreClosedError("request reached a route without an authenticated owner")
         return self.root_store().as_owner(owner)
+
+    def link_authority(self) -> LinkAuthority:
+        if self._links is None:
+            raise StoreClosedError("the server is starting or stopping; try again")
+        return self._links
 
     # -- authentication ---------------------------------------------------------------
 
@@ -171,6 +178,7 @@ class Runtime:
             except BaseException as exc:
                 self.startup_error = exc
                 raise
+            self._links = LinkAuthority(self.settings, store.db)
             self.store = store
             async with self._mcp_running():
                 yield

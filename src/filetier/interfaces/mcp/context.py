@@ -23,6 +23,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from filetier.config import Settings
+from filetier.links import LinkAuthority
 from filetier.paths import AllowedRoots, owner_folder
 from filetier.store import FileStore
 
@@ -37,6 +38,7 @@ class AppState:
     settings: Settings
     store: FileStore
     roots: AllowedRoots  # the operator's: where upload sources and destinations may be
+    links: LinkAuthority  # download links (the HTTP process's key and database)
     # Each remote owner's folders inside those roots, built on first use.
     owner_roots: dict[str, AllowedRoots] = field(default_factory=dict)
 
@@ -91,6 +93,13 @@ def remote_roots(ctx: Context[AppState, Any]) -> AllowedRoots | None:
     if request is None:
         return None
     return app_state(ctx).roots_of(caller_owner(ctx))
+
+
+def request_base(ctx: Context[AppState, Any]) -> str | None:
+    """The address an HTTP caller reached this server at (for link URLs); None on stdio."""
+    request = ctx.request_context.request
+    base = getattr(request, "base_url", None)
+    return str(base) if base is not None else None
 
 
 def caller_store(ctx: Context[AppState, Any]) -> FileStore:

@@ -1,23 +1,29 @@
-"""The resource template ``filetier://files/{file_id}``.
+"""The caller's files as MCP resources: ``resources/list`` and ``filetier://files/{file_id}``.
 
-Small text files (at most :data:`INLINE_TEXT_MAX_BYTES`, ``text/*`` or JSON, valid UTF-8)
-are returned as their text, with their own MIME type. Anything else is returned as a short
-JSON description that says where the bytes are (the HTTP API's content path, or the
-``download_file`` tool), never as base64: a resource read lands in the model's context.
+``resources/list`` pages through the caller's own files (newest first, the cursor is an
+offset). A read returns small files embedded (at most :data:`INLINE_MAX_BYTES`): UTF-8
+text or JSON as text with its own MIME type, anything else as a blob. A larger file is a
+short JSON description with, over HTTP, a download link (``url``) the client fetches
+itself, and over stdio only the ``download_file`` tool to write it to disk: a resource
+read lands in the model's context, so large content never does.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from mcp.server.lowlevel.helper_types import ReadResourceContents
-from mcp.types import ResourceTemplate
+from mcp.types import ListResourcesResult, Resource, ResourceTemplate
 
+from filetier.errors import InvalidInputError
 from filetier.interfaces.mcp.results import RESOURCE_TEMPLATE, content_path, resource_uri
 from filetier.models import FileRecord
 from filetier.store import FileStore
 
-INLINE_TEXT_MAX_BYTES = 64 * 1024
+INLINE_MAX_BYTES = 64 * 1024
+INLINE_TEXT_MAX_BYTES = INLINE_MAX_BYTES
+RESOURCES_PAGE = 100
 _PREFIX = RESOURCE_TEMPLATE.split("{", 1)[0]  # "filetier://files/"
 
 FILE_TEMPLATE = ResourceTemplate(
@@ -25,8 +31,8 @@ FILE_TEMPLATE = ResourceTemplate(
     name="file",
     title="Stored file",
     description=(
-        "A stored file by id: the text itself for small text or JSON files (up to 64 KiB), "
-        "otherwise a JSON description with its size, type, SHA-256 and where to fetch the bytes."
+        "A stored file by id: small files (up to 64 KiB) embedded, text as text; larger "
+        "ones a JSON description with its size, type, SHA-256 and, over HTTP, a link."
     ),
 )
 
@@ -45,28 +51,67 @@ def is_inline_text(record: FileRecord) -> bool:
     return textual and record.size <= INLINE_TEXT_MAX_BYTES
 
 
-async def read_file_resource(store: FileStore, file_id: str) -> ReadResourceContents:
+async def list_file_resources(store: FileStore, cursor: str | None) -> ListResourcesResult:
+    """One page of the caller's files as resources; ``next_cursor`` continues."""
+    offset = 0
+    if cursor:
+        if not cursor.isdigit() or len(cursor) > 13:
+            raise InvalidInputError(f"{cursor[:40]!r} is not a cursor this server gave")
+        offset = int(cursor)
+    page = await store.list(limit=RESOURCES_PAGE, offset=offset)
+    return ListResourcesResult(
+        resources=[
+            Resource(
+                uri=resource_uri(record.file_id),
+                name=record.filename,
+                mime_type=record.mime_type,
+                size=record.size,
+            )
+            for record in page.items
+        ],
+        next_cursor=str(page.next_offset) if page.next_offset is not None else None,
+    )
+
+
+LinkMaker = Callable[[FileRecord], Awaitable[str]]
+
+
+async def read_file_resource(
+    store: FileStore, file_id: str, make_link: LinkMaker | None = None
+) -> ReadResourceContents:
+    """``make_link`` (over HTTP): a download link for a file too large to embed."""
     record = await store.stat(file_id)
-    if is_inline_text(record):
+    if record.size <= INLINE_MAX_BYTES:
         data = await store.read_bytes(record.file_id)
-        try:
-            return ReadResourceContents(content=data.decode("utf-8"), mime_type=record.mime_type)
-        except UnicodeDecodeError:
-            pass  # labelled text but not UTF-8: describe it instead
-    description = {
+        if is_inline_text(record):
+            try:
+                return ReadResourceContents(
+                    content=data.decode("utf-8"), mime_type=record.mime_type
+                )
+            except UnicodeDecodeError:
+                pass  # labelled text but not UTF-8: its bytes, as a blob
+        return ReadResourceContents(content=data, mime_type=record.mime_type)
+    description: dict[str, object] = {
         "file_id": str(record.file_id),
         "filename": record.filename,
         "size": record.size,
         "mime_type": record.mime_type,
         "sha256": record.sha256,
         "uri": resource_uri(record.file_id),
-        "content_path": content_path(record.file_id),
-        "note": (
-            "Content not inlined (only UTF-8 text or JSON up to 64 KiB is). Fetch the bytes "
-            "from the HTTP API at content_path, or write them to disk with the download_file "
-            "tool; get_file_text returns a provider's text extraction."
-        ),
     }
+    if make_link is not None:
+        description["url"] = await make_link(record)
+        description["content_path"] = content_path(record.file_id)
+        description["note"] = (
+            f"Larger than {INLINE_MAX_BYTES // 1024} KiB, so not embedded: fetch the bytes "
+            "from url (no token needed, expires); get_file_text returns a provider's text "
+            "extraction."
+        )
+    else:
+        description["note"] = (
+            f"Larger than {INLINE_MAX_BYTES // 1024} KiB, so not embedded: write it to disk "
+            "with the download_file tool; get_file_text returns a provider's text extraction."
+        )
     return ReadResourceContents(
         content=json.dumps(description, indent=2), mime_type="application/json"
     )

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from mcp.types import CallToolResult, ResourceLink, TextContent
 from pydantic import BaseModel, ConfigDict, Field
 
 from filetier.models import (
@@ -35,6 +36,23 @@ def resource_uri(file_id: UUID | str) -> str:
 
 def content_path(file_id: UUID | str) -> str:
     return CONTENT_PATH_TEMPLATE.format(file_id=file_id)
+
+
+def file_link(file_id: UUID | str, name: str, mime_type: str, size: int) -> ResourceLink:
+    """A ``resource_link`` content item: how a client addresses the file again."""
+    return ResourceLink(
+        type="resource_link", uri=resource_uri(file_id), name=name, mime_type=mime_type, size=size
+    )
+
+
+def answer(data: BaseModel, summary: str, links: Sequence[ResourceLink] = ()) -> CallToolResult:
+    """A tool result: one line for a person, the data once (structured), and links.
+
+    The SDK would otherwise put the same data in twice, pretty-printed as text too."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=summary), *links],
+        structured_content=data.model_dump(mode="json"),
+    )
 
 
 class _Result(BaseModel):
@@ -59,10 +77,20 @@ class FileInfo(_Result):
         description="Each provider copy with the life it has left there (file_info only)",
     )
     resource_uri: str = Field(description="Read small text files through this MCP resource")
-    content_path: str = Field(description="HTTP API path of the original bytes")
+    content_path: str | None = Field(
+        default=None,
+        description="HTTP API path of the original bytes (over HTTP only; create_link makes "
+        "a URL anyone can fetch)",
+    )
 
     @classmethod
-    def of(cls, record: FileRecord, copies: Sequence[ProviderCopyInfo] | None = None) -> FileInfo:
+    def of(
+        cls,
+        record: FileRecord,
+        copies: Sequence[ProviderCopyInfo] | None = None,
+        *,
+        remote: bool = False,
+    ) -> FileInfo:
         return cls(
             provider_copies=list(copies or []),
             file_id=record.file_id,
@@ -76,7 +104,7 @@ class FileInfo(_Result):
             metadata=record.metadata,
             provider_file_ids=record.provider_file_ids,
             resource_uri=resource_uri(record.file_id),
-            content_path=content_path(record.file_id),
+            content_path=content_path(record.file_id) if remote else None,
         )
 
 
@@ -138,3 +166,36 @@ class CacheStats(StoreStats):
     tier_hit_rates: dict[str, float] = Field(
         description="Share of all-time downloads served by each tier"
     )
+
+
+class LinkInfo(_Result):
+    url: str = Field(description="Hand this URL on: it serves the file without a token")
+    file_id: UUID
+    expires_at: datetime
+    direct: bool = Field(description="True: a pre-signed object-store URL (not revocable)")
+    link_id: str | None = Field(default=None, description="For revoke_links; null if direct")
+    single_use: bool = False
+    range: str | None = Field(default=None, description="The only bytes the link serves")
+
+
+class RevokedLinks(_Result):
+    revoked: int = Field(description="Live links revoked by this call")
+
+
+class DownloadAnswer(_Result):
+    """Where a download went: a path on the server, or, for a remote caller that named no
+    destination, a link it can fetch from wherever it runs."""
+
+    file_id: UUID
+    sha256: str
+    size: int
+    mime_type: str
+    path: str | None = Field(default=None, description="Written here on the server")
+    tier: Tier | None = Field(default=None, description="Tier that served the bytes")
+    verified: bool | None = None
+    cleanup: str | None = None
+    url: str | None = Field(
+        default=None, description="No destination over HTTP: fetch the file here (no token)"
+    )
+    link_id: str | None = None
+    expires_at: datetime | None = None

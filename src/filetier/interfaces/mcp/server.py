@@ -23,6 +23,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import (
@@ -36,7 +37,16 @@ from mcp.server.transport_security import (
     DEFAULT_MAX_REQUEST_BODY_SIZE,
     TransportSecuritySettings,
 )
-from mcp.types import CallToolResult, InputRequiredResult, ResourceTemplate
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    ResourceTemplate,
+)
 from pydantic import AnyUrl
 from starlette.types import Receive, Scope, Send
 
@@ -44,8 +54,21 @@ from filetier import __version__, logsafe
 from filetier.config import Settings
 from filetier.errors import FiletierError, InvalidInputError, NotFoundError
 from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
-from filetier.interfaces.mcp.resources import FILE_TEMPLATE, file_id_of, read_file_resource
-from filetier.interfaces.mcp.tools import register_tools
+from filetier.interfaces.mcp.resources import (
+    FILE_TEMPLATE,
+    file_id_of,
+    list_file_resources,
+    read_file_resource,
+)
+from filetier.interfaces.mcp.schemas import compact_tool
+from filetier.interfaces.mcp.tools import (
+    NO_PROVIDER_MESSAGE,
+    OPERATOR_TOOLS,
+    PROVIDER_TOOLS,
+    register_tools,
+)
+from filetier.links import LinkAuthority, link_url
+from filetier.models import FileRecord
 from filetier.paths import AllowedRoots
 from filetier.store import FileStore
 
@@ -79,6 +102,19 @@ class FiletierMCPServer(MCPServer[AppState]):
         arguments: dict[str, Any],
         context: Context[AppState, Any] | None = None,
     ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None and name in PROVIDER_TOOLS:
+            raise ToolError(NO_PROVIDER_MESSAGE.format(name=name))  # not listed, and why
+        if tool is not None:
+            # The SDK drops unknown arguments silently: `download_file {"dest": ...}` would
+            # "succeed" into the default folder. A misspelt argument is refused instead.
+            accepted = sorted(tool.parameters.get("properties", {}))
+            unknown = sorted(set(arguments) - set(accepted))
+            if unknown:
+                raise ToolError(
+                    f"{name} does not take {', '.join(repr(u[:40]) for u in unknown[:5])}; "
+                    f"it accepts: {', '.join(accepted)}"
+                )
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
@@ -87,6 +123,31 @@ class FiletierMCPServer(MCPServer[AppState]):
             if isinstance(exc.__cause__, FiletierError):
                 raise ToolError(f"Error executing tool {name}: {exc.__cause__}") from None
             raise
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """Only the tools that can work for this caller: whole-store maintenance is listed
+        for the operator alone (anyone else calling it gets the operator refusal)."""
+        tools = await self.list_tools()
+        state = ctx.lifespan_context
+        if request_owner(ctx.request, state.settings) != state.settings.owner:
+            tools = [tool for tool in tools if tool.name not in OPERATOR_TOOLS]
+        return ListToolsResult(tools=[compact_tool(tool) for tool in tools])
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        """The caller's own files, a page at a time (the SDK's would list static ones)."""
+        state = ctx.lifespan_context
+        owner = request_owner(ctx.request, state.settings)
+        if owner is None:
+            raise MCPError(code=INVALID_PARAMS, message=NO_OWNER_MESSAGE)
+        cursor = params.cursor if params is not None else None
+        try:
+            return await list_file_resources(state.store.as_owner(owner), cursor)
+        except InvalidInputError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
 
     async def list_resource_templates(self) -> list[ResourceTemplate]:
         return [*await super().list_resource_templates(), FILE_TEMPLATE]
@@ -107,8 +168,19 @@ class FiletierMCPServer(MCPServer[AppState]):
         owner = request_owner(request_context.request, state.settings)
         if owner is None:
             raise ResourceError(NO_OWNER_MESSAGE)
+        store = state.store.as_owner(owner)
+        make_link = None
+        base = getattr(request_context.request, "base_url", None)
+        if base is not None:  # over HTTP: a link the client fetches where it runs
+
+            async def make_link(record: FileRecord) -> str:
+                minted = await state.links.mint(
+                    owner, record.file_id, expires_in=min(3600, state.settings.link_max_seconds)
+                )
+                return link_url(state.settings, minted.token, str(base))
+
         try:
-            return [await read_file_resource(state.store.as_owner(owner), file_id)]
+            return [await read_file_resource(store, file_id, make_link)]
         except (NotFoundError, InvalidInputError) as exc:
             raise ResourceNotFoundError(str(exc)) from None
         except FiletierError as exc:
@@ -129,10 +201,10 @@ def _lifespan(
         if shared is not None:
             # Whoever opened this store closes it, after its last request.
             store = shared() if callable(shared) else shared
-            yield AppState(settings=settings, store=store, roots=roots)
+            yield AppState(settings, store, roots, LinkAuthority(settings, store.db))
             return
         async with FileStore(settings) as store:  # closing flushes download bookkeeping
-            yield AppState(settings=settings, store=store, roots=roots)
+            yield AppState(settings, store, roots, LinkAuthority(settings, store.db))
 
     return lifespan
 
@@ -154,7 +226,7 @@ def build_server(settings: Settings, *, store: SharedStore | None = None) -> MCP
         # The SDK configures root logging (to stderr) at this level unless it already is.
         log_level="WARNING",
     )
-    register_tools(server)
+    register_tools(server, settings)
     return server
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from filetier.config import Settings
 from filetier.errors import (
     DestinationExistsError,
     FiletierError,
@@ -29,34 +30,41 @@ from filetier.errors import (
     PathNotAllowedError,
     SourceNotFoundError,
 )
+from filetier.interfaces.http.links import mint_link
 from filetier.interfaces.mcp.context import (
     AppState,
     app_state,
     caller_store,
     remote_roots,
+    request_base,
     require_operator,
 )
 from filetier.interfaces.mcp.progress import TransferProgress
 from filetier.interfaces.mcp.results import (
     CacheStats,
     CleanupOutcome,
+    DownloadAnswer,
     FileInfo,
     FileList,
     FileText,
+    LinkInfo,
+    RevokedLinks,
     UploadedFile,
     VerifyOutcome,
+    answer,
+    file_link,
     resource_uri,
 )
+from filetier.links import parse_link_id
 from filetier.models import (
     AskResult,
     DeleteResult,
-    DownloadResult,
     Finding,
     ProviderFileId,
     Tier,
 )
 from filetier.providers.manager import DEFAULT_PURPOSE
-from filetier.providers.registry import SPECS
+from filetier.providers.registry import SPECS, configured_names
 from filetier.store import LIST_OFFSET_MAX, FileStore
 
 Ctx = Context[AppState, Any]
@@ -71,6 +79,7 @@ REMOTE_PATH_REFUSED = (
 _PROVIDERS = ", ".join(SPECS)
 FileId = Annotated[str, Field(description="A file id returned by upload_file or list_files")]
 Provider = Annotated[str, Field(description=f"LLM provider: one of {_PROVIDERS}")]
+DOWNLOAD_LINK_SECONDS = 3600  # download_file's link, for a caller that runs elsewhere
 
 
 # -- upload / download ---------------------------------------------------------------------
@@ -81,8 +90,8 @@ async def upload_file(
     path: Annotated[
         str | None,
         Field(
-            description="A file on the server's disk, inside the allowed roots (relative paths "
-            "are taken from the first root; over HTTP, inside your own folder there)"
+            description="A file on the server inside the allowed roots (relative: from the "
+            "first root; over HTTP, your own folder)"
         ),
     ] = None,
     # Plain `str`, not `str | None`: the SDK JSON-decodes string arguments of any other
@@ -100,11 +109,10 @@ async def upload_file(
     metadata: Annotated[
         dict[str, Any] | None, Field(description="Small JSON object kept with the file")
     ] = None,
-) -> UploadedFile:
-    """Store a file and get its file id. Give exactly one source: `path` for a file on the
-    server's disk (any size, streamed, with progress), or `text` / `content_base64` for small
-    inline content (up to the server's inline limit, 1 MiB by default). Identical content is
-    stored once (`deduplicated` says so) but every call returns a new file id."""
+) -> Annotated[CallToolResult, UploadedFile]:
+    """Store a file and get its file id. Exactly one source: `path` (a file on the
+    server's disk, any size) or `text` / `content_base64` (inline, up to 1 MiB by
+    default). Identical content is stored once; every call returns a new file id."""
     state = app_state(ctx)
     store = caller_store(ctx)
     given = [
@@ -163,7 +171,7 @@ async def upload_file(
                 )
         finally:
             os.close(fd)
-    return UploadedFile(
+    uploaded = UploadedFile(
         file_id=result.file_id,
         sha256=result.sha256,
         size=result.size,
@@ -174,6 +182,12 @@ async def upload_file(
         deduplicated=result.deduplicated,
         bytes_written=result.bytes_written,
         resource_uri=resource_uri(result.file_id),
+    )
+    return answer(
+        uploaded,
+        f"Stored {result.filename} ({result.size:,} bytes, {result.mime_type}) as {result.file_id}"
+        + (" (content already stored)" if result.deduplicated else ""),
+        [file_link(result.file_id, result.filename, result.mime_type, result.size)],
     )
 
 
@@ -218,31 +232,28 @@ async def download_file(
     destination: Annotated[
         str | None,
         Field(
-            description="Where to write it, inside the allowed roots: a file path, or a "
-            "directory to put it in under its own name. Relative paths are taken from the "
-            "first root (over HTTP: your own folder there); omitted: your own folder."
+            description="A file or directory path inside the allowed roots (relative: from "
+            "the first root; over HTTP, your own folder). Omitted over HTTP: a link instead"
         ),
     ] = None,
     overwrite: Annotated[
         bool,
-        Field(
-            description="Replace a different file already at the destination (default: "
-            "refuse and leave it as it is)"
-        ),
+        Field(description="Replace a different file at the destination (default: keep it)"),
     ] = False,
-) -> DownloadResult:
-    """Write a stored file to the server's disk and say where it went. Reads from the fastest
-    tier that holds it (memory, disk cache, primary store) and checks the SHA-256 on the way;
-    `tier` says which one served it. A different file already at the destination is left
-    alone (an error says so) unless `overwrite` is true; the same content already there is
-    a no-op. Sends progress notifications for large files."""
+) -> Annotated[CallToolResult, DownloadAnswer]:
+    """Get a stored file. With a `destination` (or over stdio): write it to the server's
+    disk, SHA-256 checked, from the fastest tier; a different file there is kept unless
+    `overwrite`. Over HTTP without one: nothing is written, you get a download link
+    (`url`, valid an hour) to fetch from where you run."""
     store = caller_store(ctx)
     own = remote_roots(ctx)
+    if own is not None and destination is None:
+        return await _download_link(ctx, store, file_id)
     # Reading the record first costs nothing extra: the download reuses it.
     total = await _size_of(store, file_id)
     async with TransferProgress(ctx.report_progress, total, f"downloading {file_id}") as progress:
         try:
-            return await store.download(
+            result = await store.download(
                 file_id,
                 destination,
                 downloaded_by="mcp",
@@ -262,6 +273,50 @@ async def download_file(
             raise PathNotAllowedError(
                 REMOTE_PATH_REFUSED.format(what="Destination", path=shown)
             ) from None
+    delivered = DownloadAnswer(
+        file_id=result.file_id,
+        sha256=result.sha256,
+        size=result.size,
+        mime_type=result.mime_type,
+        path=result.path,
+        tier=result.tier,
+        verified=result.verified,
+        cleanup=result.cleanup,
+    )
+    return answer(
+        delivered,
+        f"Wrote {result.size:,} bytes to {result.path} (verified, from {result.tier})",
+        [file_link(result.file_id, Path(result.path).name, result.mime_type, result.size)],
+    )
+
+
+async def _download_link(ctx: Ctx, store: FileStore, file_id: str) -> CallToolResult:
+    record = await store.stat(file_id)
+    link = await mint_link(
+        app_state(ctx).links,
+        store,
+        record,
+        request_base=request_base(ctx),
+        expires_in=min(DOWNLOAD_LINK_SECONDS, store.settings.link_max_seconds),
+        single_use=False,
+        range_header=None,
+        direct=False,
+    )
+    linked = DownloadAnswer(
+        file_id=record.file_id,
+        sha256=record.sha256,
+        size=record.size,
+        mime_type=record.mime_type,
+        url=link["url"],
+        link_id=link["link_id"],
+        expires_at=link["expires_at"],
+    )
+    return answer(
+        linked,
+        f"Download {record.filename} ({record.size:,} bytes) from {link['url']} "
+        f"until {link['expires_at']}",
+        [file_link(record.file_id, record.filename, record.mime_type, record.size)],
+    )
 
 
 async def _size_of(store: FileStore, file_id: str) -> int | None:
@@ -274,12 +329,20 @@ async def _size_of(store: FileStore, file_id: str) -> int | None:
 # -- records -------------------------------------------------------------------------------
 
 
-async def file_info(ctx: Ctx, file_id: FileId) -> FileInfo:
+async def file_info(ctx: Ctx, file_id: FileId) -> Annotated[CallToolResult, FileInfo]:
     """Metadata of one stored file: name, size, MIME type, SHA-256, upload and access times,
     user metadata, and which providers already hold a copy and for how long."""
     store = caller_store(ctx)
     record = await store.stat(file_id)
-    return FileInfo.of(record, await store.provider_copies(record.file_id))
+    copies = await store.provider_copies(record.file_id)
+    info = FileInfo.of(record, copies, remote=remote_roots(ctx) is not None)
+    return answer(
+        info,
+        f"{record.filename}: {record.size:,} bytes, {record.mime_type}, uploaded "
+        f"{record.upload_date:%Y-%m-%d %H:%M} UTC, {len(copies)} provider cop"
+        + ("y" if len(copies) == 1 else "ies"),
+        [file_link(record.file_id, record.filename, record.mime_type, record.size)],
+    )
 
 
 async def list_files(
@@ -295,18 +358,26 @@ async def list_files(
     offset: Annotated[
         int, Field(ge=0, le=LIST_OFFSET_MAX, description="Files to skip (from next_offset)")
     ] = 0,
-) -> FileList:
+) -> Annotated[CallToolResult, FileList]:
     """List your stored files, newest first, with optional filters; page with
     `offset` = `next_offset` until it is null."""
     page = await caller_store(ctx).list(
         name_contains=name_contains, mime_type=mime_type, sha256=sha256, limit=limit, offset=offset
     )
-    return FileList(
-        items=[FileInfo.of(record) for record in page.items],
+    remote = remote_roots(ctx) is not None
+    listed = FileList(
+        items=[FileInfo.of(record, remote=remote) for record in page.items],
         total=page.total,
         offset=page.offset,
         limit=page.limit,
         next_offset=page.next_offset,
+    )
+    shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.items else "none"
+    more = f"; next offset {page.next_offset}" if page.next_offset is not None else ""
+    return answer(
+        listed,
+        f"{page.total} file(s); showing {shown}{more}",
+        [file_link(r.file_id, r.filename, r.mime_type, r.size) for r in page.items],
     )
 
 
@@ -315,6 +386,74 @@ async def delete_file(ctx: Ctx, file_id: FileId) -> DeleteResult:
     another of your files has the same content (`blob_deleted` says which). Cannot be
     undone."""
     return await caller_store(ctx).delete(file_id)
+
+
+# -- links -------------------------------------------------------------------------------
+
+
+async def create_link(
+    ctx: Ctx,
+    file_id: FileId,
+    expires_in: Annotated[
+        int, Field(ge=1, description="Lifetime in seconds (at most the server's maximum)")
+    ] = 3600,
+    single_use: Annotated[bool, Field(description="Serve the file once only")] = False,
+    range: Annotated[
+        str | None, Field(description="Serve only these bytes, e.g. 'bytes=0-1023'")
+    ] = None,
+    direct: Annotated[
+        bool,
+        Field(
+            description="A pre-signed object-store URL instead (S3-compatible primary only): "
+            "not revocable, no download history"
+        ),
+    ] = False,
+) -> Annotated[CallToolResult, LinkInfo]:
+    """A signed, expiring URL serving one of your files to whoever holds it, no token
+    needed: hand it to a person, a tool or a provider that fetches URLs."""
+    store = caller_store(ctx)
+    record = await store.stat(file_id)
+    minted = await mint_link(
+        app_state(ctx).links,
+        store,
+        record,
+        request_base=request_base(ctx),
+        expires_in=expires_in,
+        single_use=single_use,
+        range_header=range,
+        direct=direct,
+    )
+    summary = f"Link to {record.filename}: {minted['url']} (until {minted['expires_at']})"
+    return answer(
+        LinkInfo.model_validate(minted),
+        summary,
+        [file_link(record.file_id, record.filename, record.mime_type, record.size)],
+    )
+
+
+async def revoke_links(
+    ctx: Ctx,
+    link_id: Annotated[str | None, Field(description="Revoke this link")] = None,
+    file_id: Annotated[str | None, Field(description="Revoke every link to this file")] = None,
+    all_links: Annotated[bool, Field(description="Revoke every link you have made")] = False,
+) -> RevokedLinks:
+    """Revoke download links now, on every server: give exactly one of link_id, file_id
+    or all_links. Direct object-store URLs cannot be revoked."""
+    given = [n for n, v in (("link_id", link_id), ("file_id", file_id)) if v] + (
+        ["all_links"] if all_links else []
+    )
+    if len(given) != 1:
+        raise InvalidInputError("give exactly one of link_id, file_id or all_links")
+    store = caller_store(ctx)
+    links = app_state(ctx).links
+    if link_id:
+        revoked = await links.revoke(store.owner, link_id=parse_link_id(link_id))
+    elif file_id:
+        record = await store.stat(file_id)
+        revoked = await links.revoke(store.owner, file_id=record.file_id)
+    else:
+        revoked = await links.revoke(store.owner)
+    return RevokedLinks(revoked=revoked)
 
 
 # -- integrity and maintenance -------------------------------------------------------------
@@ -327,10 +466,9 @@ async def verify_file(
         Field(description="The file to check; omitted: the whole store (operator only)"),
     ] = None,
 ) -> VerifyOutcome:
-    """Check that a file's stored bytes still match its SHA-256 by reading them in full.
-    A corrupt cache copy is dropped and the file read again from the primary store; a
-    corrupt primary copy is quarantined and reported (`ok` false). Without `file_id`,
-    re-hashes every stored object and cache copy (no repairs)."""
+    """Check that a file's bytes still match its SHA-256, reading them in full. A corrupt
+    cache copy is dropped and re-read from the primary; a corrupt primary copy is
+    quarantined (`ok` false). Without `file_id`: every object and cache copy."""
     if file_id is None:
         report = await require_operator(ctx, "verifying the whole store").verify(fix=False)
         return VerifyOutcome(
@@ -393,10 +531,9 @@ async def cleanup_cache(
         Field(ge=0, description="Shrink the disk cache to this size (default: configured)"),
     ] = None,
 ) -> CleanupOutcome:
-    """Free disk space: evict disk-cache copies by age and size (least recently used first),
-    remove delivered downloads past their retention and leftover temp files. Stored files
-    are never lost (the primary store keeps them). Use dry_run to see the plan first.
-    Operator only on a shared server."""
+    """Free disk space: evict disk-cache copies by age and size (LRU first), delivered
+    downloads past retention and leftover temp files. Stored files are never lost (the
+    primary keeps them). dry_run shows the plan."""
     store = require_operator(ctx, "cache cleanup")
     report = await store.cleanup_cache(max_age_days, max_size_mb, dry_run=dry_run)
     return CleanupOutcome(
@@ -515,7 +652,17 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(file_info, "File metadata", _hints(read_only=True, idempotent=True)),
     ToolSpec(list_files, "List files", _hints(read_only=True, idempotent=True)),
     ToolSpec(
-        delete_file, "Delete a file", _hints(read_only=False, destructive=True, idempotent=True)
+        delete_file,
+        "Delete a file",
+        # A second call for the same id is an error ("no file with id"): not idempotent.
+        _hints(read_only=False, destructive=True, idempotent=False),
+    ),
+    ToolSpec(create_link, "Create a download link", _hints(read_only=False, idempotent=False)),
+    ToolSpec(
+        revoke_links,
+        "Revoke download links",
+        # A second revocation of the same link is an error: not idempotent.
+        _hints(read_only=False, destructive=True, idempotent=False),
     ),
     ToolSpec(verify_file, "Verify file integrity", _hints(read_only=True, idempotent=True)),
     ToolSpec(
@@ -538,8 +685,22 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
-def register_tools(server: MCPServer[AppState]) -> None:
+# Tools only the operator can use (verify_file is listed for all: it checks one file).
+OPERATOR_TOOLS = frozenset({"cleanup_cache"})
+PROVIDER_TOOLS = frozenset({"get_provider_file_id", "get_file_text", "ask_file"})
+NO_PROVIDER_MESSAGE = (
+    "{name} needs an LLM provider, and this server has none configured: set one of "
+    "KIMI_API_KEY, GLM_API_KEY, OPENAI_API_KEY, GEMINI_API_KEY, ANTHROPIC_API_KEY or "
+    "MISTRAL_API_KEY on the server"
+)
+
+
+def register_tools(server: MCPServer[AppState], settings: Settings) -> None:
+    """Register the tools that can work here: provider tools only with a provider."""
+    with_providers = bool(configured_names(settings))
     for spec in TOOLS:
+        if spec.fn.__name__ in PROVIDER_TOOLS and not with_providers:
+            continue
         server.add_tool(
             spec.fn,
             title=spec.title,
