@@ -24,7 +24,14 @@ import os
 import random
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -219,6 +226,7 @@ class FileStore:
             settings.database_url,
             timeout_seconds=settings.database_timeout_seconds,
             schema=settings.database_schema,
+            durable_commits=settings.fsync,
         )
         try:
             # A generic DATABASE_URL may be another app's: adopted only if empty or ours.
@@ -268,6 +276,7 @@ class FileStore:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
         try:
+            await self.repo.settle()
             await self._recorder.close()
         finally:
             downloads = self.settings.downloads_dir.expanduser()
@@ -697,6 +706,7 @@ class FileStore:
                     quota=self.quota,
                     wrote_object=wrote_object,
                     object_modified_at=written.modified if written is not None else None,
+                    durable_first=self._durable_first(key) if wrote_object else None,
                 )
             except QuotaExceededError:
                 if wrote_object:
@@ -722,6 +732,15 @@ class FileStore:
             deduplicated=deduplicated,
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
+
+    def _durable_first(self, key: str) -> Callable[[], None] | None:
+        """With fsync on, a new local object's directory entries must reach the disk
+        before its row commits (the bytes were fsynced when staged): the row's batch
+        runs this first (group commit)."""
+        if self._local is None or not self.settings.fsync:
+            return None
+        local = self._local
+        return lambda: local.sync_dirs(key)
 
     async def _write_object(self, key: str, staged: Staged, *, locked: bool) -> bool:
         """Put the staged bytes under ``key`` if absent; True when this call wrote the

@@ -7,7 +7,8 @@ is deleted only after the commit that removed its last reference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
 from filetier.coordination import ADVISORY_CLASS, advisory_key
+from filetier.errors import FiletierError, StorageUnavailableError
+from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
 from filetier.models import DownloadEvent, FileRecord, FileSort, TierStats
@@ -112,6 +115,11 @@ def _file_order(sort: FileSort) -> list[sa.ColumnElement[Any]]:
 class Repository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._inserts: GroupCommit[_FileInsert, None] = GroupCommit(self._insert_batch)
+
+    async def settle(self) -> None:
+        """Wait for queued file inserts to be answered (before the database closes)."""
+        await self._inserts.wait_idle()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -298,6 +306,7 @@ class Repository:
         quota: OwnerQuota | None = None,
         wrote_object: bool = False,
         object_modified_at: datetime | None = None,
+        durable_first: Callable[[], None] | None = None,
     ) -> FileRecord:
         """Record a file whose object already exists; the blob row is created if new.
 
@@ -305,6 +314,13 @@ class Repository:
         the owner over it, counted in this transaction, serialized per owner (see
         :mod:`filetier.quota`). ``wrote_object``: the caller has just written and hashed
         the object, whose modification time is ``object_modified_at``.
+        ``durable_first``: blocking work that makes the object durable (fsyncs), run
+        before the row commits, so a committed row never names an object a power cut
+        could still take away.
+
+        On SQLite, inserts that arrive together commit together (one transaction, one
+        WAL sync: see :mod:`filetier.metadata.batching`), each in its own savepoint so
+        one refused by its quota leaves the others in.
         """
         now = utcnow()
         file_id = new_id()
@@ -325,31 +341,19 @@ class Repository:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.db.write() as conn:
-            if quota is not None and quota.limited:
-                await self._check_quota(conn, quota, size)
-            blob = await self._get_blob(conn, sha256, lock=True)
-            if blob is None:
-                await conn.execute(
-                    sa.insert(blobs).values(
-                        sha256=sha256,
-                        size=size,
-                        storage_key=storage_key,
-                        status="ok",
-                        created_at=now,
-                        object_modified_at=object_modified_at if wrote_object else None,
-                    )
-                )
-            elif blob.status != "ok" or wrote_object:
-                # Fresh, verified bytes replace a quarantined (or damaged) object.
-                await conn.execute(
-                    sa.update(blobs)
-                    .where(blobs.c.sha256 == sha256)
-                    .values(
-                        status="ok", last_verified_at=now, object_modified_at=object_modified_at
-                    )
-                )
-            await conn.execute(sa.insert(file_metadata).values(**values))
+        request = _FileInsert(
+            values, quota, wrote_object, object_modified_at if wrote_object else None, durable_first
+        )
+        if self.db.dialect == "sqlite":
+            await self._inserts.submit(request)
+        else:
+            if durable_first is not None:
+                await asyncio.to_thread(durable_first)
+            async with self.db.write() as conn:
+                if quota is not None and quota.limited:
+                    await self._check_quota(conn, quota, size)
+                blob = await self._get_blob(conn, sha256, lock=True)
+                await conn.run_sync(_insert_rows, request, blob)
         return FileRecord(
             file_id=file_id,
             owner=owner,
@@ -363,6 +367,20 @@ class Repository:
             created_at=now,
             updated_at=now,
         )
+
+    async def _insert_batch(self, requests: list[_FileInsert]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = [None] * len(requests)
+        if any(r.durable_first is not None for r in requests):
+            # One thread hop for the whole batch; after the first fsync has committed the
+            # file system's journal, the others find little left to write.
+            outcomes = await asyncio.to_thread(_make_durable, requests)
+        todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
+        if todo:
+            async with self.db.write() as conn:
+                # One thread hop for every statement of the batch, not one per statement.
+                done = iter(await conn.run_sync(_insert_batch_sync, todo))
+            outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
+        return outcomes
 
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
         """Delete the owner's file row and nothing else: the same work whoever else
@@ -626,3 +644,93 @@ class Repository:
         tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
         downloads = sum(t.hits for t in tiers.values())
         return int(files), int(logical), int(blob_count), int(unique), downloads, tiers
+
+
+@dataclass(slots=True)
+class _FileInsert:
+    values: dict[str, Any]
+    quota: OwnerQuota | None
+    wrote_object: bool
+    object_modified_at: datetime | None
+    durable_first: Callable[[], None] | None
+
+
+def _make_durable(requests: list[_FileInsert]) -> list[Exception | None]:
+    outcomes: list[Exception | None] = []
+    for request in requests:
+        try:
+            if request.durable_first is not None:
+                request.durable_first()
+        except OSError as exc:
+            outcomes.append(
+                StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
+            )
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+def _insert_rows(sync_conn: sa.Connection, request: _FileInsert, blob: BlobRow | None) -> None:
+    """The blob row (new, or marked ok again) and the file row, inside the caller's
+    transaction, which already holds the blob row's lock (PostgreSQL)."""
+    values = request.values
+    now = values["created_at"]
+    sha256 = values["file_hash"]
+    if blob is None:
+        sync_conn.execute(
+            sa.insert(blobs).values(
+                sha256=sha256,
+                size=values["file_size"],
+                storage_key=values["supabase_storage_path"],
+                status="ok",
+                created_at=now,
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    elif blob.status != "ok" or request.wrote_object:
+        # Fresh, verified bytes replace a quarantined (or damaged) object.
+        sync_conn.execute(
+            sa.update(blobs)
+            .where(blobs.c.sha256 == sha256)
+            .values(
+                status="ok",
+                last_verified_at=now,
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    sync_conn.execute(sa.insert(file_metadata).values(**values))
+
+
+def _insert_batch_sync(
+    sync_conn: sa.Connection, requests: list[_FileInsert]
+) -> list[Exception | None]:
+    """SQLite: every request of a batch in one ``BEGIN IMMEDIATE`` transaction (the
+    writer lock serializes the quota counts), each in a savepoint of its own."""
+    f = file_metadata
+    outcomes: list[Exception | None] = []
+    for request in requests:
+        values = request.values
+        savepoint = sync_conn.begin_nested()
+        try:
+            quota = request.quota
+            if quota is not None and quota.limited:
+                # Counted inside the transaction: earlier rows of this batch included.
+                files, used = sync_conn.execute(
+                    sa.select(
+                        sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
+                    ).where(f.c.owner == quota.owner)
+                ).one()
+                quota.check(int(files), int(used), values["file_size"])
+            row = (
+                sync_conn.execute(sa.select(blobs).where(blobs.c.sha256 == values["file_hash"]))
+                .mappings()
+                .first()
+            )
+            _insert_rows(sync_conn, request, None if row is None else _blob_of(row))
+        except FiletierError as exc:
+            savepoint.rollback()
+            outcomes.append(exc)
+            continue
+        savepoint.commit()
+        outcomes.append(None)
+    return outcomes

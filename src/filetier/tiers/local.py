@@ -105,6 +105,21 @@ class LocalPrimary:
             ) from exc
         return True
 
+    def sync_dirs(self, key: str) -> None:
+        """fsync the directories from the object's up to the root (blocking), so its
+        link, and any directory made for it, survive a power cut. Once one such fsync
+        has committed the file system's journal, the next ones have little to write."""
+        path = self.local_path(key).parent
+        while True:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if path == self.root:
+                break
+            path = path.parent
+
     async def delete(self, key: str) -> None:
         self.local_path(key).unlink(missing_ok=True)
 

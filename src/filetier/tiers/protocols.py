@@ -83,6 +83,10 @@ class LocalPath(Protocol):
         """A directory on the same filesystem, for temp files that will be published."""
         ...
 
+    def sync_dirs(self, key: str) -> None:
+        """Make a published object's directory entries durable (blocking)."""
+        ...
+
 
 @runtime_checkable
 class PartialUploads(Protocol):
