@@ -501,12 +501,6 @@ class FileStore:
 
     # -- upload ---------------------------------------------------------------------------
 
-    @property
-    def _staging_fsync(self) -> bool:
-        """Staged temp files are fsynced only where they become the object (a local
-        primary); for a remote primary the durable copy is the one the store confirms."""
-        return self.settings.fsync and self._local is not None
-
     def _staging_dir(self) -> Path:
         return self._local.staging_dir() if self._local is not None else self.disk.tmp
 
@@ -567,7 +561,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
-                fsync=self._staging_fsync,
+                fsync=False,  # a local object is made durable by its row's batch: _durable_first
             )
             dedup = await self._already_stored(staged.sha256)
         elif isinstance(source, AsyncIterable):
@@ -578,7 +572,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
-                fsync=self._staging_fsync,
+                fsync=False,  # a local object is made durable by its row's batch: _durable_first
             )
             dedup = await self._already_stored(staged.sha256)
         else:
@@ -667,7 +661,7 @@ class FileStore:
             settings=self.settings,
             staging=self._staging_dir(),
             progress=progress,
-            fsync=self._staging_fsync,
+            fsync=False,  # a local object is made durable by its row's batch: _durable_first
         )
         return staged, await self._already_stored(staged.sha256)
 
@@ -706,7 +700,7 @@ class FileStore:
                     quota=self.quota,
                     wrote_object=wrote_object,
                     object_modified_at=written.modified if written is not None else None,
-                    durable_first=self._durable_first(key) if wrote_object else None,
+                    durable_first=self._durable_first(key),
                 )
             except QuotaExceededError:
                 if wrote_object:
@@ -734,13 +728,16 @@ class FileStore:
         )
 
     def _durable_first(self, key: str) -> Callable[[], None] | None:
-        """With fsync on, a new local object's directory entries must reach the disk
-        before its row commits (the bytes were fsynced when staged): the row's batch
-        runs this first (group commit)."""
+        """With fsync on, a local object (its bytes and its directory entries) must be
+        on disk before a row naming it commits. Staged files are not fsynced one by one:
+        the row's batch runs this for all its objects in one go (group commit), where
+        the first fsync commits the file system's journal for all of them. A deduplicated
+        object is synced too: the upload that wrote it may still be waiting for its own
+        batch. For a remote primary the durable copy is the one the store confirmed."""
         if self._local is None or not self.settings.fsync:
             return None
         local = self._local
-        return lambda: local.sync_dirs(key)
+        return lambda: local.make_durable(key)
 
     async def _write_object(self, key: str, staged: Staged, *, locked: bool) -> bool:
         """Put the staged bytes under ``key`` if absent; True when this call wrote the
@@ -758,7 +755,7 @@ class FileStore:
                     staged,
                     self._staging_dir(),
                     self.settings,
-                    fsync=self._staging_fsync,
+                    fsync=False,  # a local object is made durable by its row's batch: _durable_first
                 )
             else:
                 assert staged.source_path is not None
@@ -770,7 +767,7 @@ class FileStore:
                     settings=self.settings,
                     staging=self._staging_dir(),
                     progress=None,
-                    fsync=self._staging_fsync,
+                    fsync=False,  # a local object is made durable by its row's batch: _durable_first
                 )
                 # Staged from the caller's file again: it must still be the bytes hashed.
                 if restaged.sha256 != staged.sha256 or restaged.size != staged.size:

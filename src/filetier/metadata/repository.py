@@ -16,11 +16,12 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
 from filetier.coordination import ADVISORY_CLASS, advisory_key
-from filetier.errors import FiletierError, StorageUnavailableError
+from filetier.errors import QuotaExceededError, StorageUnavailableError
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
@@ -378,7 +379,7 @@ class Repository:
         if todo:
             async with self.db.write() as conn:
                 # One thread hop for every statement of the batch, not one per statement.
-                done = iter(await conn.run_sync(_insert_batch_sync, todo))
+                done = iter(await conn.run_sync(_insert_batch_sync, todo, self.db.unavailable))
             outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
         return outcomes
 
@@ -702,35 +703,100 @@ def _insert_rows(sync_conn: sa.Connection, request: _FileInsert, blob: BlobRow |
 
 
 def _insert_batch_sync(
-    sync_conn: sa.Connection, requests: list[_FileInsert]
+    sync_conn: sa.Connection,
+    requests: list[_FileInsert],
+    translate: Callable[[BaseException], Exception],
 ) -> list[Exception | None]:
-    """SQLite: every request of a batch in one ``BEGIN IMMEDIATE`` transaction (the
-    writer lock serializes the quota counts), each in a savepoint of its own."""
-    f = file_metadata
+    """SQLite: a batch in the caller's ``BEGIN IMMEDIATE`` transaction (the writer lock
+    serializes the quota counts), in a handful of statements whatever its size.
+
+    Should the batch fail as a whole (a constraint, say), it is undone and each request
+    is tried again on its own, so only the request at fault gets the error.
+    """
+    try:
+        with sync_conn.begin_nested():
+            return _insert_all(sync_conn, requests)
+    except SQLAlchemyError as exc:
+        if len(requests) == 1:
+            return [translate(exc)]
     outcomes: list[Exception | None] = []
     for request in requests:
-        values = request.values
-        savepoint = sync_conn.begin_nested()
         try:
-            quota = request.quota
-            if quota is not None and quota.limited:
-                # Counted inside the transaction: earlier rows of this batch included.
+            with sync_conn.begin_nested():
+                outcomes.extend(_insert_all(sync_conn, [request]))
+        except SQLAlchemyError as exc:
+            outcomes.append(translate(exc))
+    return outcomes
+
+
+def _insert_all(sync_conn: sa.Connection, requests: list[_FileInsert]) -> list[Exception | None]:
+    """The rows of ``requests``, with the outcome a one-by-one insert would have had:
+    quotas counted in order (earlier files of the batch included), a blob row made by
+    the first file of its content, marked ok again by a file that rewrote its object."""
+    f = file_metadata
+    outcomes: list[Exception | None] = []
+    usage: dict[str, tuple[int, int]] = {}
+    accepted: list[_FileInsert] = []
+    for request in requests:
+        quota, size = request.quota, request.values["file_size"]
+        if quota is not None and quota.limited:
+            if quota.owner not in usage:
                 files, used = sync_conn.execute(
                     sa.select(
                         sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
                     ).where(f.c.owner == quota.owner)
                 ).one()
-                quota.check(int(files), int(used), values["file_size"])
-            row = (
-                sync_conn.execute(sa.select(blobs).where(blobs.c.sha256 == values["file_hash"]))
-                .mappings()
-                .first()
-            )
-            _insert_rows(sync_conn, request, None if row is None else _blob_of(row))
-        except FiletierError as exc:
-            savepoint.rollback()
-            outcomes.append(exc)
-            continue
-        savepoint.commit()
+                usage[quota.owner] = (int(files), int(used))
+            files, used = usage[quota.owner]
+            try:
+                quota.check(files, used, size)
+            except QuotaExceededError as exc:
+                outcomes.append(exc)
+                continue
+            usage[quota.owner] = (files + 1, used + size)
+        accepted.append(request)
         outcomes.append(None)
+    if not accepted:
+        return outcomes
+    hashes = {request.values["file_hash"] for request in accepted}
+    status = {
+        row.sha256: row.status
+        for row in sync_conn.execute(
+            sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
+        )
+    }
+    new_blobs: list[dict[str, Any]] = []
+    renewed: list[_FileInsert] = []
+    for request in accepted:
+        values = request.values
+        sha256, now = values["file_hash"], values["created_at"]
+        if sha256 not in status:
+            new_blobs.append(
+                {
+                    "sha256": sha256,
+                    "size": values["file_size"],
+                    "storage_key": values["supabase_storage_path"],
+                    "status": "ok",
+                    "created_at": now,
+                    "object_modified_at": request.object_modified_at,
+                }
+            )
+        elif status[sha256] != "ok" or request.wrote_object:
+            renewed.append(request)
+        status[sha256] = "ok"
+    if new_blobs:
+        sync_conn.execute(sa.insert(blobs), new_blobs)
+    for request in renewed:
+        # Fresh, verified bytes replace a quarantined (or damaged) object. Rare: one
+        # statement each, in order, after the new blob rows they may follow.
+        sync_conn.execute(
+            sa.update(blobs)
+            .where(blobs.c.sha256 == request.values["file_hash"])
+            .values(
+                status="ok",
+                last_verified_at=request.values["created_at"],
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    sync_conn.execute(sa.insert(file_metadata), [request.values for request in accepted])
     return outcomes

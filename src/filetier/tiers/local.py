@@ -105,13 +105,14 @@ class LocalPrimary:
             ) from exc
         return True
 
-    def sync_dirs(self, key: str) -> None:
-        """fsync the directories from the object's up to the root (blocking), so its
-        link, and any directory made for it, survive a power cut. Once one such fsync
-        has committed the file system's journal, the next ones have little to write."""
-        path = self.local_path(key).parent
+    def make_durable(self, key: str) -> None:
+        """fsync the object, then the directories from its own up to the root
+        (blocking), so its bytes, its link and any directory made for it survive a power
+        cut. Once one fsync has committed the file system's journal, the next ones (of
+        a batch) have little left to write."""
+        path = self.local_path(key)
         while True:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 os.fsync(fd)
             finally:

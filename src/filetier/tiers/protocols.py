@@ -83,8 +83,8 @@ class LocalPath(Protocol):
         """A directory on the same filesystem, for temp files that will be published."""
         ...
 
-    def sync_dirs(self, key: str) -> None:
-        """Make a published object's directory entries durable (blocking)."""
+    def make_durable(self, key: str) -> None:
+        """fsync a published object and its directory entries (blocking)."""
         ...
 
 
