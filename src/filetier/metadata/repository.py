@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -372,9 +373,14 @@ class Repository:
     async def _insert_batch(self, requests: list[_FileInsert]) -> list[Exception | None]:
         outcomes: list[Exception | None] = [None] * len(requests)
         if any(r.durable_first is not None for r in requests):
-            # One thread hop for the whole batch; after the first fsync has committed the
-            # file system's journal, the others find little left to write.
-            outcomes = await asyncio.to_thread(_make_durable, requests)
+            # In parallel threads: concurrent fsyncs share the file system's journal
+            # commits, where one after another each would wait for its own.
+            loop = asyncio.get_running_loop()
+            outcomes = list(
+                await asyncio.gather(
+                    *(loop.run_in_executor(_durability_pool(), _make_durable, r) for r in requests)
+                )
+            )
         todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
         if todo:
             async with self.db.write() as conn:
@@ -656,19 +662,24 @@ class _FileInsert:
     durable_first: Callable[[], None] | None
 
 
-def _make_durable(requests: list[_FileInsert]) -> list[Exception | None]:
-    outcomes: list[Exception | None] = []
-    for request in requests:
-        try:
-            if request.durable_first is not None:
-                request.durable_first()
-        except OSError as exc:
-            outcomes.append(
-                StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
-            )
-        else:
-            outcomes.append(None)
-    return outcomes
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _durability_pool() -> ThreadPoolExecutor:
+    """Threads for a batch's fsyncs, apart from the default pool (sized for the CPUs,
+    too few to have a batch's fsyncs in flight together)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=32, thread_name_prefix="filetier-fsync"))
+    return _POOL[0]
+
+
+def _make_durable(request: _FileInsert) -> Exception | None:
+    try:
+        if request.durable_first is not None:
+            request.durable_first()
+    except OSError as exc:
+        return StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
+    return None
 
 
 def _insert_rows(sync_conn: sa.Connection, request: _FileInsert, blob: BlobRow | None) -> None:
