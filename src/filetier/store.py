@@ -18,6 +18,7 @@ import asyncio
 import builtins
 import contextlib
 import copy
+import functools
 import hashlib
 import logging
 import os
@@ -131,6 +132,8 @@ CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
 #: Fewest hex digits ``resolve_file_id`` accepts as an id prefix.
 MIN_ID_PREFIX = 4
+# Uploads held in memory up to this size are written to their staging file on the loop.
+_INLINE_WRITE_MAX = 256 * 1024
 _HEX_RE = re.compile(r"[0-9a-f]+")
 PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
 
@@ -561,7 +564,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
-                fsync=False,  # a local object is made durable by its row's batch: _durable_first
+                fsync=False,  # made durable by its row's batch: _durable_first
             )
             dedup = await self._already_stored(staged.sha256)
         elif isinstance(source, AsyncIterable):
@@ -572,7 +575,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
-                fsync=False,  # a local object is made durable by its row's batch: _durable_first
+                fsync=False,  # made durable by its row's batch: _durable_first
             )
             dedup = await self._already_stored(staged.sha256)
         else:
@@ -661,7 +664,7 @@ class FileStore:
             settings=self.settings,
             staging=self._staging_dir(),
             progress=progress,
-            fsync=False,  # a local object is made durable by its row's batch: _durable_first
+            fsync=False,  # made durable by its row's batch: _durable_first
         )
         return staged, await self._already_stored(staged.sha256)
 
@@ -750,13 +753,16 @@ class FileStore:
             return await self._put_from_source(key, staged)
         if staged.temp is None:
             if staged.data is not None:
-                await asyncio.to_thread(
-                    write_staged_bytes,
-                    staged,
-                    self._staging_dir(),
-                    self.settings,
-                    fsync=False,  # a local object is made durable by its row's batch: _durable_first
+                # Not fsynced here: a local object is made durable by its row's batch
+                # (_durable_first). A small write without an fsync costs less than the
+                # hop to a worker thread, so it is made on the loop.
+                write = functools.partial(
+                    write_staged_bytes, staged, self._staging_dir(), self.settings, fsync=False
                 )
+                if staged.size <= _INLINE_WRITE_MAX:
+                    write()
+                else:
+                    await asyncio.to_thread(write)
             else:
                 assert staged.source_path is not None
                 restaged = await stage_path(
@@ -767,7 +773,7 @@ class FileStore:
                     settings=self.settings,
                     staging=self._staging_dir(),
                     progress=None,
-                    fsync=False,  # a local object is made durable by its row's batch: _durable_first
+                    fsync=False,  # made durable by its row's batch: _durable_first
                 )
                 # Staged from the caller's file again: it must still be the bytes hashed.
                 if restaged.sha256 != staged.sha256 or restaged.size != staged.size:
