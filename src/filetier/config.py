@@ -207,7 +207,10 @@ class Settings(BaseSettings):
     fsync: bool = Field(
         default=True,
         validation_alias=_env("FILETIER_FSYNC", "fsync"),
-        description="fsync new objects before they are published.",
+        description=(
+            "Make every upload durable before it is acknowledged: its object, directories "
+            "and database row (uploads arriving together share one sync)."
+        ),
     )
     owner: str = Field(
         default="default",

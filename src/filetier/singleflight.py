@@ -9,14 +9,16 @@ skipped with a warning, never waited on forever.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from filelock import AsyncFileLock
-from filelock import Timeout as FileLockTimeout
+from filetier.modes import FILE_MODE, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +46,45 @@ class SingleFlight(Generic[T]):
 
 @asynccontextmanager
 async def process_lock(path: Path, wait_seconds: float) -> AsyncIterator[bool]:
-    """Hold an exclusive file lock; yields False when it timed out (proceed unlocked)."""
-    # The flock attempt is a non-blocking syscall: made on the loop thread it costs
-    # microseconds, where a worker-thread hop would cost hundreds; waiting polls.
-    lock = AsyncFileLock(
-        str(path), timeout=wait_seconds, run_in_executor=False, poll_interval=0.005, mode=0o600
-    )
+    """Hold an exclusive ``flock`` on ``path``; yields False when it timed out (proceed
+    unlocked). The kernel drops the lock with its holder's last descriptor, so a killed
+    process never leaves it held.
+
+    A plain non-blocking ``flock`` on the loop thread costs microseconds; the generic
+    file-lock libraries' machinery around the same call cost most of a millisecond,
+    which every small upload paid. Each call opens its own descriptor, so two tasks of
+    one process exclude each other as two processes do. Waiting polls.
+    """
+    fd = _open_lock_file(path)
     try:
-        await lock.acquire()
-    except FileLockTimeout:
-        log.warning(
-            "lock %s not acquired within %.0fs; continuing without it", path.name, wait_seconds
-        )
-        yield False
-        return
-    try:
-        yield True
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    log.warning(
+                        "lock %s not acquired within %.0fs; continuing without it",
+                        path.name,
+                        wait_seconds,
+                    )
+                    os.close(fd)
+                    fd = -1
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        yield fd >= 0
     finally:
-        await lock.release()
+        if fd >= 0:
+            os.close(fd)  # closing the only descriptor releases the lock
+
+
+def _open_lock_file(path: Path) -> int:
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except FileNotFoundError:
+        make_dirs(path.parent)
+        return os.open(path, flags, FILE_MODE)

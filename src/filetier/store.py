@@ -18,13 +18,21 @@ import asyncio
 import builtins
 import contextlib
 import copy
+import functools
 import hashlib
 import logging
 import os
 import random
 import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -124,6 +132,8 @@ CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 # Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
 #: Fewest hex digits ``resolve_file_id`` accepts as an id prefix.
 MIN_ID_PREFIX = 4
+# Uploads held in memory up to this size are written to their staging file on the loop.
+_INLINE_WRITE_MAX = 256 * 1024
 _HEX_RE = re.compile(r"[0-9a-f]+")
 PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
 
@@ -219,6 +229,7 @@ class FileStore:
             settings.database_url,
             timeout_seconds=settings.database_timeout_seconds,
             schema=settings.database_schema,
+            durable_commits=settings.fsync,
         )
         try:
             # A generic DATABASE_URL may be another app's: adopted only if empty or ours.
@@ -268,6 +279,7 @@ class FileStore:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
         try:
+            await self.repo.settle()
             await self._recorder.close()
         finally:
             downloads = self.settings.downloads_dir.expanduser()
@@ -514,12 +526,6 @@ class FileStore:
 
     # -- upload ---------------------------------------------------------------------------
 
-    @property
-    def _staging_fsync(self) -> bool:
-        """Staged temp files are fsynced only where they become the object (a local
-        primary); for a remote primary the durable copy is the one the store confirms."""
-        return self.settings.fsync and self._local is not None
-
     def _staging_dir(self) -> Path:
         return self._local.staging_dir() if self._local is not None else self.disk.tmp
 
@@ -580,7 +586,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
-                fsync=self._staging_fsync,
+                fsync=False,  # made durable by its row's batch: _durable_first
             )
             dedup = await self._already_stored(staged.sha256)
         elif isinstance(source, AsyncIterable):
@@ -591,7 +597,7 @@ class FileStore:
                 settings=self.settings,
                 staging=self._staging_dir(),
                 progress=progress,
-                fsync=self._staging_fsync,
+                fsync=False,  # made durable by its row's batch: _durable_first
             )
             dedup = await self._already_stored(staged.sha256)
         else:
@@ -680,7 +686,7 @@ class FileStore:
             settings=self.settings,
             staging=self._staging_dir(),
             progress=progress,
-            fsync=self._staging_fsync,
+            fsync=False,  # made durable by its row's batch: _durable_first
         )
         return staged, await self._already_stored(staged.sha256)
 
@@ -719,6 +725,7 @@ class FileStore:
                     quota=self.quota,
                     wrote_object=wrote_object,
                     object_modified_at=written.modified if written is not None else None,
+                    durable_first=self._durable_first(key),
                 )
             except QuotaExceededError:
                 if wrote_object:
@@ -745,6 +752,18 @@ class FileStore:
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
 
+    def _durable_first(self, key: str) -> Callable[[], None] | None:
+        """With fsync on, a local object (its bytes and its directory entries) must be
+        on disk before a row naming it commits. Staged files are not fsynced one by one:
+        the row's batch runs this for all its objects in one go (group commit), where
+        the first fsync commits the file system's journal for all of them. A deduplicated
+        object is synced too: the upload that wrote it may still be waiting for its own
+        batch. For a remote primary the durable copy is the one the store confirmed."""
+        if self._local is None or not self.settings.fsync:
+            return None
+        local = self._local
+        return lambda: local.make_durable(key)
+
     async def _write_object(self, key: str, staged: Staged, *, locked: bool) -> bool:
         """Put the staged bytes under ``key`` if absent; True when this call wrote the
         object. ``locked``: whether the content lock is held (it may time out)."""
@@ -756,13 +775,16 @@ class FileStore:
             return await self._put_from_source(key, staged)
         if staged.temp is None:
             if staged.data is not None:
-                await asyncio.to_thread(
-                    write_staged_bytes,
-                    staged,
-                    self._staging_dir(),
-                    self.settings,
-                    fsync=self._staging_fsync,
+                # Not fsynced here: a local object is made durable by its row's batch
+                # (_durable_first). A small write without an fsync costs less than the
+                # hop to a worker thread, so it is made on the loop.
+                write = functools.partial(
+                    write_staged_bytes, staged, self._staging_dir(), self.settings, fsync=False
                 )
+                if staged.size <= _INLINE_WRITE_MAX:
+                    write()
+                else:
+                    await asyncio.to_thread(write)
             else:
                 assert staged.source_path is not None
                 restaged = await stage_path(
@@ -773,7 +795,7 @@ class FileStore:
                     settings=self.settings,
                     staging=self._staging_dir(),
                     progress=None,
-                    fsync=self._staging_fsync,
+                    fsync=False,  # made durable by its row's batch: _durable_first
                 )
                 # Staged from the caller's file again: it must still be the bytes hashed.
                 if restaged.sha256 != staged.sha256 or restaged.size != staged.size:

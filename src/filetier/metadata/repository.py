@@ -7,7 +7,9 @@ is deleted only after the commit that removed its last reference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,10 +17,13 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
 from filetier.coordination import ADVISORY_CLASS, advisory_key
+from filetier.errors import QuotaExceededError, StorageUnavailableError
+from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
 from filetier.models import DownloadEvent, FileRecord, FileSort, TierStats
@@ -112,6 +117,11 @@ def _file_order(sort: FileSort) -> list[sa.ColumnElement[Any]]:
 class Repository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._inserts: GroupCommit[_FileInsert, None] = GroupCommit(self._insert_batch)
+
+    async def settle(self) -> None:
+        """Wait for queued file inserts to be answered (before the database closes)."""
+        await self._inserts.wait_idle()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -298,6 +308,7 @@ class Repository:
         quota: OwnerQuota | None = None,
         wrote_object: bool = False,
         object_modified_at: datetime | None = None,
+        durable_first: Callable[[], None] | None = None,
     ) -> FileRecord:
         """Record a file whose object already exists; the blob row is created if new.
 
@@ -305,6 +316,13 @@ class Repository:
         the owner over it, counted in this transaction, serialized per owner (see
         :mod:`filetier.quota`). ``wrote_object``: the caller has just written and hashed
         the object, whose modification time is ``object_modified_at``.
+        ``durable_first``: blocking work that makes the object durable (fsyncs), run
+        before the row commits, so a committed row never names an object a power cut
+        could still take away.
+
+        On SQLite, inserts that arrive together commit together (one transaction, one
+        WAL sync: see :mod:`filetier.metadata.batching`), each in its own savepoint so
+        one refused by its quota leaves the others in.
         """
         now = utcnow()
         file_id = new_id()
@@ -325,31 +343,19 @@ class Repository:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.db.write() as conn:
-            if quota is not None and quota.limited:
-                await self._check_quota(conn, quota, size)
-            blob = await self._get_blob(conn, sha256, lock=True)
-            if blob is None:
-                await conn.execute(
-                    sa.insert(blobs).values(
-                        sha256=sha256,
-                        size=size,
-                        storage_key=storage_key,
-                        status="ok",
-                        created_at=now,
-                        object_modified_at=object_modified_at if wrote_object else None,
-                    )
-                )
-            elif blob.status != "ok" or wrote_object:
-                # Fresh, verified bytes replace a quarantined (or damaged) object.
-                await conn.execute(
-                    sa.update(blobs)
-                    .where(blobs.c.sha256 == sha256)
-                    .values(
-                        status="ok", last_verified_at=now, object_modified_at=object_modified_at
-                    )
-                )
-            await conn.execute(sa.insert(file_metadata).values(**values))
+        request = _FileInsert(
+            values, quota, wrote_object, object_modified_at if wrote_object else None, durable_first
+        )
+        if self.db.dialect == "sqlite":
+            await self._inserts.submit(request)
+        else:
+            if durable_first is not None:
+                await asyncio.to_thread(durable_first)
+            async with self.db.write() as conn:
+                if quota is not None and quota.limited:
+                    await self._check_quota(conn, quota, size)
+                blob = await self._get_blob(conn, sha256, lock=True)
+                await conn.run_sync(_insert_rows, request, blob)
         return FileRecord(
             file_id=file_id,
             owner=owner,
@@ -363,6 +369,25 @@ class Repository:
             created_at=now,
             updated_at=now,
         )
+
+    async def _insert_batch(self, requests: list[_FileInsert]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = [None] * len(requests)
+        if any(r.durable_first is not None for r in requests):
+            # In parallel threads: concurrent fsyncs share the file system's journal
+            # commits, where one after another each would wait for its own.
+            loop = asyncio.get_running_loop()
+            outcomes = list(
+                await asyncio.gather(
+                    *(loop.run_in_executor(_durability_pool(), _make_durable, r) for r in requests)
+                )
+            )
+        todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
+        if todo:
+            async with self.db.write() as conn:
+                # One thread hop for every statement of the batch, not one per statement.
+                done = iter(await conn.run_sync(_insert_batch_sync, todo, self.db.unavailable))
+            outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
+        return outcomes
 
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
         """Delete the owner's file row and nothing else: the same work whoever else
@@ -626,3 +651,163 @@ class Repository:
         tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
         downloads = sum(t.hits for t in tiers.values())
         return int(files), int(logical), int(blob_count), int(unique), downloads, tiers
+
+
+@dataclass(slots=True)
+class _FileInsert:
+    values: dict[str, Any]
+    quota: OwnerQuota | None
+    wrote_object: bool
+    object_modified_at: datetime | None
+    durable_first: Callable[[], None] | None
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _durability_pool() -> ThreadPoolExecutor:
+    """Threads for a batch's fsyncs, apart from the default pool (sized for the CPUs,
+    too few to have a batch's fsyncs in flight together)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=32, thread_name_prefix="filetier-fsync"))
+    return _POOL[0]
+
+
+def _make_durable(request: _FileInsert) -> Exception | None:
+    try:
+        if request.durable_first is not None:
+            request.durable_first()
+    except OSError as exc:
+        return StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
+    return None
+
+
+def _insert_rows(sync_conn: sa.Connection, request: _FileInsert, blob: BlobRow | None) -> None:
+    """The blob row (new, or marked ok again) and the file row, inside the caller's
+    transaction, which already holds the blob row's lock (PostgreSQL)."""
+    values = request.values
+    now = values["created_at"]
+    sha256 = values["file_hash"]
+    if blob is None:
+        sync_conn.execute(
+            sa.insert(blobs).values(
+                sha256=sha256,
+                size=values["file_size"],
+                storage_key=values["supabase_storage_path"],
+                status="ok",
+                created_at=now,
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    elif blob.status != "ok" or request.wrote_object:
+        # Fresh, verified bytes replace a quarantined (or damaged) object.
+        sync_conn.execute(
+            sa.update(blobs)
+            .where(blobs.c.sha256 == sha256)
+            .values(
+                status="ok",
+                last_verified_at=now,
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    sync_conn.execute(sa.insert(file_metadata).values(**values))
+
+
+def _insert_batch_sync(
+    sync_conn: sa.Connection,
+    requests: list[_FileInsert],
+    translate: Callable[[BaseException], Exception],
+) -> list[Exception | None]:
+    """SQLite: a batch in the caller's ``BEGIN IMMEDIATE`` transaction (the writer lock
+    serializes the quota counts), in a handful of statements whatever its size.
+
+    Should the batch fail as a whole (a constraint, say), it is undone and each request
+    is tried again on its own, so only the request at fault gets the error.
+    """
+    try:
+        with sync_conn.begin_nested():
+            return _insert_all(sync_conn, requests)
+    except SQLAlchemyError as exc:
+        if len(requests) == 1:
+            return [translate(exc)]
+    outcomes: list[Exception | None] = []
+    for request in requests:
+        try:
+            with sync_conn.begin_nested():
+                outcomes.extend(_insert_all(sync_conn, [request]))
+        except SQLAlchemyError as exc:
+            outcomes.append(translate(exc))
+    return outcomes
+
+
+def _insert_all(sync_conn: sa.Connection, requests: list[_FileInsert]) -> list[Exception | None]:
+    """The rows of ``requests``, with the outcome a one-by-one insert would have had:
+    quotas counted in order (earlier files of the batch included), a blob row made by
+    the first file of its content, marked ok again by a file that rewrote its object."""
+    f = file_metadata
+    outcomes: list[Exception | None] = []
+    usage: dict[str, tuple[int, int]] = {}
+    accepted: list[_FileInsert] = []
+    for request in requests:
+        quota, size = request.quota, request.values["file_size"]
+        if quota is not None and quota.limited:
+            if quota.owner not in usage:
+                files, used = sync_conn.execute(
+                    sa.select(
+                        sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
+                    ).where(f.c.owner == quota.owner)
+                ).one()
+                usage[quota.owner] = (int(files), int(used))
+            files, used = usage[quota.owner]
+            try:
+                quota.check(files, used, size)
+            except QuotaExceededError as exc:
+                outcomes.append(exc)
+                continue
+            usage[quota.owner] = (files + 1, used + size)
+        accepted.append(request)
+        outcomes.append(None)
+    if not accepted:
+        return outcomes
+    hashes = {request.values["file_hash"] for request in accepted}
+    status = {
+        row.sha256: row.status
+        for row in sync_conn.execute(
+            sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
+        )
+    }
+    new_blobs: list[dict[str, Any]] = []
+    renewed: list[_FileInsert] = []
+    for request in accepted:
+        values = request.values
+        sha256, now = values["file_hash"], values["created_at"]
+        if sha256 not in status:
+            new_blobs.append(
+                {
+                    "sha256": sha256,
+                    "size": values["file_size"],
+                    "storage_key": values["supabase_storage_path"],
+                    "status": "ok",
+                    "created_at": now,
+                    "object_modified_at": request.object_modified_at,
+                }
+            )
+        elif status[sha256] != "ok" or request.wrote_object:
+            renewed.append(request)
+        status[sha256] = "ok"
+    if new_blobs:
+        sync_conn.execute(sa.insert(blobs), new_blobs)
+    for request in renewed:
+        # Fresh, verified bytes replace a quarantined (or damaged) object. Rare: one
+        # statement each, in order, after the new blob rows they may follow.
+        sync_conn.execute(
+            sa.update(blobs)
+            .where(blobs.c.sha256 == request.values["file_hash"])
+            .values(
+                status="ok",
+                last_verified_at=request.values["created_at"],
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    sync_conn.execute(sa.insert(file_metadata), [request.values for request in accepted])
+    return outcomes

@@ -83,6 +83,10 @@ class LocalPath(Protocol):
         """A directory on the same filesystem, for temp files that will be published."""
         ...
 
+    def make_durable(self, key: str) -> None:
+        """fsync a published object and its directory entries (blocking)."""
+        ...
+
 
 @runtime_checkable
 class PartialUploads(Protocol):
