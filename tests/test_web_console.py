@@ -561,3 +561,183 @@ def test_bad_input_on_console_pages_gets_a_clear_answer(server: Server) -> None:
         assert not_an_id.status_code == 400
         assert "<h1" in not_an_id.text  # an HTML page, not a JSON body or a traceback
         assert client.get("/maintenance/format-disk").status_code == 403  # bob: not operator
+
+
+# -- "Copy link": signed links minted from the console -----------------------------------
+
+
+def _link_from_panel(page: Page, scope: str) -> str:
+    field = page.locator(f"{scope} input.link-url")
+    expect(field).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/links/[0-9a-f]{32}\."))
+    expect(page.get_by_label(re.compile("^Link to "))).to_be_focused()
+    url = field.input_value()
+    # Pre-selected, so Ctrl+C copies it whether or not the clipboard call worked.
+    selected = field.evaluate("f => [f.selectionStart, f.selectionEnd]")
+    assert selected == [0, len(url)]
+    return url
+
+
+def _expires(page: Page, scope: str) -> float:
+    text = page.locator(f"{scope} .link-expires").inner_text()
+    return time.mktime(time.strptime(text, "%Y-%m-%d %H:%M UTC")) - time.timezone
+
+
+def test_copy_link_puts_a_working_link_on_the_clipboard(server: Server, browser: Browser) -> None:
+    base = server.base
+    data = os.urandom(300_000)
+    file_id = api_upload(base, ALICE_TOKEN, "shared-data.bin", data)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page = context.new_page()
+    try:
+        sign_in(page, base, ALICE_TOKEN)
+        # From the list: the link appears under the file's row, copied, and it works
+        # for anyone: no cookie, no token, the same bytes.
+        expect(page.get_by_label("Links made by “Copy link” last")).to_have_value("3600")
+        page.get_by_role("button", name="Copy link to shared-data.bin").click()
+        status = page.locator("tr.link-row .link-status")
+        expect(status).to_have_text("Link copied to the clipboard.")
+        url = _link_from_panel(page, "tr.link-row")
+        assert page.evaluate("navigator.clipboard.readText()") == url
+        assert abs(_expires(page, "tr.link-row") - (time.time() + 3600)) < 120
+        shot(page, "18-files-link-copied")
+        fetched = httpx.get(url)
+        assert fetched.status_code == 200
+        assert fetched.content == data
+        page.get_by_role("button", name="Close").click()
+        expect(page.locator("tr.link-row")).to_have_count(0)
+        expect(page.get_by_role("button", name="Copy link to shared-data.bin")).to_be_focused()
+
+        # From the file's page, with a longer lifetime chosen.
+        page.goto(f"{base}/files/{file_id}")
+        page.get_by_label("Link lasting").select_option(label="1 day")
+        page.get_by_role("button", name="Copy link", exact=True).click()
+        expect(page.locator("#link-panel .link-status")).to_have_text(
+            "Link copied to the clipboard."
+        )
+        second = _link_from_panel(page, "#link-panel")
+        assert second != url
+        assert abs(_expires(page, "#link-panel") - (time.time() + 86400)) < 120
+        assert httpx.get(second).content == data
+        shot(page, "19-file-link-copied")
+    finally:
+        context.close()
+
+
+def test_copy_link_without_a_clipboard_shows_the_link_selected(
+    server: Server, browser: Browser
+) -> None:
+    base = server.base
+    data = b"handed over by hand\n" * 50
+    file_id = api_upload(base, ALICE_TOKEN, "by-hand.txt", data)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # As on plain http to a remote host: no clipboard API at all.
+    context.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined})"
+    )
+    page = context.new_page()
+    try:
+        sign_in(page, base, ALICE_TOKEN)
+        page.goto(f"{base}/files/{file_id}")
+        page.get_by_role("button", name="Copy link", exact=True).click()
+        expect(page.locator("#link-panel .link-status")).to_contain_text(
+            "Copy the selected link with Ctrl+C"
+        )
+        url = _link_from_panel(page, "#link-panel")
+        assert httpx.get(url).content == data
+        shot(page, "20-file-link-manual")
+    finally:
+        context.close()
+
+
+def test_copy_link_without_javascript_shows_a_link_page(server: Server, browser: Browser) -> None:
+    base = server.base
+    data = b"no script needed\n"
+    api_upload(base, ALICE_TOKEN, "no-script.txt", data)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, java_script_enabled=False
+    )
+    page = context.new_page()
+    try:
+        sign_in(page, base, ALICE_TOKEN)
+        # The list's lifetime choice needs the script; without it, it is not shown.
+        expect(page.get_by_label("Links made by “Copy link” last")).to_be_hidden()
+        page.get_by_role("button", name="Copy link to no-script.txt").click()
+        expect(page.get_by_role("heading", name="A link to no-script.txt")).to_be_visible()
+        field = page.get_by_role("textbox", name="Link to no-script.txt")
+        expect(field).to_be_focused()
+        url = field.input_value()
+        assert url.startswith(f"{base}/links/")
+        assert httpx.get(url).content == data
+        shot(page, "21-link-page-without-script")
+        page.get_by_label("Another link, lasting").select_option(label="15 minutes")
+        page.get_by_role("button", name="Make another link").click()
+        again = page.get_by_role("textbox", name="Link to no-script.txt").input_value()
+        assert again != url
+        assert httpx.get(again).content == data
+    finally:
+        context.close()
+
+
+def test_console_links_are_the_owners_and_need_the_csrf_token(server: Server) -> None:
+    base = server.base
+    secret = b"only alice hands this out\n"
+    file_id = api_upload(base, ALICE_TOKEN, "alice-link.txt", secret)
+    missing = "00000000-0000-4000-8000-000000000000"
+    alice, alice_csrf = _signed_in_client(base, ALICE_TOKEN)
+    bob, bob_csrf = _signed_in_client(base, BOB_TOKEN)
+    with closing(alice), closing(bob):
+        # Bob gets exactly what a file that does not exist gets: as a page and as JSON.
+        for headers in ({}, {"Accept": "application/json"}):
+            theirs = bob.post(
+                f"/files/{file_id}/link",
+                data={"csrf_token": bob_csrf, "expires_in": "60"},
+                headers=headers,
+            )
+            nothing = bob.post(
+                f"/files/{missing}/link",
+                data={"csrf_token": bob_csrf, "expires_in": "60"},
+                headers=headers,
+            )
+            assert theirs.status_code == nothing.status_code == 404
+            assert theirs.text.replace(file_id, missing) == nothing.text
+            assert "/links/" not in theirs.text
+        # Without the page's token, or with a wrong one, nothing is minted.
+        for token in (None, "", "forged-" + alice_csrf[:10]):
+            data = (
+                {"expires_in": "60"} if token is None else {"csrf_token": token, "expires_in": "60"}
+            )
+            refused = alice.post(f"/files/{file_id}/link", data=data)
+            assert refused.status_code == 403
+            assert "security token" in refused.text
+            assert "/links/" not in refused.text
+        as_json = alice.post(
+            f"/files/{file_id}/link",
+            data={"expires_in": "60"},
+            headers={"Accept": "application/json", "X-CSRF-Token": "wrong"},
+        )
+        assert as_json.status_code == 403
+        assert as_json.json()["error"]["type"] == "Requestrefused"
+        # The lifetime is held to FILETIER_LINK_MAX_SECONDS by the API's own check.
+        too_long = alice.post(
+            f"/files/{file_id}/link",
+            data={"csrf_token": alice_csrf, "expires_in": str(8 * 24 * 3600)},
+            headers={"Accept": "application/json"},
+        )
+        assert too_long.status_code == 400
+        assert "FILETIER_LINK_MAX_SECONDS" in too_long.json()["error"]["message"]
+        # With the token: one link, which the API's revocation ends like any other.
+        made = alice.post(
+            f"/files/{file_id}/link",
+            data={"csrf_token": alice_csrf, "expires_in": "60"},
+            headers={"Accept": "application/json"},
+        )
+        assert made.status_code == 201, made.text
+        assert made.headers["cache-control"] == "no-store"
+        url = made.json()["url"]
+        assert httpx.get(url).content == secret
+    revoked = httpx.delete(
+        f"{base}/v1/files/{file_id}/links", headers={"Authorization": f"Bearer {ALICE_TOKEN}"}
+    )
+    assert revoked.json() == {"revoked": 1}  # the refused requests minted nothing
+    assert httpx.get(url).status_code == 404

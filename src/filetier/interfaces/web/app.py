@@ -146,6 +146,11 @@ def console_routes(runtime: Runtime) -> list[BaseRoute]:
         Route("/files/{file_id}", guard.page(pages.file), methods=["GET"]),
         Route("/files/{file_id}/download", guard.page(pages.download), methods=["GET", "HEAD"]),
         Route("/files/{file_id}/preview", guard.page(pages.preview), methods=["GET", "HEAD"]),
+        Route(
+            "/files/{file_id}/link",
+            guard.page(pages.link, json_when_asked=True),
+            methods=["POST"],
+        ),
         Route("/files/{file_id}/delete", guard.page(pages.confirm_delete), methods=["GET"]),
         Route("/files/{file_id}/delete", guard.page(pages.delete), methods=["POST"]),
         Route("/overview", guard.page(pages.overview), methods=["GET"]),

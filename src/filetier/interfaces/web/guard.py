@@ -117,21 +117,25 @@ class Guard:
         *,
         operator_only: bool = False,
         json_errors: bool = False,
+        json_when_asked: bool = False,
     ) -> Callable[[Request], Awaitable[Response]]:
-        """``handler`` behind a session: see the module docstring for the checks."""
+        """``handler`` behind a session: see the module docstring for the checks.
+        Refusals and errors are JSON bodies with ``json_errors``, or with
+        ``json_when_asked`` when the request accepts JSON (the page's script), else pages."""
 
         async def endpoint(request: Request) -> Response:
+            as_json = json_errors or (json_when_asked and wants_json(request))
             session_id = request.cookies.get(SESSION_COOKIE)
             session = self.sessions.get(session_id)
             owner = await self.runtime.owner_for(session.token) if session else None
             if session is None or owner is None:
                 self.sessions.close(session_id)  # a revoked token ends its session
-                return self._signed_out(request, json_errors)
+                return self._signed_out(request, as_json)
             write = request.method in WRITE_METHODS
             if write and not session.csrf_matches(await _presented_csrf(request)):
                 return self._refuse(
                     request,
-                    json_errors,
+                    as_json,
                     403,
                     "Request refused",
                     "this request did not carry the page's security token (CSRF): reload "
@@ -158,7 +162,7 @@ class Guard:
             try:
                 response = await handler(request, visitor)
             except FiletierError as exc:
-                if json_errors:
+                if as_json:
                     raise  # the API's handler answers with the JSON error body
                 status = mapping_for(exc).http_status
                 title = "Not found" if status == 404 else "Something went wrong"
@@ -190,6 +194,11 @@ class Guard:
             response: JSONResponse = error_response(status, title.replace(" ", ""), message)
             return secure(response)
         return self.error_page(request, status, title, message, None)
+
+
+def wants_json(request: Request) -> bool:
+    """The console's script asks for JSON; a browser following a form asks for HTML."""
+    return "application/json" in request.headers.get("accept", "")
 
 
 async def _presented_csrf(request: Request) -> str | None:

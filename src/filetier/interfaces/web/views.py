@@ -14,13 +14,14 @@ from typing import Literal, get_args
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from filetier.errors import InvalidInputError, StorageUnavailableError
 from filetier.interfaces.http import routes
 from filetier.interfaces.http.headers import content_disposition
+from filetier.interfaces.http.links import DEFAULT_EXPIRES_IN, mint_link
 from filetier.interfaces.web.charts import bar_chart, gauge_chart, human_bytes
-from filetier.interfaces.web.guard import Guard, Visitor, secure
+from filetier.interfaces.web.guard import Guard, Visitor, secure, wants_json
 from filetier.models import FileRecord, FileSort, StoreStats
 
 PAGE_SIZE = 50
@@ -51,6 +52,9 @@ SORT_COLUMNS = (
     ("uploaded", "Uploaded"),
     ("accessed", "Last access"),
 )
+# The lifetimes "Copy link" offers; those longer than FILETIER_LINK_MAX_SECONDS are left
+# out and the maximum itself is offered, so the choice always fits the setting.
+LINK_LIFETIMES = (15 * 60, 3600, 24 * 3600, 7 * 24 * 3600)
 Operation = Literal["verify", "cleanup", "gc"]
 OPERATIONS: dict[str, tuple[str, str]] = {
     "verify": (
@@ -88,6 +92,22 @@ def _remaining(expires: datetime | None, now: datetime) -> str:
     if hours >= 48:
         return f"{hours // 24} days left"
     return f"{hours} h {rest // 60} min left"
+
+
+def _duration(seconds: int) -> str:
+    for unit, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= unit and seconds % unit == 0:
+            count = seconds // unit
+            return f"{count} {name}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def link_lifetimes(longest: int) -> tuple[list[tuple[int, str]], int]:
+    """The lifetimes to offer for a link, and the one selected at first."""
+    offered = [seconds for seconds in LINK_LIFETIMES if seconds <= longest]
+    if longest not in offered:
+        offered.append(longest)
+    return [(seconds, _duration(seconds)) for seconds in offered], min(DEFAULT_EXPIRES_IN, longest)
 
 
 def _query(**params: str | int | None) -> str:
@@ -172,6 +192,7 @@ class Pages:
                 "next_href": link(page=page_index + 1) if page.next_offset is not None else None,
                 "flash": visitor.session.take_flash(),
                 "max_file_size": human_bytes(visitor.store.settings.max_file_size),
+                **self._lifetimes(visitor),
                 "active": "files",
             },
             visitor=visitor,
@@ -244,10 +265,16 @@ class Pages:
                 "preview": preview,
                 "text": text,
                 "text_too_large": preview is None and self._is_text(record),
+                **self._lifetimes(visitor),
                 "active": "files",
             },
             visitor=visitor,
         )
+
+    @staticmethod
+    def _lifetimes(visitor: Visitor) -> dict[str, object]:
+        offered, default = link_lifetimes(visitor.store.settings.link_max_seconds)
+        return {"link_lifetimes": offered, "link_default": default}
 
     @staticmethod
     def _is_text(record: FileRecord) -> bool:
@@ -296,6 +323,52 @@ class Pages:
         await store.delete(record.file_id)
         visitor.session.flash = f"Deleted {record.filename}."
         return secure(RedirectResponse("/files", status_code=303))
+
+    async def link(self, request: Request, visitor: Visitor) -> Response:
+        """Mint a signed link to the owner's file with the API's own minting code (the same
+        limits, rows and revocation); the script asks for JSON, a plain form gets a page."""
+        store = visitor.store
+        record = await store.stat(request.path_params["file_id"])
+        chosen = (await request.form()).get("expires_in")
+        if not isinstance(chosen, str) or not chosen.strip().isdigit():
+            raise InvalidInputError("the link lifetime must be a whole number of seconds")
+        answer = await mint_link(
+            self.guard.runtime.link_authority(),
+            store,
+            record,
+            request_base=str(request.base_url),
+            expires_in=int(chosen.strip()),
+            single_use=False,
+            range_header=None,
+            direct=False,
+        )
+        expires = _when(datetime.fromisoformat(answer["expires_at"]))
+        if wants_json(request):
+            return secure(
+                JSONResponse(
+                    {
+                        "url": answer["url"],
+                        "link_id": answer["link_id"],
+                        "expires_at": answer["expires_at"],
+                        "expires": expires,
+                        "filename": record.filename,
+                    },
+                    status_code=201,
+                )
+            )
+        return self.guard.render(
+            request,
+            "link.html",
+            {
+                "record": record,
+                "row": self._row(record),
+                "url": answer["url"],
+                "expires": expires,
+                **self._lifetimes(visitor),
+                "active": "files",
+            },
+            visitor=visitor,
+        )
 
     # -- overview -----------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-// filetier console: uploads with a progress bar each (file picker or drag and drop).
-// Everything else works without script. Loaded from /static only (strict CSP).
+// filetier console: uploads with a progress bar each (file picker or drag and drop), and
+// "Copy link" without leaving the page. Everything else works without script (the link
+// forms then post and a page shows the link). Loaded from /static only (strict CSP).
 (function () {
   "use strict";
 
@@ -33,6 +34,8 @@
   // After uploads, show the list as the server now has it: this page fetched again, and
   // its listing and count swapped in (the upload statuses above stay where they are).
   function refreshListing() {
+    var chosen = document.getElementById("list-link-lifetime");
+    var lifetime = chosen ? chosen.value : null; // kept across the swap
     var xhr = new XMLHttpRequest();
     xhr.open("GET", window.location.href);
     xhr.responseType = "document";
@@ -48,6 +51,9 @@
           mine.replaceWith(document.importNode(theirs, true));
         }
       });
+      if (lifetime && document.getElementById("list-link-lifetime")) {
+        document.getElementById("list-link-lifetime").value = lifetime;
+      }
     });
     xhr.send();
   }
@@ -160,9 +166,171 @@
     });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setup);
-  } else {
+  // -- "Copy link" ------------------------------------------------------------------------
+
+  // Where a link's result goes: a row under the file's row in the list, or the panel
+  // under the file page's heading. One result at a time.
+  function linkPanel(form) {
+    var old = document.querySelector("tr.link-row");
+    if (old) {
+      old.remove();
+    }
+    var row = form.closest("tr");
+    if (!row) {
+      var panel = document.getElementById("link-panel");
+      panel.textContent = "";
+      return panel;
+    }
+    var extra = document.createElement("tr");
+    extra.className = "link-row";
+    var cell = document.createElement("td");
+    cell.colSpan = row.cells.length;
+    extra.appendChild(cell);
+    row.after(extra);
+    return cell;
+  }
+
+  function copyLink(result) {
+    var input = result.querySelector(".link-url");
+    var status = result.querySelector(".link-status");
+    input.focus();
+    input.select();
+    input.scrollLeft = 0; // show where the link starts, still all selected
+    function unavailable() {
+      // Refused outside a secure context (plain http to a remote host), in headless
+      // browsers and in unfocused pages: the link is selected in its field instead.
+      status.className = "link-status manual";
+      status.textContent =
+        "Copy the selected link with Ctrl+C (⌘C on a Mac): this browser did not let the " +
+        "page use the clipboard.";
+    }
+    if (!navigator.clipboard || !window.isSecureContext) {
+      unavailable();
+      return;
+    }
+    navigator.clipboard.writeText(input.value).then(function () {
+      status.className = "link-status copied";
+      status.textContent = "Link copied to the clipboard.";
+    }, unavailable);
+  }
+
+  function makeLink(form, button) {
+    if (form.getAttribute("aria-busy") === "true") {
+      return;
+    }
+    var template = document.getElementById("link-template");
+    var name = (button && button.getAttribute("data-name")) || "this file";
+    var body = new URLSearchParams(new FormData(form));
+    var chosen = document.getElementById("list-link-lifetime");
+    if (chosen && form.closest("tr")) {
+      body.set("expires_in", chosen.value);
+    }
+    var holder = linkPanel(form);
+    holder.appendChild(document.importNode(template.content, true));
+    var result = holder.querySelector(".link-result");
+    var label = result.querySelector(".link-label");
+    var input = result.querySelector(".link-url");
+    var status = result.querySelector(".link-status");
+    var line = result.querySelector(".link-line");
+    var note = result.querySelector(".link-note");
+    input.id = "link-url";
+    label.htmlFor = "link-url";
+    label.textContent = "Link to " + name;
+    line.hidden = true;
+    note.hidden = true;
+    status.textContent = "Making a link…";
+    result.querySelector(".link-copy").addEventListener("click", function () {
+      copyLink(result);
+    });
+    result.querySelector(".link-close").addEventListener("click", function () {
+      var row = holder.closest("tr.link-row");
+      if (row) {
+        row.remove();
+      } else {
+        holder.textContent = "";
+      }
+      if (button) {
+        button.focus();
+      }
+    });
+    form.setAttribute("aria-busy", "true");
+
+    function failed(text) {
+      result.classList.add("failed");
+      status.className = "link-status failed";
+      status.textContent = text;
+      label.hidden = true;
+    }
+
+    fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrfToken() },
+      body: body,
+    })
+      .then(function (response) {
+        return response.json().then(
+          function (answer) {
+            return { ok: response.ok, status: response.status, answer: answer };
+          },
+          function () {
+            return { ok: false, status: response.status, answer: null };
+          }
+        );
+      })
+      .then(function (reply) {
+        if (!reply.ok) {
+          var why =
+            reply.answer && reply.answer.error
+              ? reply.answer.error.message
+              : "the server answered HTTP " + reply.status;
+          failed("No link was made: " + why);
+          return;
+        }
+        input.value = reply.answer.url;
+        result.querySelector(".link-expires").textContent = reply.answer.expires;
+        line.hidden = false;
+        note.hidden = false;
+        copyLink(result);
+      })
+      .catch(function () {
+        failed("No link was made: the connection was lost.");
+      })
+      .finally(function () {
+        form.removeAttribute("aria-busy");
+      });
+  }
+
+  function setupLinks() {
+    document.documentElement.classList.add("js");
+    // Delegated, so rows swapped in after an upload work too.
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (
+        form instanceof HTMLFormElement &&
+        form.classList.contains("link-form") &&
+        document.getElementById("link-template")
+      ) {
+        event.preventDefault();
+        makeLink(form, event.submitter || form.querySelector("button[type=submit]"));
+      }
+    });
+    var shown = document.querySelector("input.link-url[data-select]");
+    if (shown) {
+      shown.focus();
+      shown.select();
+      shown.scrollLeft = 0;
+    }
+  }
+
+  function start() {
     setup();
+    setupLinks();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
   }
 })();
