@@ -726,6 +726,13 @@ def test_console_links_are_the_owners_and_need_the_csrf_token(server: Server) ->
         )
         assert too_long.status_code == 400
         assert "FILETIER_LINK_MAX_SECONDS" in too_long.json()["error"]["message"]
+        for nonsense in ("", "soon", "²", "9" * 5000, "-5", "0"):
+            bad = alice.post(
+                f"/files/{file_id}/link",
+                data={"csrf_token": alice_csrf, "expires_in": nonsense},
+                headers={"Accept": "application/json"},
+            )
+            assert bad.status_code == 400, nonsense[:20]
         # With the token: one link, which the API's revocation ends like any other.
         made = alice.post(
             f"/files/{file_id}/link",

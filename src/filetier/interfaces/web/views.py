@@ -330,14 +330,17 @@ class Pages:
         store = visitor.store
         record = await store.stat(request.path_params["file_id"])
         chosen = (await request.form()).get("expires_in")
-        if not isinstance(chosen, str) or not chosen.strip().isdigit():
+        chosen = chosen.strip() if isinstance(chosen, str) else ""
+        # ASCII digits only and short: "²" passes isdigit() and int() refuses very long
+        # numbers; both would otherwise be a 500. The range itself is mint()'s rule.
+        if not (chosen.isascii() and chosen.isdigit() and len(chosen) <= 12):
             raise InvalidInputError("the link lifetime must be a whole number of seconds")
         answer = await mint_link(
             self.guard.runtime.link_authority(),
             store,
             record,
             request_base=str(request.base_url),
-            expires_in=int(chosen.strip()),
+            expires_in=int(chosen),
             single_use=False,
             range_header=None,
             direct=False,
