@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import anyio
 import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -67,9 +68,12 @@ def env(home: Path, roots: Path) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def stdio_session(env: dict[str, str], cwd: Path, log: TextIO) -> AsyncIterator[Client]:
+async def stdio_session(
+    env: dict[str, str], cwd: Path, log: TextIO, mode: str = "auto", message_handler: Any = None
+) -> AsyncIterator[Client]:
     params = StdioServerParameters(command=sys.executable, args=["-c", LAUNCH], env=env, cwd=cwd)
-    async with Client(stdio_client(params, errlog=log)) as client:
+    transport = stdio_client(params, errlog=log)
+    async with Client(transport, mode=mode, message_handler=message_handler) as client:
         yield client
 
 
@@ -279,3 +283,66 @@ async def test_progress_notifications_for_large_transfers(
         description = json.loads(content.text)
         assert description["size"] == size
         assert "content_path" not in description and "url" not in description
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_list_changed_over_stdio(
+    env: dict[str, str], tmp_path: Path, log: TextIO, mode: str
+) -> None:
+    """An upload and a delete each notify the client that the resource list changed."""
+    from tests.test_mcp_http import ListChanges
+
+    changes = ListChanges()
+    legacy = mode == "legacy"
+    handler = changes.on_message if legacy else None
+    async with (
+        stdio_session(env, tmp_path, log, mode, handler) as client,
+        anyio.create_task_group() as listening,
+    ):
+        if not legacy:
+            await listening.start(changes.listen, client)
+        uploaded = await call(client, "upload_file", text="notify me", filename="n.txt")
+        seen = await changes.more_than(0)
+        await call(client, "delete_file", file_id=uploaded["file_id"])
+        await changes.more_than(seen)
+        listening.cancel_scope.cancel()
+    assert "Traceback" not in server_log(log)
+
+
+async def test_a_cancelled_upload_leaves_nothing_behind(
+    env: dict[str, str], tmp_path: Path, roots: Path, home: Path, log: TextIO
+) -> None:
+    """The client cancels a large path upload once it is under way (the SDK sends
+    notifications/cancelled): no staged file, no row, no object remains, and the session
+    goes on serving."""
+    size = 256 * 1024 * 1024
+    with (roots / "large.bin").open("wb") as handle:
+        block = os.urandom(1024 * 1024)
+        for _ in range(size // len(block)):
+            handle.write(block)
+    progressed: list[float] = []
+    async with stdio_session(env, tmp_path, log, "legacy") as client:
+        with anyio.CancelScope() as scope:
+
+            async def on_progress(
+                progress: float, total: float | None, message: str | None
+            ) -> None:
+                progressed.append(progress)
+                if progress > 0:
+                    scope.cancel()
+
+            await client.call_tool(
+                "upload_file", {"path": "large.bin"}, progress_callback=on_progress
+            )
+        assert scope.cancelled_caught, "the upload finished before it could be cancelled"
+        assert 0 < max(progressed) < size
+
+        objects = home / "objects"
+        with anyio.fail_after(20):  # the server stops the copy, then removes its temp file
+            while [p for p in home.rglob("*.tmp") if p.is_file()]:
+                await anyio.sleep(0.05)
+        assert (await call(client, "list_files"))["total"] == 0
+        assert [p for p in objects.rglob("*") if p.is_file()] == []
+        again = await call(client, "upload_file", text="still serving", filename="s.txt")
+        assert again["size"] == 13
+    assert "Traceback" not in server_log(log)
