@@ -346,3 +346,36 @@ async def test_a_cancelled_upload_leaves_nothing_behind(
         again = await call(client, "upload_file", text="still serving", filename="s.txt")
         assert again["size"] == 13
     assert "Traceback" not in server_log(log)
+
+
+async def test_every_tool_listed_still_fits_in_8_kib(
+    env: dict[str, str], tmp_path: Path, log: TextIO
+) -> None:
+    """With every provider configured, and as the operator (stdio), all 13 tools are
+    listed and the listing (the result's tools as compact JSON) stays under 8 KiB; the
+    provider argument names only providers this server has keys for."""
+    keys = ("KIMI", "GLM", "OPENAI", "GEMINI", "ANTHROPIC", "MISTRAL")
+    with_keys = {
+        **env,
+        **{f"{name}_API_KEY": f"sk-{name.lower()}-test-1234567890" for name in keys},
+    }
+    async with stdio_session(with_keys, tmp_path, log) as client:
+        tools = (await client.list_tools()).tools
+        assert {t.name for t in tools} == EXPECTED_TOOLS | {
+            "get_provider_file_id",
+            "get_file_text",
+            "ask_file",
+        }
+        listing = json.dumps(
+            [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        assert len(listing.encode()) < 8 * 1024, len(listing.encode())
+        ask = next(t for t in tools if t.name == "ask_file")
+        assert ask.input_schema["properties"]["provider"]["enum"] == [k.lower() for k in keys]
+    async with stdio_session(
+        {**env, "KIMI_API_KEY": "sk-kimi-test-1234567890"}, tmp_path, log
+    ) as client:
+        ask = next(t for t in (await client.list_tools()).tools if t.name == "ask_file")
+        assert ask.input_schema["properties"]["provider"]["enum"] == ["kimi"]

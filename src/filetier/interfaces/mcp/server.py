@@ -73,6 +73,7 @@ from filetier.interfaces.mcp.tools import (
 )
 from filetier.links import LinkAuthority, link_url
 from filetier.models import FileRecord
+from filetier.providers.registry import configured_names
 from filetier.paths import AllowedRoots
 from filetier.store import FileStore
 
@@ -153,7 +154,8 @@ class FiletierMCPServer(MCPServer[AppState]):
         state = ctx.lifespan_context
         if request_owner(ctx.request, state.settings) != state.settings.owner:
             tools = [tool for tool in tools if tool.name not in OPERATOR_TOOLS]
-        return ListToolsResult(tools=[compact_tool(tool) for tool in tools])
+        providers = configured_names(state.settings)
+        return ListToolsResult(tools=[compact_tool(tool, providers) for tool in tools])
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
