@@ -73,8 +73,8 @@ from filetier.interfaces.mcp.tools import (
 )
 from filetier.links import LinkAuthority, link_url
 from filetier.models import FileRecord
-from filetier.providers.registry import configured_names
 from filetier.paths import AllowedRoots
+from filetier.providers.registry import configured_names
 from filetier.store import FileStore
 
 __all__ = [
