@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -498,6 +499,18 @@ async def test_list_changed_reaches_the_owners_own_sessions_only(
                 response = await http.post(
                     api.url.replace("/mcp", "/v1/files?filename=h.txt"),
                     content=b"by http",
+                    headers={"Authorization": f"Bearer {alice}"},
+                )
+                assert response.status_code == 201, response.text
+                seen = await alices.more_than(seen)
+                # A new record for content she has: by hash, no bytes sent.
+                response = await http.post(
+                    api.url.replace("/mcp", "/v1/files/by-hash"),
+                    json={
+                        "sha256": hashlib.sha256(b"by http").hexdigest(),
+                        "size": 7,
+                        "filename": "again.txt",
+                    },
                     headers={"Authorization": f"Bearer {alice}"},
                 )
                 assert response.status_code == 201, response.text
