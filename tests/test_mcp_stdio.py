@@ -123,6 +123,8 @@ async def test_tools_round_trip_and_clean_exit(
         assert tools["delete_file"].annotations.read_only_hint is False
         assert tools["upload_file"].annotations.idempotent_hint is False
         assert tools["delete_file"].annotations.idempotent_hint is False
+        # verify_file drops a corrupt cache copy and sets a corrupt stored one aside.
+        assert tools["verify_file"].annotations.read_only_hint is False
         # The whole listing stays small: every byte of it is in the model's context.
         listing = json.dumps(
             [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]
