@@ -182,6 +182,13 @@ async def test_tools_round_trip_and_clean_exit(
         assert isinstance(content, TextResourceContents)
         assert content.text == "hello, stdio\n" and content.mime_type == "text/plain"
 
+        # A link over stdio names the address `filetier serve` would answer at, and says so.
+        result = await client.call_tool("create_link", {"file_id": inline["file_id"]})
+        assert not result.is_error, result.content
+        assert result.structured_content is not None
+        assert result.structured_content["url"].startswith("http://127.0.0.1:8787/links/")
+        assert "filetier serve" in result.content[0].text
+
         deleted = await call(client, "delete_file", file_id=inline["file_id"])
         assert deleted["file_id"] == inline["file_id"]
         gone = await error_text(client, "file_info", file_id=inline["file_id"])

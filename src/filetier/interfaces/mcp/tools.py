@@ -399,6 +399,9 @@ async def create_link(
         direct=direct,
     )
     summary = f"Link to {record.filename}: {minted['url']} (until {minted['expires_at']})"
+    if request_base(ctx) is None and not store.settings.public_url and not direct:
+        # Over stdio no HTTP server is implied: say which one serves the URL.
+        summary += "; served by `filetier serve` on this data dir at that address"
     return answer(
         LinkInfo.model_validate(minted),
         summary,
