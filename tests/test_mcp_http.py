@@ -8,8 +8,10 @@ authentication layer that puts the caller's owner in ``scope["state"]["filetier_
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 import uvicorn
@@ -117,14 +120,19 @@ def server(home: Path, roots: Path) -> Iterator[ServerThread]:
 
 @contextlib.asynccontextmanager
 async def connect(
-    server: ServerThread, owner: str | None, mode: str = "auto", *, token: str | None = None
+    server: ServerThread,
+    owner: str | None,
+    mode: str = "auto",
+    *,
+    token: str | None = None,
+    message_handler: Any = None,
 ) -> AsyncIterator[Client]:
     headers = {OWNER_HEADER: owner} if owner else {}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
         transport = streamable_http_client(server.url, http_client=http)
-        async with Client(transport, mode=mode) as client:
+        async with Client(transport, mode=mode, message_handler=message_handler) as client:
             yield client
 
 
@@ -397,3 +405,128 @@ async def test_resources_list_the_callers_files_and_large_reads_are_links(
             assert fetched.status_code == 200 and fetched.content == big
             with pytest.raises(MCPError, match="no file with id"):
                 await as_bob.read_resource(large["resource_uri"])
+
+
+class ListChanges:
+    """Counts the ``notifications/resources/list_changed`` a client receives: on its
+    session (handshake era, through ``message_handler``) or on a ``subscriptions/listen``
+    stream it opens (2026-07-28)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = anyio.Event()
+
+    async def on_message(self, message: object) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/resources/list_changed":
+            self._seen()
+
+    def _seen(self) -> None:
+        self.count += 1
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def listen(self, client: Client, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        async with client.listen(resources_list_changed=True) as subscription:
+            assert subscription.honored.resources_list_changed is True
+            task_status.started()
+            async for _event in subscription:
+                self._seen()
+
+    async def more_than(self, seen: int) -> int:
+        with anyio.fail_after(10):
+            while self.count <= seen:
+                await self._changed.wait()
+        return self.count
+
+
+class LoopOf:
+    """An ASGI wrapper that keeps the server's event loop, so the test can call the
+    library on the store the server runs (as code in the server process would)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+    def run(self, work: Any) -> Any:
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(30)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_list_changed_reaches_the_owners_own_sessions_only(
+    home: Path, roots: Path, mode: str
+) -> None:
+    """A file added or deleted by alice, through MCP, the HTTP API or the library in the
+    server's process, notifies alice's sessions; bob's receive nothing until he himself
+    changes a file (then alice's receive nothing)."""
+    from filetier.interfaces.http import build_app as build_http_api
+
+    alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
+    settings = Settings(
+        home=home, fsync=False, allowed_roots=str(roots), api_tokens=f"alice:{alice},bob:{bob}"
+    )
+    api_app = build_http_api(settings)
+    app = LoopOf(api_app)
+    alices, bobs = ListChanges(), ListChanges()
+    legacy = mode == "legacy"
+    with ServerThread(app) as api:
+        async with (
+            connect(
+                api, None, mode, token=alice, message_handler=alices.on_message if legacy else None
+            ) as as_alice,
+            connect(
+                api, None, mode, token=bob, message_handler=bobs.on_message if legacy else None
+            ) as as_bob,
+            anyio.create_task_group() as listening,
+        ):
+            if legacy:
+                caps = as_alice.server_capabilities.resources
+                assert caps is not None and caps.list_changed is True
+                await as_bob.list_tools()  # bob's session is known before alice acts
+            else:
+                await listening.start(alices.listen, as_alice)
+                await listening.start(bobs.listen, as_bob)
+
+            uploaded = await call(as_alice, "upload_file", text="by mcp", filename="m.txt")
+            seen = await alices.more_than(0)
+
+            async with httpx2.AsyncClient(timeout=30) as http:
+                response = await http.post(
+                    api.url.replace("/mcp", "/v1/files?filename=h.txt"),
+                    content=b"by http",
+                    headers={"Authorization": f"Bearer {alice}"},
+                )
+                assert response.status_code == 201, response.text
+                seen = await alices.more_than(seen)
+                # A new record for content she has: by hash, no bytes sent.
+                response = await http.post(
+                    api.url.replace("/mcp", "/v1/files/by-hash"),
+                    json={
+                        "sha256": hashlib.sha256(b"by http").hexdigest(),
+                        "size": 7,
+                        "filename": "again.txt",
+                    },
+                    headers={"Authorization": f"Bearer {alice}"},
+                )
+                assert response.status_code == 201, response.text
+            seen = await alices.more_than(seen)
+
+            store = api_app.state.runtime.store
+            app.run(store.as_owner("alice").upload_file(b"by the library", filename="l.txt"))
+            seen = await alices.more_than(seen)
+
+            await call(as_alice, "delete_file", file_id=uploaded["file_id"])
+            seen = await alices.more_than(seen)
+
+            await anyio.sleep(0.5)  # what bob would have had by now, had it leaked
+            assert bobs.count == 0
+            await call(as_bob, "upload_file", text="bob's", filename="b.txt")
+            await bobs.more_than(0)
+            await anyio.sleep(0.3)
+            assert alices.count == seen
+            listening.cancel_scope.cancel()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+import anyio
 import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -67,9 +68,12 @@ def env(home: Path, roots: Path) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def stdio_session(env: dict[str, str], cwd: Path, log: TextIO) -> AsyncIterator[Client]:
+async def stdio_session(
+    env: dict[str, str], cwd: Path, log: TextIO, mode: str = "auto", message_handler: Any = None
+) -> AsyncIterator[Client]:
     params = StdioServerParameters(command=sys.executable, args=["-c", LAUNCH], env=env, cwd=cwd)
-    async with Client(stdio_client(params, errlog=log)) as client:
+    transport = stdio_client(params, errlog=log)
+    async with Client(transport, mode=mode, message_handler=message_handler) as client:
         yield client
 
 
@@ -119,6 +123,8 @@ async def test_tools_round_trip_and_clean_exit(
         assert tools["delete_file"].annotations.read_only_hint is False
         assert tools["upload_file"].annotations.idempotent_hint is False
         assert tools["delete_file"].annotations.idempotent_hint is False
+        # verify_file drops a corrupt cache copy and sets a corrupt stored one aside.
+        assert tools["verify_file"].annotations.read_only_hint is False
         # The whole listing stays small: every byte of it is in the model's context.
         listing = json.dumps(
             [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]
@@ -175,6 +181,13 @@ async def test_tools_round_trip_and_clean_exit(
         content = text.contents[0]
         assert isinstance(content, TextResourceContents)
         assert content.text == "hello, stdio\n" and content.mime_type == "text/plain"
+
+        # A link over stdio names the address `filetier serve` would answer at, and says so.
+        result = await client.call_tool("create_link", {"file_id": inline["file_id"]})
+        assert not result.is_error, result.content
+        assert result.structured_content is not None
+        assert result.structured_content["url"].startswith("http://127.0.0.1:8787/links/")
+        assert "filetier serve" in result.content[0].text
 
         deleted = await call(client, "delete_file", file_id=inline["file_id"])
         assert deleted["file_id"] == inline["file_id"]
@@ -279,3 +292,99 @@ async def test_progress_notifications_for_large_transfers(
         description = json.loads(content.text)
         assert description["size"] == size
         assert "content_path" not in description and "url" not in description
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_list_changed_over_stdio(
+    env: dict[str, str], tmp_path: Path, log: TextIO, mode: str
+) -> None:
+    """An upload and a delete each notify the client that the resource list changed."""
+    from tests.test_mcp_http import ListChanges
+
+    changes = ListChanges()
+    legacy = mode == "legacy"
+    handler = changes.on_message if legacy else None
+    async with (
+        stdio_session(env, tmp_path, log, mode, handler) as client,
+        anyio.create_task_group() as listening,
+    ):
+        if not legacy:
+            await listening.start(changes.listen, client)
+        uploaded = await call(client, "upload_file", text="notify me", filename="n.txt")
+        seen = await changes.more_than(0)
+        await call(client, "delete_file", file_id=uploaded["file_id"])
+        await changes.more_than(seen)
+        listening.cancel_scope.cancel()
+    assert "Traceback" not in server_log(log)
+
+
+async def test_a_cancelled_upload_leaves_nothing_behind(
+    env: dict[str, str], tmp_path: Path, roots: Path, home: Path, log: TextIO
+) -> None:
+    """The client cancels a large path upload once it is under way (the SDK sends
+    notifications/cancelled): no staged file, no row, no object remains, and the session
+    goes on serving."""
+    size = 256 * 1024 * 1024
+    with (roots / "large.bin").open("wb") as handle:
+        block = os.urandom(1024 * 1024)
+        for _ in range(size // len(block)):
+            handle.write(block)
+    progressed: list[float] = []
+    async with stdio_session(env, tmp_path, log, "legacy") as client:
+        with anyio.CancelScope() as scope:
+
+            async def on_progress(
+                progress: float, total: float | None, message: str | None
+            ) -> None:
+                progressed.append(progress)
+                if progress > 0:
+                    scope.cancel()
+
+            await client.call_tool(
+                "upload_file", {"path": "large.bin"}, progress_callback=on_progress
+            )
+        assert scope.cancelled_caught, "the upload finished before it could be cancelled"
+        assert 0 < max(progressed) < size
+
+        objects = home / "objects"
+        with anyio.fail_after(20):  # the server stops the copy, then removes its temp file
+            while [p for p in home.rglob("*.tmp") if p.is_file()]:
+                await anyio.sleep(0.05)
+        assert (await call(client, "list_files"))["total"] == 0
+        assert [p for p in objects.rglob("*") if p.is_file()] == []
+        again = await call(client, "upload_file", text="still serving", filename="s.txt")
+        assert again["size"] == 13
+    assert "Traceback" not in server_log(log)
+
+
+async def test_every_tool_listed_still_fits_in_8_kib(
+    env: dict[str, str], tmp_path: Path, log: TextIO
+) -> None:
+    """With every provider configured, and as the operator (stdio), all 13 tools are
+    listed and the listing (the result's tools as compact JSON) stays under 8 KiB; the
+    provider argument names only providers this server has keys for."""
+    keys = ("KIMI", "GLM", "OPENAI", "GEMINI", "ANTHROPIC", "MISTRAL")
+    with_keys = {
+        **env,
+        **{f"{name}_API_KEY": f"sk-{name.lower()}-test-1234567890" for name in keys},
+    }
+    async with stdio_session(with_keys, tmp_path, log) as client:
+        tools = (await client.list_tools()).tools
+        assert {t.name for t in tools} == EXPECTED_TOOLS | {
+            "get_provider_file_id",
+            "get_file_text",
+            "ask_file",
+        }
+        listing = json.dumps(
+            [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        assert len(listing.encode()) < 8 * 1024, len(listing.encode())
+        ask = next(t for t in tools if t.name == "ask_file")
+        assert ask.input_schema["properties"]["provider"]["enum"] == [k.lower() for k in keys]
+    async with stdio_session(
+        {**env, "KIMI_API_KEY": "sk-kimi-test-1234567890"}, tmp_path, log
+    ) as client:
+        ask = next(t for t in (await client.list_tools()).tools if t.name == "ask_file")
+        assert ask.input_schema["properties"]["provider"]["enum"] == ["kimi"]

@@ -521,3 +521,42 @@ async def test_a_cancelled_upload_leaves_no_temp_file_and_no_row(home: Path) -> 
         assert (await store.list()).total == 0
     leftovers = [p for p in home.rglob("*") if p.is_file() and p.suffix == ".tmp"]
     assert leftovers == []
+
+
+async def test_a_cancelled_path_upload_stops_its_copy_before_answering(
+    home: Path, tmp_path: Path
+) -> None:
+    """Cancelling an upload of a large file stops the thread that copies it before the
+    cancellation returns: a file opened right after (likely on the descriptor number the
+    staged copy had) receives none of the upload's bytes, and nothing is left behind: no
+    staged file, no row, no object."""
+    import asyncio
+    import time
+
+    source = tmp_path / "large.bin"
+    source.write_bytes(os.urandom(32 * 1024 * 1024))
+    settings = Settings(home=home, fsync=False)
+    loop = asyncio.get_running_loop()
+    copying = asyncio.Event()
+
+    def slow_progress(n: int) -> None:  # a caller's callback; it runs in the copy thread
+        loop.call_soon_threadsafe(copying.set)
+        time.sleep(0.01)  # 32 chunks of 1 MiB: the copy takes about a third of a second
+
+    async with FileStore(settings) as store:
+        task = asyncio.create_task(store.upload_file(source, progress=slow_progress))
+        await asyncio.wait_for(copying.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        victim = tmp_path / "opened-after.bin"
+        fd = os.open(victim, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            await asyncio.sleep(0.5)  # long enough for a copy still running to finish
+        finally:
+            os.close(fd)
+        assert victim.stat().st_size == 0
+        assert (await store.list()).total == 0
+    leftovers = [p for p in home.rglob("*") if p.is_file() and p.suffix == ".tmp"]
+    assert leftovers == []
+    assert [p for p in settings.objects_dir.rglob("*") if p.is_file()] == []

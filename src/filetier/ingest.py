@@ -14,10 +14,11 @@ import json
 import os
 import re
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from filetier.config import Settings
 from filetier.digest import (
@@ -289,10 +290,59 @@ def read_head(path: Path) -> bytes:
         return handle.read(SNIFF_BYTES)
 
 
+_T = TypeVar("_T")
+
+
+class _Stopped(Exception):
+    """Raised in a worker thread, between two chunks, once its caller was cancelled."""
+
+
+async def _in_thread(work: Callable[[Progress], _T], progress: Progress | None) -> _T:
+    """Run ``work(per_chunk)`` in a worker thread, and stop it when the caller is cancelled.
+
+    A thread cannot be cancelled: ``asyncio.to_thread`` alone lets a cancelled caller's
+    ``finally`` close the temp file's descriptor and unlink it while the thread still
+    writes to that number, which the process may already have reused for another file.
+    So ``per_chunk`` (the callback the copy loop calls after every chunk) raises once a
+    stop flag is set, and a cancelled caller waits for the thread to end before its
+    cleanup runs; the cancellation is then re-raised.
+    """
+    stop = threading.Event()
+
+    def per_chunk(n: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        if progress is not None:
+            progress(n)
+
+    thread = asyncio.ensure_future(asyncio.to_thread(work, per_chunk))
+    try:
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        stop.set()
+        await _until_done(thread)
+        raise
+
+
+async def _until_done(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to finish, whatever it ends with, through further cancellations
+    (a worker thread holds a descriptor the caller is about to close)."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            cancelled = True
+    if not future.cancelled():
+        future.exception()  # retrieved: a _Stopped or an error is not logged as unhandled
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 async def hash_path(path: Path, progress: Progress | None) -> StreamDigest:
     from filetier.digest import hash_file
 
-    return await asyncio.to_thread(hash_file, path, progress)
+    return await _in_thread(lambda per_chunk: hash_file(path, per_chunk), progress)
 
 
 async def stage_path(
@@ -314,13 +364,10 @@ async def stage_path(
     check_space(staging, size, settings.min_free_bytes)
     fd, temp = _new_temp(staging)
     try:
-        digest = await asyncio.to_thread(
-            copy_and_hash,
-            path,
-            fd,
-            limit=settings.size_limit_for(mime_type),
-            progress=progress,
-            fsync=fsync,
+        limit = settings.size_limit_for(mime_type)
+        digest = await _in_thread(
+            lambda per_chunk: copy_and_hash(path, fd, limit=limit, progress=per_chunk, fsync=fsync),
+            progress,
         )
     except OverflowError:
         temp.unlink(missing_ok=True)
@@ -405,7 +452,13 @@ async def stage_stream(
                 check_space(staging, 0, settings.min_free_bytes)
                 next_space_check += _SPACE_CHECK_EVERY
             if len(chunk) >= 256 * 1024:
-                await asyncio.to_thread(_write_all, fd, chunk)
+                # Waited for even when cancelled: it writes to ``fd``, closed below.
+                write = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, chunk))
+                try:
+                    await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    await _until_done(write)
+                    raise
             else:
                 _write_all(fd, chunk)
             if progress:

@@ -209,6 +209,8 @@ class FileStore:
         self._state: Literal["new", "open", "closed"] = "new"
         self._root: FileStore = self
         self._views: dict[str, FileStore] = {}
+        # Shared with every owner's view (a view is a shallow copy): see on_files_changed.
+        self._change_listeners: dict[object, Callable[[str], None]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -308,6 +310,23 @@ class FileStore:
             view.providers = root.providers.bind(view)
             root._views[owner] = view
         return view
+
+    def on_files_changed(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(owner)`` after each commit that adds or removes a file, with
+        the file's owner (every owner's: the subscriber filters). It runs on the event
+        loop and must neither block nor raise. Returns the function that unsubscribes."""
+        token = object()
+        self._change_listeners[token] = callback
+        return lambda: self._change_listeners.pop(token, None) and None
+
+    def announce_files_changed(self) -> None:
+        """Tell the ``on_files_changed`` subscribers that this owner's files changed
+        (called after the commit, by the store and by code that inserts rows itself)."""
+        for callback in list(self._change_listeners.values()):
+            try:
+                callback(self.owner)
+            except Exception:  # a subscriber's bug must not fail a committed upload
+                log.exception("files-changed subscriber failed")
 
     @property
     def primary_reads(self) -> int:
@@ -608,9 +627,11 @@ class FileStore:
         try:
             if not isinstance(source, bytes | bytearray | memoryview | str | os.PathLike):
                 await self._check_quota(staged.size)  # a stream's size is known only now
-            return await self._commit_upload(staged, dedup, meta)
+            result = await self._commit_upload(staged, dedup, meta)
         finally:
             staged.discard()
+        self.announce_files_changed()
+        return result
 
     @property
     def quota(self) -> OwnerQuota:
@@ -1419,6 +1440,7 @@ class FileStore:
         record = await self.repo.delete_file_row(self.owner, fid)
         if record is None:
             raise NotFoundError(f"no file with id {fid}")
+        self.announce_files_changed()
         if self.is_operator:
             ended = await self.end_content(record.sha256)
         else:

@@ -55,6 +55,7 @@ async def link_existing_content(
             local_cache_path=None,
             quota=store.quota,
         )
+    store.announce_files_changed()
     return UploadResult(
         file_id=record.file_id,
         sha256=sha256,

@@ -7,6 +7,7 @@
     results.py    the tools' structured results (output schemas)
     resources.py  the resource template filetier://files/{file_id}
     progress.py   byte counts from the store -> progress notifications, across threads
+    changes.py    resources/list_changed, sent to each owner's own sessions only
     server.py     build_server(), the error boundary, mcp_http_app(), run_stdio()
 """
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from filetier.config import Settings
+
+if TYPE_CHECKING:
+    from filetier.interfaces.mcp.changes import FileChanges
 from filetier.links import LinkAuthority
 from filetier.paths import AllowedRoots, owner_folder
 from filetier.store import FileStore
@@ -39,6 +42,7 @@ class AppState:
     store: FileStore
     roots: AllowedRoots  # the operator's: where upload sources and destinations may be
     links: LinkAuthority  # download links (the HTTP process's key and database)
+    changes: FileChanges  # resources/list_changed, to each owner's own sessions
     # Each remote owner's folders inside those roots, built on first use.
     owner_roots: dict[str, AllowedRoots] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ client only which tool failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -23,6 +24,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import anyio
+from mcp.server import NotificationOptions
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
@@ -46,6 +48,7 @@ from mcp.types import (
     ListToolsResult,
     PaginatedRequestParams,
     ResourceTemplate,
+    SubscriptionsListenRequestParams,
 )
 from pydantic import AnyUrl
 from starlette.types import Receive, Scope, Send
@@ -53,6 +56,7 @@ from starlette.types import Receive, Scope, Send
 from filetier import __version__, logsafe
 from filetier.config import Settings
 from filetier.errors import FiletierError, InvalidInputError, NotFoundError
+from filetier.interfaces.mcp.changes import FileChanges
 from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
 from filetier.interfaces.mcp.resources import (
     FILE_TEMPLATE,
@@ -70,6 +74,7 @@ from filetier.interfaces.mcp.tools import (
 from filetier.links import LinkAuthority, link_url
 from filetier.models import FileRecord
 from filetier.paths import AllowedRoots
+from filetier.providers.registry import configured_names
 from filetier.store import FileStore
 
 __all__ = [
@@ -94,7 +99,23 @@ Results never contain file bytes beyond a page of text."""
 
 
 class FiletierMCPServer(MCPServer[AppState]):
-    """MCPServer with filetier's error boundary and its file resource template."""
+    """MCPServer with filetier's error boundary, its file resource template, and change
+    notifications sent to each owner's own sessions (see ``changes.py``)."""
+
+    def __init__(self, changes: FileChanges, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        low = self._lowlevel_server
+        # The SDK's listen handler fans one server-wide bus out to every stream; ours
+        # attaches each stream to its owner's bus.
+        low.add_request_handler(
+            "subscriptions/listen", SubscriptionsListenRequestParams, changes.listen
+        )
+        # Handshake-era clients learn from the initialize result that resources/list
+        # changes are announced (the SDK reads that from NotificationOptions only).
+        initialization_options = low.create_initialization_options
+        low.create_initialization_options = functools.partial(  # type: ignore[method-assign]
+            initialization_options, NotificationOptions(resources_changed=True)
+        )
 
     async def call_tool(
         self,
@@ -133,7 +154,8 @@ class FiletierMCPServer(MCPServer[AppState]):
         state = ctx.lifespan_context
         if request_owner(ctx.request, state.settings) != state.settings.owner:
             tools = [tool for tool in tools if tool.name not in OPERATOR_TOOLS]
-        return ListToolsResult(tools=[compact_tool(tool) for tool in tools])
+        providers = configured_names(state.settings)
+        return ListToolsResult(tools=[compact_tool(tool, providers) for tool in tools])
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
@@ -193,18 +215,27 @@ in its own lifespan, after the MCP app has been built, and before this lifespan 
 
 
 def _lifespan(
-    settings: Settings, shared: SharedStore | None
+    settings: Settings, shared: SharedStore | None, changes: FileChanges
 ) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
-    async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def serving(store: FileStore) -> AsyncIterator[AppState]:
         roots = AllowedRoots(settings.allowed_roots)
+        unsubscribe = store.on_files_changed(changes.files_changed)
+        try:
+            yield AppState(settings, store, roots, LinkAuthority(settings, store.db), changes)
+        finally:
+            unsubscribe()
+            await changes.close()
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         if shared is not None:
             # Whoever opened this store closes it, after its last request.
-            store = shared() if callable(shared) else shared
-            yield AppState(settings, store, roots, LinkAuthority(settings, store.db))
+            async with serving(shared() if callable(shared) else shared) as state:
+                yield state
             return
-        async with FileStore(settings) as store:  # closing flushes download bookkeeping
-            yield AppState(settings, store, roots, LinkAuthority(settings, store.db))
+        async with FileStore(settings) as store, serving(store) as state:
+            yield state  # closing the store (after serving) flushes download bookkeeping
 
     return lifespan
 
@@ -217,14 +248,17 @@ def build_server(settings: Settings, *, store: SharedStore | None = None) -> MCP
     """
     # Path tools act inside the roots: refuse, before serving, roots over filetier's files.
     settings.refuse_roots_over_the_store()
+    changes = FileChanges(settings)
     server = FiletierMCPServer(
+        changes,
         name="filetier",
         title="filetier file store",
         version=__version__,
         instructions=INSTRUCTIONS,
-        lifespan=_lifespan(settings, store),
+        lifespan=_lifespan(settings, store, changes),
         # The SDK configures root logging (to stderr) at this level unless it already is.
         log_level="WARNING",
+        middleware=[changes.track_session],
     )
     register_tools(server, settings)
     return server

@@ -77,7 +77,9 @@ REMOTE_PATH_REFUSED = (
 )
 
 _PROVIDERS = ", ".join(SPECS)
-FileId = Annotated[str, Field(description="A file id returned by upload_file or list_files")]
+FileId = Annotated[str, Field(description="File id")]
+# Listed as an enum of the providers configured (schemas.py), so the model cannot pick one
+# that would only fail.
 Provider = Annotated[str, Field(description=f"LLM provider: one of {_PROVIDERS}")]
 DOWNLOAD_LINK_SECONDS = 3600  # download_file's link, for a caller that runs elsewhere
 
@@ -90,29 +92,22 @@ async def upload_file(
     path: Annotated[
         str | None,
         Field(
-            description="A file on the server inside the allowed roots (relative: from the "
-            "first root; over HTTP, your own folder)"
+            description="Server file in the allowed roots (relative: from the first root; "
+            "over HTTP, your folder)"
         ),
     ] = None,
     # Plain `str`, not `str | None`: the SDK JSON-decodes string arguments of any other
     # type, which would turn the text of a JSON document into an object. "" = not given.
-    text: Annotated[str, Field(description="Small UTF-8 text content to store, as is")] = "",
-    content_base64: Annotated[
-        str | None, Field(description="Small binary content, base64-encoded")
-    ] = None,
-    filename: Annotated[
-        str | None, Field(description="Name to record (default: the path's name)")
-    ] = None,
-    mime_type: Annotated[
-        str | None, Field(description="MIME type (default: sniffed from the content)")
-    ] = None,
+    text: Annotated[str, Field(description="Small text content")] = "",
+    content_base64: Annotated[str | None, Field(description="Small binary content, base64")] = None,
+    filename: Annotated[str | None, Field(description="Name to record")] = None,
+    mime_type: Annotated[str | None, Field(description="MIME type (default: sniffed)")] = None,
     metadata: Annotated[
-        dict[str, Any] | None, Field(description="Small JSON object kept with the file")
+        dict[str, Any] | None, Field(description="Small JSON object to keep")
     ] = None,
 ) -> Annotated[CallToolResult, UploadedFile]:
-    """Store a file and get its file id. Exactly one source: `path` (a file on the
-    server's disk, any size) or `text` / `content_base64` (inline, up to 1 MiB by
-    default). Identical content is stored once; every call returns a new file id."""
+    """Store a file; returns its file id. One source: `path` (on the server, any size),
+    or `text` / `content_base64` (inline, small)."""
     state = app_state(ctx)
     store = caller_store(ctx)
     given = [
@@ -226,25 +221,21 @@ def _fd_path(fd: int) -> Path | None:
 
 async def download_file(
     ctx: Ctx,
-    file_id: Annotated[
-        str, Field(description="A file id, or a provider file id (file-…) filetier recorded")
-    ],
+    file_id: Annotated[str, Field(description="File id, or a provider's file id")],
     destination: Annotated[
         str | None,
         Field(
-            description="A file or directory path inside the allowed roots (relative: from "
-            "the first root; over HTTP, your own folder). Omitted over HTTP: a link instead"
+            description="File or directory in the allowed roots (relative: from the first "
+            "root; over HTTP, your folder)"
         ),
     ] = None,
     overwrite: Annotated[
         bool,
-        Field(description="Replace a different file at the destination (default: keep it)"),
+        Field(description="Replace a different file there"),
     ] = False,
 ) -> Annotated[CallToolResult, DownloadAnswer]:
-    """Get a stored file. With a `destination` (or over stdio): write it to the server's
-    disk, SHA-256 checked, from the fastest tier; a different file there is kept unless
-    `overwrite`. Over HTTP without one: nothing is written, you get a download link
-    (`url`, valid an hour) to fetch from where you run."""
+    """Write a stored file to the server's disk, SHA-256 checked. Over HTTP without a
+    `destination`: a download link (`url`, valid an hour) instead."""
     store = caller_store(ctx)
     own = remote_roots(ctx)
     if own is not None and destination is None:
@@ -330,8 +321,7 @@ async def _size_of(store: FileStore, file_id: str) -> int | None:
 
 
 async def file_info(ctx: Ctx, file_id: FileId) -> Annotated[CallToolResult, FileInfo]:
-    """Metadata of one stored file: name, size, MIME type, SHA-256, upload and access times,
-    user metadata, and which providers already hold a copy and for how long."""
+    """A stored file's metadata, and the providers holding a copy."""
     store = caller_store(ctx)
     record = await store.stat(file_id)
     copies = await store.provider_copies(record.file_id)
@@ -347,20 +337,13 @@ async def file_info(ctx: Ctx, file_id: FileId) -> Annotated[CallToolResult, File
 
 async def list_files(
     ctx: Ctx,
-    name_contains: Annotated[
-        str | None, Field(description="Only files whose name contains this text")
-    ] = None,
-    mime_type: Annotated[
-        str | None, Field(description="Only files of this MIME type (image/* for a family)")
-    ] = None,
-    sha256: Annotated[str | None, Field(description="Only files with this content hash")] = None,
-    limit: Annotated[int, Field(ge=1, le=1000, description="Page size")] = 50,
-    offset: Annotated[
-        int, Field(ge=0, le=LIST_OFFSET_MAX, description="Files to skip (from next_offset)")
-    ] = 0,
+    name_contains: Annotated[str | None, Field(description="Name contains")] = None,
+    mime_type: Annotated[str | None, Field(description="MIME type, or a family: image/*")] = None,
+    sha256: Annotated[str | None, Field(description="Content hash")] = None,
+    limit: Annotated[int, Field(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Field(ge=0, le=LIST_OFFSET_MAX, description="From next_offset")] = 0,
 ) -> Annotated[CallToolResult, FileList]:
-    """List your stored files, newest first, with optional filters; page with
-    `offset` = `next_offset` until it is null."""
+    """List your files, newest first, with optional filters."""
     page = await caller_store(ctx).list(
         name_contains=name_contains, mime_type=mime_type, sha256=sha256, limit=limit, offset=offset
     )
@@ -382,9 +365,7 @@ async def list_files(
 
 
 async def delete_file(ctx: Ctx, file_id: FileId) -> DeleteResult:
-    """Delete a stored file. Its bytes are removed too, with your provider copies, unless
-    another of your files has the same content (`blob_deleted` says which). Cannot be
-    undone."""
+    """Delete a stored file, with its provider copies. Cannot be undone."""
     return await caller_store(ctx).delete(file_id)
 
 
@@ -395,22 +376,16 @@ async def create_link(
     ctx: Ctx,
     file_id: FileId,
     expires_in: Annotated[
-        int, Field(ge=1, description="Lifetime in seconds (at most the server's maximum)")
+        int, Field(ge=1, description="Seconds (up to the server's maximum)")
     ] = 3600,
-    single_use: Annotated[bool, Field(description="Serve the file once only")] = False,
-    range: Annotated[
-        str | None, Field(description="Serve only these bytes, e.g. 'bytes=0-1023'")
-    ] = None,
+    single_use: Annotated[bool, Field(description="Serve once only")] = False,
+    range: Annotated[str | None, Field(description="Only these bytes: 'bytes=0-1023'")] = None,
     direct: Annotated[
         bool,
-        Field(
-            description="A pre-signed object-store URL instead (S3-compatible primary only): "
-            "not revocable, no download history"
-        ),
+        Field(description="Pre-signed S3 URL (S3 primary only; not revocable)"),
     ] = False,
 ) -> Annotated[CallToolResult, LinkInfo]:
-    """A signed, expiring URL serving one of your files to whoever holds it, no token
-    needed: hand it to a person, a tool or a provider that fetches URLs."""
+    """A signed, expiring URL to one of your files, needing no token: hand it on."""
     store = caller_store(ctx)
     record = await store.stat(file_id)
     minted = await mint_link(
@@ -424,6 +399,9 @@ async def create_link(
         direct=direct,
     )
     summary = f"Link to {record.filename}: {minted['url']} (until {minted['expires_at']})"
+    if request_base(ctx) is None and not store.settings.public_url and not direct:
+        # Over stdio no HTTP server is implied: say which one serves the URL.
+        summary += "; served by `filetier serve` on this data dir at that address"
     return answer(
         LinkInfo.model_validate(minted),
         summary,
@@ -433,12 +411,11 @@ async def create_link(
 
 async def revoke_links(
     ctx: Ctx,
-    link_id: Annotated[str | None, Field(description="Revoke this link")] = None,
-    file_id: Annotated[str | None, Field(description="Revoke every link to this file")] = None,
-    all_links: Annotated[bool, Field(description="Revoke every link you have made")] = False,
+    link_id: Annotated[str | None, Field(description="This link")] = None,
+    file_id: Annotated[str | None, Field(description="Every link to this file")] = None,
+    all_links: Annotated[bool, Field(description="Every link of yours")] = False,
 ) -> RevokedLinks:
-    """Revoke download links now, on every server: give exactly one of link_id, file_id
-    or all_links. Direct object-store URLs cannot be revoked."""
+    """Revoke download links: exactly one of link_id, file_id, all_links."""
     given = [n for n, v in (("link_id", link_id), ("file_id", file_id)) if v] + (
         ["all_links"] if all_links else []
     )
@@ -463,12 +440,11 @@ async def verify_file(
     ctx: Ctx,
     file_id: Annotated[
         str | None,
-        Field(description="The file to check; omitted: the whole store (operator only)"),
+        Field(description="Omitted: the whole store (operator only)"),
     ] = None,
 ) -> VerifyOutcome:
-    """Check that a file's bytes still match its SHA-256, reading them in full. A corrupt
-    cache copy is dropped and re-read from the primary; a corrupt primary copy is
-    quarantined (`ok` false). Without `file_id`: every object and cache copy."""
+    """Check that a file's bytes match its SHA-256. A corrupt cache copy is dropped, a
+    corrupt stored copy set aside (`ok` false)."""
     if file_id is None:
         report = await require_operator(ctx, "verifying the whole store").verify(fix=False)
         return VerifyOutcome(
@@ -519,21 +495,18 @@ async def verify_file(
 
 async def cleanup_cache(
     ctx: Ctx,
-    dry_run: Annotated[
-        bool, Field(description="Only list what would be removed; remove nothing")
-    ] = False,
+    dry_run: Annotated[bool, Field(description="Only show the plan")] = False,
     max_age_days: Annotated[
         float | None,
-        Field(ge=0, description="Evict cache copies unused for longer (default: configured)"),
+        Field(ge=0, description="Evict copies unused for longer"),
     ] = None,
     max_size_mb: Annotated[
         float | None,
-        Field(ge=0, description="Shrink the disk cache to this size (default: configured)"),
+        Field(ge=0, description="Shrink the disk cache to this"),
     ] = None,
 ) -> CleanupOutcome:
-    """Free disk space: evict disk-cache copies by age and size (LRU first), delivered
-    downloads past retention and leftover temp files. Stored files are never lost (the
-    primary keeps them). dry_run shows the plan."""
+    """Free disk space: old cache copies, expired downloads, temp files. Stored files
+    stay."""
     store = require_operator(ctx, "cache cleanup")
     report = await store.cleanup_cache(max_age_days, max_size_mb, dry_run=dry_run)
     return CleanupOutcome(
@@ -542,8 +515,7 @@ async def cleanup_cache(
 
 
 async def cache_stats(ctx: Ctx) -> CacheStats:
-    """Your file and byte counts, cache sizes and limits, and downloads served by each tier
-    (memory, disk, primary) with hit rates."""
+    """Your file and byte counts, cache sizes, and hit rates per tier."""
     stats = await caller_store(ctx).stats()
     return CacheStats(**stats.model_dump(), tier_hit_rates=stats.hit_rates)
 
@@ -555,33 +527,23 @@ async def get_provider_file_id(
     ctx: Ctx,
     file_id: FileId,
     provider: Provider,
-    purpose: Annotated[
-        str, Field(description="Provider purpose, e.g. file-extract, image, assistants")
-    ] = DEFAULT_PURPOSE,
-    verify: Annotated[
-        bool, Field(description="Ask the provider whether the recorded copy still exists")
-    ] = False,
+    purpose: Annotated[str, Field(description="e.g. file-extract, image")] = DEFAULT_PURPOSE,
+    verify: Annotated[bool, Field(description="Check the copy still exists")] = False,
 ) -> ProviderFileId:
-    """The provider's id for a stored file (e.g. Kimi's `file-…`), for use in that provider's
-    chat API. The bytes are uploaded to the provider at most once per account and purpose;
-    later calls return the recorded id (`uploaded` false)."""
+    """A provider's file id (`file-…`) for a stored file, for its chat API; uploaded to
+    the provider at most once."""
     return await caller_store(ctx).get_provider_file_id(file_id, provider, purpose, verify=verify)
 
 
 async def get_file_text(
     ctx: Ctx,
-    file_id: Annotated[
-        str, Field(description="A file id, or the provider's file id (file-…) of a file it holds")
-    ],
+    file_id: Annotated[str, Field(description="File id, or a provider's file id")],
     provider: Provider,
-    offset: Annotated[int, Field(ge=0, description="First character to return")] = 0,
-    max_chars: Annotated[
-        int, Field(ge=1, le=200_000, description="Most characters to return")
-    ] = 20_000,
+    offset: Annotated[int, Field(ge=0, description="From next_offset")] = 0,
+    max_chars: Annotated[int, Field(ge=1, le=200_000)] = 20_000,
 ) -> FileText:
-    """The text a provider extracts from a file (PDF, Word, images, …), one page at a time:
-    continue with `offset` = `next_offset`. Extracted text, not the original bytes; cached
-    after the first call."""
+    """The text a provider extracts from a file (PDF, Word, image…), a page at a time;
+    cached."""
     extracted = await caller_store(ctx).get_file_text(file_id, provider)
     text = extracted.text
     end = min(len(text), offset + max_chars)
@@ -600,17 +562,12 @@ async def get_file_text(
 
 async def ask_file(
     ctx: Ctx,
-    file_ids: Annotated[
-        list[str], Field(min_length=1, max_length=50, description="Files to ask about")
-    ],
-    question: Annotated[str, Field(min_length=1, description="The question")],
+    file_ids: Annotated[list[str], Field(min_length=1, max_length=50, description="File ids")],
+    question: Annotated[str, Field(min_length=1)],
     provider: Provider,
-    model: Annotated[
-        str | None, Field(description="Provider model (default: the configured one)")
-    ] = None,
+    model: Annotated[str | None, Field(description="Default: the configured one")] = None,
 ) -> AskResult:
-    """Ask a provider's model a question about one or more stored files; their extracted
-    text is given to the model as context (uploaded at most once per file)."""
+    """Ask a provider's model about stored files (their extracted text)."""
     return await caller_store(ctx).ask_file(file_ids, question, provider, model)
 
 
@@ -664,7 +621,12 @@ TOOLS: tuple[ToolSpec, ...] = (
         # A second revocation of the same link is an error: not idempotent.
         _hints(read_only=False, destructive=True, idempotent=False),
     ),
-    ToolSpec(verify_file, "Verify file integrity", _hints(read_only=True, idempotent=True)),
+    ToolSpec(
+        verify_file,
+        "Verify file integrity",
+        # Not read-only: a corrupt copy it finds is dropped (cache) or set aside (primary).
+        _hints(read_only=False, idempotent=True),
+    ),
     ToolSpec(
         cleanup_cache,
         "Clean up caches",
