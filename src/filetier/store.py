@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import IO, Any, Literal, Self, get_args
 from uuid import UUID
 
+from filetier.clock import utcnow
 from filetier.config import Settings
-from filetier.coordination import build_content_locks
-from filetier.delivery import remove_delivered
+from filetier.content_locks import build_content_locks
+from filetier.delivered import remove_delivered
 from filetier.digest import Progress, StreamDigest, copy_and_hash, copy_exact, sniff_mime
 from filetier.errors import (
     FiletierError,
@@ -76,7 +77,7 @@ from filetier.ingest import (
     write_staged_bytes,
 )
 from filetier.metadata.database import Database
-from filetier.metadata.repository import AccessEvent, Repository, utcnow
+from filetier.metadata.repository import AccessEvent, Repository
 from filetier.models import (
     AskResult,
     BatchItem,

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filetier.delivery import removable_size, remove_delivered
-from filetier.metadata.repository import utcnow
+from filetier.clock import utcnow
+from filetier.delivered import removable_size, remove_delivered
 from filetier.models import MaintenanceReport, PlannedAction
 
 if TYPE_CHECKING:

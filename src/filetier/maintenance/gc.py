@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from filetier.metadata.repository import utcnow
+from filetier.clock import utcnow
 from filetier.models import MaintenanceReport, PlannedAction
 from filetier.tiers.protocols import PartialUploads
 

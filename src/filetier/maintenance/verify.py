@@ -17,8 +17,8 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from filetier.clock import utcnow
 from filetier.digest import StreamDigest, hash_file
-from filetier.metadata.repository import utcnow
 from filetier.models import Finding, VerifyReport
 from filetier.tiers.hashing import hash_object as hash_primary_object
 

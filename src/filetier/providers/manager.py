@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from filetier.clock import utcnow
 from filetier.errors import (
     FiletierError,
     OriginalNotAvailableError,
@@ -36,7 +37,6 @@ from filetier.errors import (
     UnsupportedPurposeError,
 )
 from filetier.metadata.provider_repository import ProviderCopy, ProviderRepository
-from filetier.metadata.repository import utcnow
 from filetier.models import (
     AskResult,
     ExtractedText,
