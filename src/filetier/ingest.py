@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from filetier.digest import (
     copy_and_hash,
     sniff_mime,
 )
+from filetier.diskcap import check_space
 from filetier.errors import (
     FileTooLargeError,
     InsufficientSpaceError,
@@ -195,15 +195,6 @@ def check_limits(settings: Settings, mime_type: str, size: int) -> None:
     if size > limit:
         raise FileTooLargeError(
             f"file is {size:,} bytes; the limit for {mime_type} is {limit:,} bytes"
-        )
-
-
-def check_space(directory: Path, needed: int, reserve: int) -> None:
-    free = shutil.disk_usage(directory).free
-    if free - needed < reserve:
-        raise InsufficientSpaceError(
-            f"not enough free space in {directory}: need {needed:,} bytes plus a reserve of "
-            f"{reserve:,}, {free:,} available"
         )
 
 
