@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import get_args
+from typing import TypedDict, Unpack, get_args
 from uuid import UUID
 
 from filetier.clock import utcnow
@@ -24,18 +24,23 @@ MIN_ID_PREFIX = 4
 _HEX_RE = re.compile(r"[0-9a-f]+")
 
 
-async def list_page(
-    repo: Repository,
-    owner: str,
-    *,
-    name_contains: str | None,
-    mime_type: str | None,
-    sha256: str | None,
-    limit: int,
-    offset: int,
-    sort: FileSort,
-) -> FilePage:
-    """A page of the owner's files (see :meth:`filetier.store.FileStore.list`)."""
+class ListOptions(TypedDict, total=False):
+    """What a listing asks for; every key optional."""
+
+    name_contains: str | None  # a part of the name, any case
+    mime_type: str | None
+    sha256: str | None
+    limit: int  # 1-1000; default 100
+    offset: int  # default 0
+    sort: FileSort  # default "-uploaded" (newest first)
+
+
+async def list_page(repo: Repository, owner: str, **options: Unpack[ListOptions]) -> FilePage:
+    """A page of the owner's files, newest first unless ``sort`` names another key
+    (``name``, ``size``, ``type``, ``uploaded``, ``accessed``; ``-`` for descending)."""
+    limit, offset = options.get("limit", 100), options.get("offset", 0)
+    sort: FileSort = options.get("sort", "-uploaded")
+    sha256 = options.get("sha256")
     if not 1 <= limit <= 1000:
         raise InvalidInputError(f"limit must be between 1 and 1000, not {limit}")
     if offset < 0:
@@ -50,8 +55,8 @@ async def list_page(
         raise InvalidInputError(f"offset must be at most {LIST_OFFSET_MAX}, not {offset}")
     items, total = await repo.list_files(
         owner,
-        name_contains=name_contains,
-        mime_type=mime_type,
+        name_contains=options.get("name_contains"),
+        mime_type=options.get("mime_type"),
         sha256=sha256.lower() if sha256 else None,
         limit=limit,
         offset=offset,
@@ -88,10 +93,14 @@ async def resolve_prefix(repo: Repository, owner: str, prefix: str) -> UUID:
     return ids[0]
 
 
-async def presigned_url(
+async def sign_url(
     settings: Settings, primary: PrimaryStore, record: FileRecord, expires_in: int
 ) -> tuple[str, datetime]:
-    """A pre-signed object-store URL for the record's object and when it expires."""
+    """A pre-signed object-store URL for the record's object and when it expires.
+
+    The bytes go straight from the object store: filetier cannot revoke the URL before
+    it expires, records no download history and does not verify what is served.
+    Only for a primary that can sign (S3-compatible, GCS, Azure)."""
     longest = settings.link_max_seconds
     if not 1 <= expires_in <= longest:
         raise InvalidInputError(

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 from uuid import UUID
 
 from filetier.core import Core
@@ -93,6 +93,16 @@ def deliver_file(
         os.close(parent)
 
 
+class DownloadOptions(TypedDict, total=False):
+    """How a download is made; every key optional (see :meth:`Delivery.download`)."""
+
+    cleanup: CleanupPolicy | None
+    downloaded_by: str | None  # recorded in the history (a link's name, a tool)
+    progress: Progress | None
+    overwrite: bool  # default False
+    roots: AllowedRoots | None
+
+
 class Delivery:
     def __init__(self, core: Core, records: RecordCache, reads: ReadPath, usage: Usage) -> None:
         self.core = core
@@ -106,16 +116,27 @@ class Delivery:
         self,
         owner: str,
         file_id: str | UUID,
-        destination: str | os.PathLike[str] | None,
-        *,
-        cleanup: CleanupPolicy | None,
-        downloaded_by: str | None,
-        progress: Progress | None,
-        overwrite: bool,
-        roots: AllowedRoots | None,
+        destination: str | os.PathLike[str] | None = None,
+        **options: Unpack[DownloadOptions],
     ) -> DownloadResult:
+        """Deliver the owner's file and say which tier served it.
+
+        With no ``destination`` the file goes to the owner's own folder in the first
+        root (``<root>/<owner>/<name>``), so owners never collide there. An existing file
+        is replaced only with ``overwrite=True``; the same bytes already there are a
+        no-op success, different ones raise :class:`DestinationExistsError`.
+
+        ``roots``: the caller's own roots when they are narrower than the store's (a
+        remote caller's folders); a default destination is then the first of them.
+
+        ``cleanup`` applies to copies delivered into the default downloads folder:
+        ``"retain"`` (default there) removes them after the retention period,
+        ``"immediate"`` when this store closes, ``"keep"`` never.
+        """
         core = self.core
         started = time.perf_counter()
+        cleanup, progress = options.get("cleanup"), options.get("progress")
+        overwrite, roots = options.get("overwrite", False), options.get("roots")
         record = await self._records.get(owner, file_id)
         target = await self._destination(owner, record, destination, overwrite, roots)
         policy = self._policy_for(target.path, cleanup)
@@ -163,7 +184,7 @@ class Delivery:
             tier,
             started,
             destination=target.path,
-            downloaded_by=downloaded_by,
+            downloaded_by=options.get("downloaded_by"),
             cleanup=policy,
         )
         return DownloadResult(
@@ -232,14 +253,11 @@ class Delivery:
 
     @asynccontextmanager
     async def delivered(
-        self, owner: str, file_id: str | UUID, **kwargs: Any
+        self, owner: str, file_id: str | UUID, **options: Unpack[DownloadOptions]
     ) -> AsyncIterator[Path]:
         """A copy in the downloads folder that is removed as soon as the block exits."""
-        kwargs.setdefault("downloaded_by", None)
-        kwargs.setdefault("progress", None)
-        kwargs.setdefault("overwrite", False)
-        kwargs.setdefault("roots", None)
-        result = await self.download(owner, file_id, None, cleanup="immediate", **kwargs)
+        options["cleanup"] = "immediate"
+        result = await self.download(owner, file_id, None, **options)
         path = Path(result.path)
         try:
             yield path
@@ -273,14 +291,7 @@ class Delivery:
                         record = await self._records.get(owner, fid)
                         dest = Path(destination_dir) / f"{record.file_id}-{record.filename}"
                     result = await self.download(
-                        owner,
-                        fid,
-                        dest,
-                        cleanup=cleanup,
-                        downloaded_by=None,
-                        progress=None,
-                        overwrite=overwrite,
-                        roots=None,
+                        owner, fid, dest, cleanup=cleanup, overwrite=overwrite
                     )
                 except FiletierError as exc:
                     return BatchItem(file_id=str(fid), ok=False, error=str(exc))

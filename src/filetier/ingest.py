@@ -26,6 +26,7 @@ from filetier.digest import (
     Progress,
     StreamDigest,
     copy_and_hash,
+    hash_file,
     sniff_mime,
 )
 from filetier.diskcap import check_space
@@ -281,8 +282,6 @@ def read_head(path: Path) -> bytes:
 
 
 async def hash_path(path: Path, progress: Progress | None) -> StreamDigest:
-    from filetier.digest import hash_file
-
     return await asyncio.to_thread(hash_file, path, progress)
 
 

@@ -18,6 +18,7 @@ from typing import Literal
 from filetier.core import Core
 from filetier.delivery import Delivery
 from filetier.ending import ContentEnd
+from filetier.errors import StoreClosedError
 from filetier.providers.clients import ProviderClients
 from filetier.reading import ReadPath
 from filetier.records import RecordCache
@@ -33,6 +34,14 @@ class Lifecycle:
 
     state: Literal["open", "closed"] = "open"
     listeners: dict[object, Callable[[str], None]] = field(default_factory=dict)
+
+    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(owner)`` after each commit that adds or removes a file, with
+        the file's owner (every owner's: the subscriber filters). It runs on the event
+        loop and must neither block nor raise. Returns the function that unsubscribes."""
+        token = object()
+        self.listeners[token] = callback
+        return lambda: self.listeners.pop(token, None) and None
 
     def announce(self, owner: str) -> None:
         for callback in list(self.listeners.values()):
@@ -54,6 +63,17 @@ class Parts:
     delivery: Delivery
     clients: ProviderClients
     life: Lifecycle
+
+
+def require_open(parts: Parts | None) -> Parts:
+    """The parts of a store that is open; StoreClosedError otherwise."""
+    if parts is None or parts.life.state != "open":
+        raise StoreClosedError(
+            "this FileStore is closed; open a new one with `async with FileStore(...)`"
+            if parts is not None
+            else "this FileStore is not open yet: use `async with FileStore(...) as store`"
+        )
+    return parts
 
 
 def build_parts(core: Core, operator: str) -> Parts:

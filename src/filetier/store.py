@@ -1,17 +1,14 @@
 """FileStore: the public facade, one method per thing a caller asks for.
 
-Each method checks the store is open and hands the request to the one collaborator
-that owns the rule (see :mod:`filetier.parts` for how they are wired). Following a file
-id from any interface down to the object store::
+Each method checks the store is open and hands the request to the one collaborator that
+owns the rule (:mod:`filetier.parts` wires them). A file id, from the MCP tool down::
 
-    FileStore.download(file_id)
-      -> records.RecordCache.get(owner, id)        the owner's record (cached briefly)
-      -> delivery.Delivery.download                destination, policy, free space
-        -> reading.ReadPath.attempt / locate       memory, disk cache, primary (verified)
-          -> tiers (memory, disk, primary store)
+    interfaces.mcp.tools.download_file -> FileStore.download -> delivery.Delivery.download
+      -> records.RecordCache.get(owner, id)     the owner's record (cached briefly)
+      -> reading.ReadPath.attempt -> .locate    memory, disk cache, primary; verified
+        -> tiers: memory.MemoryTier, disk.DiskCache, the PrimaryStore (object store)
 
-An owner's view (:meth:`FileStore.as_owner`) is a new facade over the same parts: the
-same core, caches and clients, with every record and query scoped to that owner.
+An owner's view (:meth:`FileStore.as_owner`) is a new facade over the same parts.
 """
 
 from __future__ import annotations
@@ -24,14 +21,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, Unpack
 from uuid import UUID
 
-from filetier import catalog
+from filetier.catalog import ListOptions, list_page, resolve_prefix, sign_url
 from filetier.config import Settings
 from filetier.core import open_core, parse_file_id, storage_key
+from filetier.delivery import DownloadOptions
 from filetier.digest import Progress
-from filetier.errors import InvalidFileIdError, InvalidInputError, StoreClosedError
+from filetier.errors import InvalidFileIdError, InvalidInputError
 from filetier.ingest import UploadSource
 from filetier.maintenance.cleanup import cleanup_store
 from filetier.maintenance.gc import collect_garbage
@@ -46,7 +44,6 @@ from filetier.models import (
     ExtractedText,
     FilePage,
     FileRecord,
-    FileSort,
     MaintenanceReport,
     ProviderCopyInfo,
     ProviderFileId,
@@ -55,17 +52,13 @@ from filetier.models import (
     UploadResult,
     VerifyReport,
 )
-from filetier.parts import Parts, build_parts, close_parts
-from filetier.paths import AllowedRoots
+from filetier.parts import Parts, build_parts, close_parts, require_open
 from filetier.providers.asking import ProviderQuestions
 from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.providers.sync import sync_providers
 from filetier.quota import OwnerQuota
 from filetier.reading import FileReader
 from filetier.tiers.protocols import PrimaryStore
-
-LIST_OFFSET_MAX = catalog.LIST_OFFSET_MAX
-MIN_ID_PREFIX = catalog.MIN_ID_PREFIX
 
 
 class FileStore:
@@ -79,8 +72,7 @@ class FileStore:
         primary: PrimaryStore | None = None,
         parts: Parts | None = None,
     ) -> None:
-        """``parts``: those of an open store, to build another owner's view over them
-        (callers use :meth:`as_owner`)."""
+        # ``parts``: those of an open store, for another owner's view (see as_owner).
         self.settings = settings if settings is not None else Settings()
         self.owner = owner or self.settings.owner
         self._primary_given = primary
@@ -127,20 +119,12 @@ class FileStore:
         return FileStore(self.settings, owner=owner, parts=parts)
 
     def _open(self) -> Parts:
-        parts = self._parts
-        if parts is None or parts.life.state != "open":
-            raise StoreClosedError(
-                "this FileStore is closed; open a new one with `async with FileStore(...)`"
-                if parts is not None
-                else "this FileStore is not open yet: use `async with FileStore(...) as store`"
-            )
-        return parts
+        return require_open(self._parts)
 
     @property
     def is_operator(self) -> bool:
-        """The store this process opened, as opposed to a view for another owner
-        (:meth:`as_owner`): the operator runs whole-store maintenance and sees global
-        figures; other owners see only their own."""
+        """The owner this process opened the store as: it runs whole-store maintenance
+        and sees global figures; other owners' views (:meth:`as_owner`) their own."""
         return self._parts is None or self.owner == self._parts.operator
 
     @property
@@ -157,12 +141,9 @@ class FileStore:
         await self._open().core.background.settle()
 
     def on_files_changed(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``callback(owner)`` after each commit that adds or removes a file, with
-        the file's owner (every owner's: the subscriber filters). It runs on the event
-        loop and must neither block nor raise. Returns the function that unsubscribes."""
-        listeners, token = self._open().life.listeners, object()
-        listeners[token] = callback
-        return lambda: listeners.pop(token, None) and None
+        """Call ``callback(owner)`` after each change to any owner's files (see
+        :meth:`filetier.parts.Lifecycle.subscribe`); returns the unsubscribe function."""
+        return self._open().life.subscribe(callback)
 
     # -- finding files --------------------------------------------------------------------
 
@@ -174,43 +155,19 @@ class FileStore:
         return await records.get(self.owner, file_id)
 
     async def resolve_file_id(self, prefix: str) -> UUID:
-        """The id of this owner's one file whose id starts with ``prefix`` (at least
-        :data:`MIN_ID_PREFIX` hex digits, dashes optional); a whole id as it is."""
-        return await catalog.resolve_prefix(self._open().core.repo, self.owner, prefix)
+        """The id of this owner's one file whose id starts with ``prefix``."""
+        return await resolve_prefix(self._open().core.repo, self.owner, prefix)
 
-    async def list(
-        self,
-        *,
-        name_contains: str | None = None,
-        mime_type: str | None = None,
-        sha256: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        sort: FileSort = "-uploaded",
-    ) -> FilePage:
-        """A page of this owner's files, newest first unless ``sort`` names another key
-        (``name``, ``size``, ``type``, ``uploaded``, ``accessed``; ``-`` for descending)."""
-        repo = self._open().core.repo
-        return await catalog.list_page(
-            repo,
-            self.owner,
-            name_contains=name_contains,
-            mime_type=mime_type,
-            sha256=sha256,
-            limit=limit,
-            offset=offset,
-            sort=sort,
-        )
+    async def list(self, **options: Unpack[ListOptions]) -> FilePage:
+        """A page of this owner's files (see :func:`filetier.catalog.list_page`)."""
+        return await list_page(self._open().core.repo, self.owner, **options)
 
     async def presigned_url(self, file_id: str | UUID, expires_in: int) -> tuple[str, datetime]:
-        """A pre-signed object-store URL for the owner's file and when it expires.
-
-        The bytes go straight from the object store: filetier cannot revoke the URL before
-        it expires, records no download history and does not verify what is served.
-        Only for a primary that can sign (S3-compatible, GCS, Azure)."""
+        """A pre-signed object-store URL for the owner's file and when it expires
+        (see :func:`filetier.catalog.sign_url`: not revocable, not verified)."""
         parts = self._open()
         record = await parts.records.get(self.owner, file_id)
-        return await catalog.presigned_url(self.settings, parts.core.primary, record, expires_in)
+        return await sign_url(self.settings, parts.core.primary, record, expires_in)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -224,10 +181,8 @@ class FileStore:
         progress: Progress | None = None,
     ) -> UploadResult:
         """Store a file from a path, bytes, a binary file object or an async iterator.
-
-        Bytes already stored are not written again (``deduplicated`` in the result),
-        but every call creates its own file record.
-        """
+        Bytes already stored are not written again (``deduplicated``), but every call
+        creates its own file record."""
         parts = self._open()
         result = await parts.writer.upload(
             self.owner,
@@ -273,10 +228,6 @@ class FileStore:
         """Refuse early an upload of ``incoming`` bytes that would exceed the quota."""
         await self._open().writer.check_quota(self.owner, incoming)
 
-    async def vouch(self, sha256: str, size: int) -> bool:
-        """Whether the stored object of this content can be trusted as a dedup target."""
-        return await self._open().writer.vouch(sha256, size)
-
     # -- reading --------------------------------------------------------------------------
 
     async def read_bytes(self, file_id: str | UUID) -> bytes:
@@ -296,11 +247,9 @@ class FileStore:
     async def open(
         self, file_id: str | UUID, *, chunk_size: int = 1024 * 1024
     ) -> AsyncIterator[FileReader]:
-        """Stream a file: ``async with store.open(fid) as r: async for chunk in r``.
-
-        The SHA-256 is checked as the bytes pass; a mismatch raises IntegrityError at the
-        end of the stream (and the bad copy is evicted or quarantined).
-        """
+        """Stream a file: ``async with store.open(fid) as r: async for chunk in r``. The
+        SHA-256 is checked as the bytes pass; a mismatch raises IntegrityError at the end
+        of the stream (and the bad copy is evicted or quarantined)."""
         started = time.perf_counter()
         parts = self._open()
         record = await parts.records.get(self.owner, file_id)
@@ -316,63 +265,27 @@ class FileStore:
         self,
         file_id: str | UUID,
         destination: str | os.PathLike[str] | None = None,
-        *,
-        cleanup: CleanupPolicy | None = None,
-        downloaded_by: str | None = None,
-        progress: Progress | None = None,
-        overwrite: bool = False,
+        **options: Unpack[DownloadOptions],
     ) -> Path:
         """Write the file to ``destination`` (inside the allowed roots) and return the path."""
-        result = await self.download(
-            file_id,
-            destination,
-            cleanup=cleanup,
-            downloaded_by=downloaded_by,
-            progress=progress,
-            overwrite=overwrite,
-        )
-        return Path(result.path)
+        return Path((await self.download(file_id, destination, **options)).path)
 
     async def download(
         self,
         file_id: str | UUID,
         destination: str | os.PathLike[str] | None = None,
-        *,
-        cleanup: CleanupPolicy | None = None,
-        downloaded_by: str | None = None,
-        progress: Progress | None = None,
-        overwrite: bool = False,
-        roots: AllowedRoots | None = None,
+        **options: Unpack[DownloadOptions],
     ) -> DownloadResult:
-        """Like :meth:`download_file`, returning which tier served it.
-
-        With no ``destination`` the file goes to this owner's own folder in the first
-        root (``<root>/<owner>/<name>``), so owners never collide there. An existing file
-        is replaced only with ``overwrite=True``; the same bytes already there are a
-        no-op success, different ones raise :class:`DestinationExistsError`.
-
-        ``roots``: the caller's own roots when they are narrower than the store's (a
-        remote caller's folders); a default destination is then the first of them.
-
-        ``cleanup`` applies to copies delivered into the default downloads folder:
-        ``"retain"`` (default there) removes them after the retention period,
-        ``"immediate"`` when this store closes, ``"keep"`` never.
-        """
-        return await self._open().delivery.download(
-            self.owner,
-            file_id,
-            destination,
-            cleanup=cleanup,
-            downloaded_by=downloaded_by,
-            progress=progress,
-            overwrite=overwrite,
-            roots=roots,
-        )
+        """Like :meth:`download_file`, returning which tier served it (destinations and
+        options: :meth:`filetier.delivery.Delivery.download`)."""
+        return await self._open().delivery.download(self.owner, file_id, destination, **options)
 
     @asynccontextmanager
-    async def delivered(self, file_id: str | UUID, **kwargs: Any) -> AsyncIterator[Path]:
+    async def delivered(
+        self, file_id: str | UUID, **options: Unpack[DownloadOptions]
+    ) -> AsyncIterator[Path]:
         """A copy in the downloads folder that is removed as soon as the block exits."""
-        async with self._open().delivery.delivered(self.owner, file_id, **kwargs) as path:
+        async with self._open().delivery.delivered(self.owner, file_id, **options) as path:
             yield path
 
     async def download_many(
@@ -397,16 +310,11 @@ class FileStore:
     # -- ending ---------------------------------------------------------------------------
 
     async def delete(self, file_id: str | UUID) -> DeleteResult:
-        """Delete one file. ``blob_deleted``: no other file of yours has these bytes
-        (see :meth:`filetier.ending.ContentEnd.delete` for when the content goes)."""
+        """Delete one file (see :meth:`filetier.ending.ContentEnd.delete`)."""
         parts = self._open()
         result = await parts.ending.delete(self.owner, file_id, operator=self.is_operator)
         parts.life.announce(self.owner)
         return result
-
-    async def end_content(self, sha256: str) -> bool:
-        """End this content everywhere if no file references it (see :mod:`filetier.ending`)."""
-        return await self._open().ending.end_content(sha256)
 
     # -- maintenance and figures ----------------------------------------------------------
 
@@ -429,12 +337,10 @@ class FileStore:
         self, *, dry_run: bool = False, grace_seconds: float | None = None
     ) -> MaintenanceReport:
         parts = self._open()
-        grace = self.settings.gc_grace_seconds if grace_seconds is None else grace_seconds
-        return await collect_garbage(parts.core, parts.ending, dry_run=dry_run, grace_seconds=grace)
+        return await collect_garbage(parts.core, parts.ending, dry_run=dry_run, grace=grace_seconds)
 
     async def stats(self) -> StoreStats:
-        """Counts and cache figures: the whole store's for the operator; another owner
-        gets only its own (see :meth:`filetier.usage.Usage.stats`)."""
+        """Counts and cache figures (see :meth:`filetier.usage.Usage.stats`)."""
         usage = self._open().usage
         copies = await self.providers.owner_copies()
         return await usage.stats(self.owner, operator=self.is_operator, provider_copies=copies)
@@ -442,8 +348,7 @@ class FileStore:
     async def history(
         self, file_id: str | UUID | None = None, *, limit: int = 50
     ) -> Sequence[DownloadEvent]:
-        fid = parse_file_id(file_id) if file_id is not None else None
-        return await self._open().usage.history(self.owner, fid, limit)
+        return await self._open().usage.history(self.owner, file_id, limit)
 
     # -- providers ------------------------------------------------------------------------
 
@@ -478,17 +383,13 @@ class FileStore:
     ) -> AskResult:
         """Ask the provider a question about one or more files."""
         questions = ProviderQuestions(self.providers, self._open().records)
-        ids = [file_ids] if isinstance(file_ids, str | UUID) else list(file_ids)
-        return await questions.ask_file(ids, question, provider, model)
+        return await questions.ask_file(file_ids, question, provider, model)
 
     async def sync_providers(
         self, providers: Sequence[str] | None = None, *, dry_run: bool = True
     ) -> SyncReport:
         """Reconcile provider records with the providers' file lists (a plan by default)."""
-        clients = self._open().clients
-        return await sync_providers(
-            clients, list(providers) if providers else None, dry_run=dry_run
-        )
+        return await sync_providers(self._open().clients, providers, dry_run=dry_run)
 
 
 UnifiedFileHandler = FileStore

@@ -15,7 +15,7 @@ from pathlib import Path
 from uuid import UUID
 
 from filetier.clock import utcnow
-from filetier.core import Core
+from filetier.core import Core, parse_file_id
 from filetier.metadata.repository import AccessEvent
 from filetier.models import (
     CleanupPolicy,
@@ -142,7 +142,8 @@ class Usage:
         )
 
     async def history(
-        self, owner: str, file_id: UUID | None, limit: int
+        self, owner: str, file_id: str | UUID | None, limit: int
     ) -> Sequence[DownloadEvent]:
+        fid = parse_file_id(file_id) if file_id is not None else None
         await self.core.recorder.flush()
-        return await self.core.repo.history(owner, file_id, limit)
+        return await self.core.repo.history(owner, fid, limit)

@@ -25,9 +25,11 @@ from filetier.tiers.protocols import PartialUploads
 
 
 async def collect_garbage(
-    core: Core, ending: ContentEnd, *, dry_run: bool, grace_seconds: float
+    core: Core, ending: ContentEnd, *, dry_run: bool, grace: float | None = None
 ) -> MaintenanceReport:
-    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    """``grace``: seconds garbage must be old to go (default: the configured window)."""
+    seconds = core.settings.gc_grace_seconds if grace is None else grace
+    cutoff = utcnow() - timedelta(seconds=seconds)
     blobs = await core.repo.all_blobs()
     referenced = await core.repo.referenced_hashes()
     actions: list[PlannedAction] = []

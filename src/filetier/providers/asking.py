@@ -9,6 +9,7 @@ asks with file references; a copy the provider lost is re-uploaded exactly once.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from uuid import UUID
 
 from filetier.clock import utcnow
@@ -151,13 +152,15 @@ class ProviderQuestions:
 
     async def ask_file(
         self,
-        file_ids: list[str | UUID],
+        file_ids: Sequence[str | UUID] | str | UUID,
         question: str,
         provider: str,
         model: str | None = None,
     ) -> AskResult:
         """Ask about files the way the provider documents it: each file's extraction as a
         system message, then the question."""
+        if isinstance(file_ids, str | UUID):
+            file_ids = [file_ids]
         if not file_ids:
             raise ProviderRequestError("ask_file needs at least one file id")
         if not question.strip():
@@ -193,7 +196,7 @@ class ProviderQuestions:
         self,
         provider: Provider,
         client: AsksWithFileReferences,
-        file_ids: list[str | UUID],
+        file_ids: Sequence[str | UUID],
         question: str,
         model: str | None,
     ) -> AskResult:

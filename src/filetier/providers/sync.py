@@ -7,6 +7,7 @@ and files filetier never uploaded recorded so a download can explain them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from filetier.clock import utcnow
@@ -23,10 +24,10 @@ def _expiry_differs(ours: datetime | None, stated: datetime | None) -> bool:
 
 
 async def sync_providers(
-    clients: ProviderClients, providers: list[str] | None = None, *, dry_run: bool = True
+    clients: ProviderClients, providers: Sequence[str] | None = None, *, dry_run: bool = True
 ) -> SyncReport:
     """Reconcile our records with each provider's own file list, both directions."""
-    names = providers or clients.configured()
+    names = list(providers) if providers else clients.configured()
     actions: list[SyncAction] = []
     for name in names:
         client = clients.provider(name)
