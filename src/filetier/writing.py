@@ -6,7 +6,7 @@ no row names (``gc`` collects it), never a row that names nothing.
 
 Deduplication: bytes already stored are not written again, but every call creates its
 own file record. A stored object is trusted as a dedup target only once vouched for
-(:meth:`Writer.vouch`) under the content lock, which orders this upload against a delete
+(:meth:`filetier.vouching.Voucher.vouch`) under the content lock, which orders this upload against a delete
 of the same content: either the delete sees the new row and keeps the object, or the
 upload sees the object gone and writes it again.
 
@@ -26,7 +26,6 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +57,10 @@ from filetier.ingest import (
 from filetier.models import UploadResult
 from filetier.quota import OwnerQuota
 from filetier.records import RecordCache
-from filetier.tiers.hashing import hash_object
+from filetier.vouching import Voucher
 
 log = logging.getLogger(__name__)
 
-# An object's modification time is compared with the one recorded when filetier last
-# wrote or hashed it; stores keep it to the microsecond (S3: the second), so any rewrite
-# but one within this much of filetier's own write shows.
-MTIME_TOLERANCE = timedelta(milliseconds=1)
 # Uploads held in memory up to this size are written to their staging file on the loop.
 INLINE_WRITE_MAX = 256 * 1024
 
@@ -75,6 +70,7 @@ class Writer:
         self.core = core
         self._records = records
         self._ending = ending
+        self._voucher = Voucher(core)
 
     async def upload(
         self,
@@ -247,11 +243,11 @@ class Writer:
         # the delete sees our new row and keeps the object, or we see the object gone
         # and write it again.
         async with self.core.content_locks.hold(staged.sha256) as locked:
-            if dedup and not await self.vouch(staged.sha256, staged.size):
+            if dedup and not await self._voucher.vouch(staged.sha256, staged.size):
                 dedup = False  # missing or damaged (and set aside): written again below
             if not dedup:
                 wrote_object = await self._write_object(key, staged, locked=locked)
-                if not wrote_object and not await self.vouch(staged.sha256, staged.size):
+                if not wrote_object and not await self._voucher.vouch(staged.sha256, staged.size):
                     # An object was there after all (an interrupted upload's) and failed
                     # its check: it is set aside now, so this put writes.
                     wrote_object = await self._write_object(key, staged, locked=locked)
@@ -358,50 +354,6 @@ class Writer:
         self._keep_upload_in_caches(staged)
         return wrote
 
-    async def vouch(self, sha256: str, size: int) -> bool:
-        """Whether the stored object of this content can be trusted as a dedup target,
-        cheaply: call it under the content lock.
-
-        Trusted when its blob row is ``ok``, the object is there with the right size,
-        and its modification time is the one recorded when filetier last wrote or
-        hashed it (the store's own clock on both sides: no skew to allow for). Otherwise the object is hashed (an interrupted upload's object, a
-        quarantined blob's, or one touched since); one that fails is set aside
-        (quarantined) so the caller writes the incoming bytes in its place. A copy silently rotted in
-        place (same size, same mtime) is not caught here: reads, which hash every byte,
-        and ``verify`` catch it and quarantine it, and the next upload then repairs it.
-        """
-        key = storage_key(sha256)
-        blob = await self.core.repo.get_blob(sha256)
-        info = await self.core.primary.head(key)
-        if info is None:
-            return False
-        if (
-            blob is not None
-            and blob.status == "ok"
-            and info.size == size
-            and blob.object_modified_at is not None
-            and abs(info.modified - blob.object_modified_at) <= MTIME_TOLERANCE
-        ):
-            return True
-        if info.size == size:
-            digest = await hash_object(self.core.primary, key)
-            if digest is not None and digest.sha256 == sha256 and digest.size == size:
-                if blob is not None:
-                    await self.core.repo.set_blob_status(
-                        sha256, "ok", verified=True, object_modified_at=info.modified
-                    )
-                return True
-        where = await self.core.primary.quarantine(key)
-        log.warning(
-            "stored object %s failed its check before deduplication (set aside at %s); "
-            "it is replaced by the uploaded bytes",
-            sha256,
-            where,
-        )
-        self.core.disk.evict(sha256)
-        self.core.memory.evict(sha256)
-        return False
-
     async def _put_from_source(self, key: str, staged: Staged) -> bool:
         """Put the caller's file itself (under the content lock); True if written.
 
@@ -503,7 +455,7 @@ class Writer:
                 return None
             # The stored copy must be one filetier can vouch for; a missing or damaged
             # one is set aside and the client told to send the bytes, which repair it.
-            if not await self.vouch(sha256, size):
+            if not await self._voucher.vouch(sha256, size):
                 return None
             mime = effective_mime(existing.mime_type, mime_type)
             check_limits(self.core.settings, mime, size)
