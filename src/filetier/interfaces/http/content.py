@@ -417,6 +417,7 @@ class ContentReader:
         """``downloaded_by`` (a link's use): recorded in the download history with that
         name, for a range too; otherwise only whole downloads are recorded."""
         store = self._store
+        usage, owner = store.usage, store.owner
         started = time.perf_counter()
         start = byte_range.start if byte_range else 0
         length = byte_range.length if byte_range else record.size
@@ -424,9 +425,7 @@ class ContentReader:
 
         async def track_memory() -> None:
             if track:
-                store.usage.track(
-                    store.owner, record, "memory", started, downloaded_by=downloaded_by
-                )
+                usage.track(owner, record, "memory", started, downloaded_by=downloaded_by)
 
         on_complete: Callable[[], Awaitable[None]] | None = track_memory
         data = store.memory.get(record.sha256)
@@ -460,13 +459,11 @@ class ContentReader:
             if byte_range is None and hash_while_sending:
                 self._verified.add(record.sha256, copy.st)
             if track:
-                store.usage.track(
-                    store.owner, record, copy.located.tier, started, downloaded_by=downloaded_by
-                )
+                usage.track(owner, record, copy.located.tier, started, downloaded_by=downloaded_by)
 
         async def corrupt(bad: _OpenCopy) -> None:
             self._verified.discard(record.sha256, bad.st)
-            await store.reads.reject(store.owner, record, bad.located, CorruptCopy())
+            await store.reads.reject(owner, record, bad.located, CorruptCopy())
 
         return ContentBody(
             status_code=status_code,
@@ -482,9 +479,8 @@ class ContentReader:
         )
 
     async def _open_copy(self, record: FileRecord, *, verify_now: bool) -> _OpenCopy:
-        """A local copy of the right size; with ``verify_now``, one whose hash matched.
-        The read path retries with a fresh copy when this one is gone or bad (a bad
-        cache copy is evicted, a bad primary object quarantined: IntegrityError)."""
+        """A local copy of the right size; with ``verify_now``, one whose hash matched
+        (a gone or bad copy is the read path's to reject and replace)."""
 
         async def opened(located: Located) -> _OpenCopy:
             try:
