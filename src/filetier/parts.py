@@ -5,7 +5,7 @@ Built when a ``FileStore`` opens and shared by every owner's facade over it
 
     store (facade) -> parts -> delivery -> reading -> records -> core
                             -> writing  -> ending  -> providers.clients
-                            -> usage, catalog, maintenance, providers.manager/asking/sync
+                            -> usage, catalog, maintenance, providers.uploads/asking/sync
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ from filetier.models import (
 )
 from filetier.parts import Parts, build_parts, close_parts, require_open
 from filetier.providers.asking import ProviderQuestions
-from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
 from filetier.providers.sync import sync_providers
+from filetier.providers.uploads import DEFAULT_PURPOSE, ProviderFiles
 from filetier.quota import OwnerQuota
 from filetier.reading import FileReader
 from filetier.tiers.protocols import PrimaryStore

@@ -17,7 +17,7 @@ from filetier.errors import ProviderRequestError
 from filetier.metadata.provider_repository import ProviderCopy
 from filetier.models import AskResult, ExtractedText, FileRecord
 from filetier.providers.base import AsksWithFileReferences, FileReference, Provider
-from filetier.providers.manager import DEFAULT_PURPOSE, ProviderFiles
+from filetier.providers.uploads import DEFAULT_PURPOSE, ProviderFiles
 from filetier.records import RecordCache
 
 

@@ -38,7 +38,7 @@ from filetier.interfaces.http.ranges import (
 )
 from filetier.interfaces.http.runtime import Runtime
 from filetier.models import FileRecord, UploadResult
-from filetier.providers.manager import DEFAULT_PURPOSE
+from filetier.providers.uploads import DEFAULT_PURPOSE
 from filetier.store import FileStore
 
 JSON_BODY_MAX = 256 * 1024

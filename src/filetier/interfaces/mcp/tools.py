@@ -64,8 +64,8 @@ from filetier.models import (
     ProviderFileId,
     Tier,
 )
-from filetier.providers.manager import DEFAULT_PURPOSE
 from filetier.providers.registry import SPECS, configured_names
+from filetier.providers.uploads import DEFAULT_PURPOSE
 from filetier.store import FileStore
 
 Ctx = Context[AppState, Any]
