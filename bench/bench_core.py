@@ -449,7 +449,7 @@ class Bench:
                 if i >= plan.hit_warmup:
                     samples.append(elapsed)
             assert data == value
-            hits = store._session["memory"][0]
+            hits = (await store.stats()).session["memory"].hits
         shutil.rmtree(home, ignore_errors=True)
 
         cache_dir = self.work / "diskcache-hits"

@@ -151,7 +151,7 @@ async def test_corrupt_local_object_is_quarantined_with_a_clear_error(
         for i, payload in enumerate([os.urandom(10_000), os.urandom(70_000)])
     }
     record = await store.stat(bad.file_id)
-    object_path = store._local.local_path(record.storage_key)  # type: ignore[union-attr]
+    object_path = store.core.local.local_path(record.storage_key)  # type: ignore[union-attr]
     flip_byte(object_path, 100)
     store.memory.clear()
 
@@ -183,7 +183,7 @@ async def test_corrupt_local_object_is_quarantined_with_a_clear_error(
 async def test_a_quarantined_file_keeps_failing_until_repaired(store: FileStore) -> None:
     uploaded = await store.upload_file(os.urandom(5_000), filename="gone.bin")
     record = await store.stat(uploaded.file_id)
-    flip_byte(store._local.local_path(record.storage_key))  # type: ignore[union-attr]
+    flip_byte(store.core.local.local_path(record.storage_key))  # type: ignore[union-attr]
     store.memory.clear()
     with pytest.raises(IntegrityError):
         await store.read_bytes(uploaded.file_id)
@@ -224,7 +224,7 @@ async def test_streaming_a_corrupt_local_object_raises_at_the_end(
     data = os.urandom(200_000)
     uploaded = await store.upload_file(data, filename="streamed.bin")
     record = await store.stat(uploaded.file_id)
-    object_path = store._local.local_path(record.storage_key)  # type: ignore[union-attr]
+    object_path = store.core.local.local_path(record.storage_key)  # type: ignore[union-attr]
     flip_byte(object_path, 150_000)
     store.memory.clear()
 
@@ -318,7 +318,7 @@ async def test_verify_reports_a_missing_object(store: FileStore) -> None:
     uploaded = await store.upload_file(os.urandom(1_000), filename="vanished.bin")
     kept = await store.upload_file(os.urandom(2_000), filename="kept.bin")
     record = await store.stat(uploaded.file_id)
-    store._local.local_path(record.storage_key).unlink()  # type: ignore[union-attr]
+    store.core.local.local_path(record.storage_key).unlink()  # type: ignore[union-attr]
 
     report = await store.verify()
 
@@ -360,7 +360,7 @@ async def test_a_failed_download_leaves_the_destination_as_it_was(
     async with FileStore(settings) as store:
         uploaded = await store.upload_file(os.urandom(100_000), filename="target.bin")
         record = await store.stat(uploaded.file_id)
-        flip_byte(store._local.local_path(record.storage_key))  # type: ignore[union-attr]
+        flip_byte(store.core.local.local_path(record.storage_key))  # type: ignore[union-attr]
         store.memory.clear()
         destination = settings.downloads_dir / "default" / "target.bin"  # the owner's folder
         destination.parent.mkdir(parents=True, exist_ok=True)

@@ -300,14 +300,11 @@ async def test_gc_and_verify_end_content_everywhere_including_provider_copies(
 async def test_hash_first_upload_asks_for_the_bytes_when_the_stored_copy_is_damaged(
     store: FileStore,
 ) -> None:
-    from filetier.interfaces.http.hashfirst import link_existing_content
-
     data = os.urandom(50_000)
     first = await store.upload_file(data, filename="first.bin")
     damage_same_size(object_path(store, first.sha256))
 
-    linked = await link_existing_content(
-        store,
+    linked = await store.link_existing(
         sha256=first.sha256,
         size=len(data),
         filename="again.bin",

@@ -1,6 +1,6 @@
 """Provider copies through the real ``openai`` SDK, over HTTP, against the loopback provider.
 
-What is promised (``filetier.providers.manager``): each content is uploaded at most once
+What is promised (``filetier.providers.uploads``): each content is uploaded at most once
 per provider account and purpose; a recorded copy is answered with no network call;
 limits refuse a file before any byte is sent; faults are retried within bounds and end
 as the most specific :class:`filetier.ProviderError`, never showing the API key;

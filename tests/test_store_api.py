@@ -463,7 +463,7 @@ async def test_hot_records_are_refreshed_in_the_background_and_never_resurrected
                 await asyncio.sleep(0.02)
 
         await asyncio.gather(*(read_then_delete(up.file_id) for up in uploads[:12]))
-        assert not store._refresh_due and not store._refreshing  # re-reads all finished
+        assert store.records.idle  # re-reads all finished
 
         survivor = uploads[12]
         assert await store.read_bytes(survivor.file_id) == b"file 12"

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from filetier.clock import utcnow
 from filetier.config import Settings
 from filetier.errors import InvalidInputError, NotFoundError
 from filetier.metadata.database import Database
-from filetier.metadata.repository import utcnow
 from filetier.metadata.schema import api_tokens
 
 TOKEN_PREFIX = "ft_"  # noqa: S105 - a visible prefix, not a secret

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -28,8 +27,10 @@ from filetier.digest import (
     Progress,
     StreamDigest,
     copy_and_hash,
+    hash_file,
     sniff_mime,
 )
+from filetier.diskcap import check_space
 from filetier.errors import (
     FileTooLargeError,
     InsufficientSpaceError,
@@ -199,15 +200,6 @@ def check_limits(settings: Settings, mime_type: str, size: int) -> None:
         )
 
 
-def check_space(directory: Path, needed: int, reserve: int) -> None:
-    free = shutil.disk_usage(directory).free
-    if free - needed < reserve:
-        raise InsufficientSpaceError(
-            f"not enough free space in {directory}: need {needed:,} bytes plus a reserve of "
-            f"{reserve:,}, {free:,} available"
-        )
-
-
 def translate_os_error(exc: OSError, what: str) -> Exception:
     import errno
 
@@ -340,8 +332,6 @@ async def _until_done(future: asyncio.Future[Any]) -> None:
 
 
 async def hash_path(path: Path, progress: Progress | None) -> StreamDigest:
-    from filetier.digest import hash_file
-
     return await _in_thread(lambda per_chunk: hash_file(path, per_chunk), progress)
 
 

@@ -32,10 +32,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from filetier.clock import utcnow
 from filetier.config import Settings
 from filetier.errors import ConfigError, InvalidInputError, NotFoundError
 from filetier.metadata.database import Database
-from filetier.metadata.repository import new_id, utcnow
+from filetier.metadata.repository import new_id
 from filetier.metadata.schema import download_links
 from filetier.modes import make_dirs, open_new
 

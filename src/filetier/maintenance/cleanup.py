@@ -13,22 +13,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filetier.delivery import removable_size, remove_delivered
-from filetier.metadata.repository import utcnow
+from filetier.clock import utcnow
+from filetier.core import Core
+from filetier.delivered import removable_size, remove_delivered
 from filetier.models import MaintenanceReport, PlannedAction
 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from filetier.store import FileStore
-
 STALE_TEMP_SECONDS = 3600
 
 
-def _plan_cache(store: FileStore, max_age_days: float, max_bytes: int) -> list[PlannedAction]:
+def _plan_cache(core: Core, max_age_days: float, max_bytes: int) -> list[PlannedAction]:
     actions: list[PlannedAction] = []
     cutoff = time.time() - max_age_days * 86400
-    entries = sorted(store.disk.entries(), key=lambda e: e.last_access)
+    entries = sorted(core.disk.entries(), key=lambda e: e.last_access)
     kept = []
     for entry in entries:
         if entry.last_access < cutoff:
@@ -58,12 +57,12 @@ def _plan_cache(store: FileStore, max_age_days: float, max_bytes: int) -> list[P
     return actions
 
 
-def _plan_temps(store: FileStore) -> list[PlannedAction]:
+def _plan_temps(core: Core) -> list[PlannedAction]:
     actions: list[PlannedAction] = []
     cutoff = time.time() - STALE_TEMP_SECONDS
-    dirs = [store.disk.tmp]
-    if store._local is not None:
-        dirs.append(store._local.staging_dir())
+    dirs = [core.disk.tmp]
+    if core.local is not None:
+        dirs.append(core.local.staging_dir())
     for directory in dirs:
         for path in directory.glob("*.tmp"):
             with contextlib.suppress(FileNotFoundError):
@@ -81,21 +80,21 @@ def _plan_temps(store: FileStore) -> list[PlannedAction]:
 
 
 async def cleanup_store(
-    store: FileStore,
+    core: Core,
     *,
     max_age_days: float | None,
     max_size_mb: float | None,
     dry_run: bool,
 ) -> MaintenanceReport:
-    settings = store.settings
+    settings = core.settings
     age = settings.max_cache_age_days if max_age_days is None else max_age_days
     cap = int((settings.max_cache_size_mb if max_size_mb is None else max_size_mb) * 1_000_000)
-    await store.flush()
-    actions = await asyncio.to_thread(_plan_cache, store, age, cap)
-    actions += await asyncio.to_thread(_plan_temps, store)
+    await core.recorder.flush()
+    actions = await asyncio.to_thread(_plan_cache, core, age, cap)
+    actions += await asyncio.to_thread(_plan_temps, core)
 
     downloads = settings.downloads_dir.expanduser().resolve()
-    due = await store.repo.expired_deliveries(utcnow())
+    due = await core.repo.expired_deliveries(utcnow())
     delivered: list[UUID] = []
     for history_id, destination, sha256 in due:
         size = await asyncio.to_thread(removable_size, Path(destination), downloads, sha256)
@@ -112,7 +111,7 @@ async def cleanup_store(
     if not dry_run:
         for action in actions:
             if action.kind in {"evict_cache_age", "evict_cache_size"}:
-                store.disk.evict(action.target)
+                core.disk.evict(action.target)
             elif action.kind == "remove_delivered":
                 # Checked again: the file may have changed since the plan was made.
                 sha256 = next(s for _h, d, s in due if d == action.target)
@@ -120,6 +119,6 @@ async def cleanup_store(
             else:
                 with contextlib.suppress(FileNotFoundError):
                     Path(action.target).unlink()
-        await store.repo.mark_removed(delivered)
-        store._shared.disk_estimate = None
+        await core.repo.mark_removed(delivered)
+        core.diskcap.recount()
     return MaintenanceReport(operation="cleanup", dry_run=dry_run, actions=actions)

@@ -7,7 +7,7 @@ Two kinds of garbage, both only when older than the grace window, so an upload i
 - objects in the primary store that no blob row names (an upload that crashed after
   publishing its object).
 
-Each removal goes through :meth:`FileStore.end_content`, the one function that ends
+Each removal goes through :meth:`filetier.ending.ContentEnd.end_content`, the one function that ends
 content (blob row, object, caches, provider copies) for delete, gc and verify alike; it
 re-checks, under the same per-hash lock uploads take, that nothing has started
 referencing the content since the plan was made.
@@ -16,22 +16,22 @@ referencing the content since the plan was made.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
-from filetier.metadata.repository import utcnow
+from filetier.clock import utcnow
+from filetier.core import Core
+from filetier.ending import ContentEnd
 from filetier.models import MaintenanceReport, PlannedAction
 from filetier.tiers.protocols import PartialUploads
 
-if TYPE_CHECKING:
-    from filetier.store import FileStore
-
 
 async def collect_garbage(
-    store: FileStore, *, dry_run: bool, grace_seconds: float
+    core: Core, ending: ContentEnd, *, dry_run: bool, grace: float | None = None
 ) -> MaintenanceReport:
-    cutoff = utcnow() - timedelta(seconds=grace_seconds)
-    blobs = await store.repo.all_blobs()
-    referenced = await store.repo.referenced_hashes()
+    """``grace``: seconds garbage must be old to go (default: the configured window)."""
+    seconds = core.settings.gc_grace_seconds if grace is None else grace
+    cutoff = utcnow() - timedelta(seconds=seconds)
+    blobs = await core.repo.all_blobs()
+    referenced = await core.repo.referenced_hashes()
     actions: list[PlannedAction] = []
     for blob in blobs:
         if blob.sha256 not in referenced and blob.created_at <= cutoff:
@@ -44,7 +44,7 @@ async def collect_garbage(
                 )
             )
     known = {b.storage_key for b in blobs}
-    async for info in store.primary.list_objects("sha256/"):
+    async for info in core.primary.list_objects("sha256/"):
         if info.key not in known and info.modified <= cutoff:
             actions.append(
                 PlannedAction(
@@ -54,7 +54,7 @@ async def collect_garbage(
                     reason="object has no blob row (an interrupted upload)",
                 )
             )
-    partials = store.primary if isinstance(store.primary, PartialUploads) else None
+    partials = core.primary if isinstance(core.primary, PartialUploads) else None
     if partials is not None:
         for info in await partials.partial_uploads():
             if info.modified <= cutoff:
@@ -78,6 +78,6 @@ async def collect_garbage(
             continue
         # The same end as a delete's: blob row, object, caches and provider copies, each
         # re-checked under the lock uploads take (False: referenced again, or no lock).
-        if await store.end_content(action.target.rsplit("/", 1)[-1]):
+        if await ending.end_content(action.target.rsplit("/", 1)[-1]):
             done.append(action)
     return MaintenanceReport(operation="gc", dry_run=False, actions=done)

@@ -8,59 +8,57 @@ Repairs (``fix=True``), each the least destructive that restores a consistent st
 - file rows whose blob row is missing: the blob row is recreated when the object verifies;
 - quarantined blob with a verified cache copy: restored;
 - unreferenced blob rows and objects: past ``gc``'s grace window, ended the way delete
-  and gc end content (:meth:`FileStore.end_content`); younger ones only reported.
+  and gc end content (:meth:`filetier.ending.ContentEnd.end_content`); younger ones only reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
+from filetier.clock import utcnow
+from filetier.core import Core, storage_key
 from filetier.digest import StreamDigest, hash_file
-from filetier.metadata.repository import utcnow
+from filetier.ending import ContentEnd
 from filetier.models import Finding, VerifyReport
 from filetier.tiers.hashing import hash_object as hash_primary_object
 
-if TYPE_CHECKING:
-    from filetier.store import FileStore
 
-
-async def hash_object(store: FileStore, key: str) -> StreamDigest | None:
+async def hash_object(core: Core, key: str) -> StreamDigest | None:
     """SHA-256 of a primary object, or None when it is missing."""
-    return await hash_primary_object(store.primary, key)
+    return await hash_primary_object(core.primary, key)
 
 
-async def _restore_from_cache(store: FileStore, sha256: str, key: str) -> bool:
-    """Put a verified disk-cache copy back into the primary store."""
-    if store._local is not None:
+async def _restore_from_cache(core: Core, sha256: str, key: str) -> bool:
+    """Put a verified disk-cache copy back into the primary core."""
+    if core.local is not None:
         return False
-    path = store.disk.lookup(sha256)
+    path = core.disk.lookup(sha256)
     if path is None:
         return False
     digest = await asyncio.to_thread(hash_file, path)
     if digest.sha256 != sha256:
-        store.disk.evict(sha256)
+        core.disk.evict(sha256)
         return False
-    await store.primary.delete(key)
-    await store.primary.put_file(key, path)
-    info = await store.primary.head(key)
-    await store.repo.set_blob_status(
+    await core.primary.delete(key)
+    await core.primary.put_file(key, path)
+    info = await core.primary.head(key)
+    await core.repo.set_blob_status(
         sha256, "ok", verified=True, object_modified_at=info.modified if info else None
     )
     return True
 
 
-async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
+async def verify_store(core: Core, ending: ContentEnd, *, fix: bool) -> VerifyReport:
     findings: list[Finding] = []
     bytes_verified = 0
-    blobs = await store.repo.all_blobs()
+    blobs = await core.repo.all_blobs()
     blob_hashes = {b.sha256 for b in blobs}
-    referenced = await store.repo.referenced_hashes()
+    referenced = await core.repo.referenced_hashes()
 
     for blob in blobs:
         if blob.status == "quarantined":
-            fixed = fix and await _restore_from_cache(store, blob.sha256, blob.storage_key)
+            fixed = fix and await _restore_from_cache(core, blob.sha256, blob.storage_key)
             findings.append(
                 Finding(
                     kind="quarantined",
@@ -75,9 +73,9 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
                 )
             )
             continue
-        digest = await hash_object(store, blob.storage_key)
+        digest = await hash_object(core, blob.storage_key)
         if digest is None:
-            fixed = fix and await _restore_from_cache(store, blob.sha256, blob.storage_key)
+            fixed = fix and await _restore_from_cache(core, blob.sha256, blob.storage_key)
             findings.append(
                 Finding(
                     kind="missing_object",
@@ -91,10 +89,10 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
         if digest.sha256 != blob.sha256:
             fixed = False
             if fix:
-                await store.primary.quarantine(blob.storage_key)
-                fixed = await _restore_from_cache(store, blob.sha256, blob.storage_key)
+                await core.primary.quarantine(blob.storage_key)
+                fixed = await _restore_from_cache(core, blob.sha256, blob.storage_key)
                 if not fixed:
-                    await store.repo.set_blob_status(blob.sha256, "quarantined")
+                    await core.repo.set_blob_status(blob.sha256, "quarantined")
             findings.append(
                 Finding(
                     kind="corrupt_object",
@@ -113,8 +111,8 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
             continue
         bytes_verified += digest.size
         if fix:
-            info = await store.primary.head(blob.storage_key)
-            await store.repo.set_blob_status(
+            info = await core.primary.head(blob.storage_key)
+            await core.repo.set_blob_status(
                 blob.sha256,
                 "ok",
                 verified=True,
@@ -122,14 +120,12 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
             )
 
     for sha256 in sorted(referenced - blob_hashes):
-        from filetier.store import storage_key
-
         key = storage_key(sha256)
         fixed = False
         if fix:
-            digest = await hash_object(store, key)
+            digest = await hash_object(core, key)
             if digest is not None and digest.sha256 == sha256:
-                await store.repo.insert_blob_row(sha256, digest.size, key)
+                await core.repo.insert_blob_row(sha256, digest.size, key)
                 fixed = True
         findings.append(
             Finding(
@@ -143,10 +139,10 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
 
     # Unreferenced content past gc's grace window ends the way gc and delete end it;
     # younger content may be an upload in flight and is only reported.
-    cutoff = utcnow() - timedelta(seconds=store.settings.gc_grace_seconds)
+    cutoff = utcnow() - timedelta(seconds=core.settings.gc_grace_seconds)
     created = {b.sha256: b.created_at for b in blobs}
     for sha256 in sorted(blob_hashes - referenced):
-        fixed = fix and created[sha256] <= cutoff and await store.end_content(sha256)
+        fixed = fix and created[sha256] <= cutoff and await ending.end_content(sha256)
         findings.append(
             Finding(
                 kind="orphan_blob_row",
@@ -158,10 +154,10 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
         )
 
     known_keys = {b.storage_key for b in blobs}
-    async for info in store.primary.list_objects("sha256/"):
+    async for info in core.primary.list_objects("sha256/"):
         if info.key not in known_keys:
             sha256 = info.key.rsplit("/", 1)[-1]
-            fixed = fix and info.modified <= cutoff and await store.end_content(sha256)
+            fixed = fix and info.modified <= cutoff and await ending.end_content(sha256)
             findings.append(
                 Finding(
                     kind="orphan_object",
@@ -172,13 +168,13 @@ async def verify_store(store: FileStore, *, fix: bool) -> VerifyReport:
                 )
             )
 
-    entries = await asyncio.to_thread(store.disk.entries)
+    entries = await asyncio.to_thread(core.disk.entries)
     for entry in entries:
         digest = await asyncio.to_thread(hash_file, entry.path)
         if digest.sha256 != entry.sha256:
             if fix:
-                store.disk.evict(entry.sha256)
-                store.memory.evict(entry.sha256)
+                core.disk.evict(entry.sha256)
+                core.memory.evict(entry.sha256)
             findings.append(
                 Finding(
                     kind="corrupt_cache",

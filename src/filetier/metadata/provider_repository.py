@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from filetier.clock import utcnow
 from filetier.metadata.database import Database
-from filetier.metadata.repository import new_id, utcnow
+from filetier.metadata.repository import new_id
 from filetier.metadata.schema import file_metadata, provider_extracted_text, provider_file_uploads
 
 P = provider_file_uploads

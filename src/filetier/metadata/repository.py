@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,17 +21,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
-from filetier.coordination import ADVISORY_CLASS, advisory_key
+from filetier.clock import utcnow
+from filetier.content_locks import ADVISORY_CLASS, advisory_key
 from filetier.errors import QuotaExceededError, StorageUnavailableError
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
 from filetier.models import DownloadEvent, FileRecord, FileSort, TierStats
 from filetier.quota import OwnerQuota
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_id() -> UUID:

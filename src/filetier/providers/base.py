@@ -2,7 +2,7 @@
 
 Adapters are thin: one network call per method, errors translated to
 :class:`filetier.errors.ProviderError` subclasses at their boundary. The upload-once
-logic, quotas and caching live in :mod:`filetier.providers.manager`.
+logic, quotas and caching live in :mod:`filetier.providers.uploads`.
 """
 
 from __future__ import annotations

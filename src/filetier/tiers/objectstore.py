@@ -93,7 +93,7 @@ class ObstorePrimary:
         self._retry_timeout = retry_timeout
         # False for servers known to accept If-None-Match and overwrite anyway (Supabase
         # Storage): they get head-then-put. That is as safe as put-if-absent only because
-        # every write of a key happens under its content lock (store._commit_upload) or
+        # every write of a key happens under its content lock (writing.Writer._commit) or
         # from a copy verified against the key's hash, so an overwrite puts back the same
         # bytes.
         self._conditional_put = conditional_writes

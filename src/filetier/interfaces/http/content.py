@@ -49,7 +49,8 @@ from starlette.types import Receive, Scope, Send
 from filetier.errors import IntegrityError
 from filetier.interfaces.http.ranges import ByteRange
 from filetier.models import FileRecord
-from filetier.store import READ_ATTEMPTS, FileStore, _CorruptCopy, _Located
+from filetier.reading import CorruptCopy, Located, VanishedCopy
+from filetier.store import FileStore
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -107,12 +108,12 @@ class VerifiedCopies:
 
 async def find_record(store: FileStore, file_id: str) -> FileRecord:
     """The owner's record (reused from the store's short-lived record cache)."""
-    return await store._record(file_id)
+    return await store.records.get(store.owner, file_id)
 
 
 @dataclass(slots=True)
 class _OpenCopy:
-    located: _Located
+    located: Located
     fd: int
     st: os.stat_result
 
@@ -416,6 +417,7 @@ class ContentReader:
         """``downloaded_by`` (a link's use): recorded in the download history with that
         name, for a range too; otherwise only whole downloads are recorded."""
         store = self._store
+        usage, owner = store.usage, store.owner
         started = time.perf_counter()
         start = byte_range.start if byte_range else 0
         length = byte_range.length if byte_range else record.size
@@ -423,7 +425,7 @@ class ContentReader:
 
         async def track_memory() -> None:
             if track:
-                store._track(record, "memory", started, downloaded_by=downloaded_by)
+                usage.track(owner, record, "memory", started, downloaded_by=downloaded_by)
 
         on_complete: Callable[[], Awaitable[None]] | None = track_memory
         data = store.memory.get(record.sha256)
@@ -432,7 +434,9 @@ class ContentReader:
                 data = await store.read_bytes(record.file_id)  # verified, kept, counted there
                 on_complete = None
             else:
-                data = await store._content_bytes(record)  # verified, kept; tracked here
+                data, _tier = await store.reads.read(
+                    store.owner, record
+                )  # verified, kept; tracked here
         if data is not None:
             return ContentBody(
                 status_code=status_code,
@@ -455,11 +459,11 @@ class ContentReader:
             if byte_range is None and hash_while_sending:
                 self._verified.add(record.sha256, copy.st)
             if track:
-                store._track(record, copy.located.tier, started, downloaded_by=downloaded_by)
+                usage.track(owner, record, copy.located.tier, started, downloaded_by=downloaded_by)
 
         async def corrupt(bad: _OpenCopy) -> None:
             self._verified.discard(record.sha256, bad.st)
-            await store._handle_bad_copy(record, bad.located, _CorruptCopy())
+            await store.reads.reject(owner, record, bad.located, CorruptCopy())
 
         return ContentBody(
             status_code=status_code,
@@ -475,17 +479,14 @@ class ContentReader:
         )
 
     async def _open_copy(self, record: FileRecord, *, verify_now: bool) -> _OpenCopy:
-        """A local copy of the right size; with ``verify_now``, one whose hash matched."""
-        store = self._store
-        for _attempt in range(READ_ATTEMPTS):
-            located = await store._locate_file(record)
+        """A local copy of the right size; with ``verify_now``, one whose hash matched
+        (a gone or bad copy is the read path's to reject and replace)."""
+
+        async def opened(located: Located) -> _OpenCopy:
             try:
                 fd = os.open(located.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
-                if not located.cache_copy:
-                    raise await store._missing(record) from None
-                store.disk.evict(record.sha256)  # evicted between lookup and open
-                continue
+                raise VanishedCopy() from None  # evicted between lookup and open
             st = os.fstat(fd)
             good = st.st_size == record.size
             if good and verify_now and (record.sha256, st) not in self._verified:
@@ -495,7 +496,6 @@ class ContentReader:
             if good:
                 return _OpenCopy(located, fd, st)
             os.close(fd)
-            # Evicts a bad cache copy (the next attempt fetches it again) or quarantines
-            # a bad primary object and raises IntegrityError.
-            await store._handle_bad_copy(record, located, _CorruptCopy())
-        raise store._unreadable(record)
+            raise CorruptCopy()
+
+        return await self._store.reads.attempt(self._store.owner, record, opened)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from filetier.store import LIST_OFFSET_MAX
+from filetier.catalog import LIST_OFFSET_MAX
 
 JSON = "application/json"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"

@@ -20,7 +20,6 @@ from starlette.types import Receive
 from filetier.errors import FileTooLargeError, InvalidInputError, InvalidMetadataError
 from filetier.interfaces.http.content import CHUNK_SIZE, ContentReader, find_record
 from filetier.interfaces.http.errors import error_response
-from filetier.interfaces.http.hashfirst import link_existing_content
 from filetier.interfaces.http.headers import (
     content_disposition,
     filename_from_disposition,
@@ -39,7 +38,7 @@ from filetier.interfaces.http.ranges import (
 )
 from filetier.interfaces.http.runtime import Runtime
 from filetier.models import FileRecord, UploadResult
-from filetier.providers.manager import DEFAULT_PURPOSE
+from filetier.providers.uploads import DEFAULT_PURPOSE
 from filetier.store import FileStore
 
 JSON_BODY_MAX = 256 * 1024
@@ -230,7 +229,7 @@ async def upload_file(request: Request) -> Response:
             raise FileTooLargeError(
                 f"the upload is {int(length):,} bytes; this store's limit is {limit:,} bytes"
             )
-        await store._check_quota(max(0, int(length) - envelope))  # before a byte is read
+        await store.check_quota(max(0, int(length) - envelope))  # before a byte is read
     name = request.query_params.get("filename")
     if boundary is not None:
         # A form upload: the file part is stored, with its own name and declared type.
@@ -289,8 +288,7 @@ async def upload_by_hash(request: Request) -> Response:
         raise InvalidInputError("mime_type must be a string")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidMetadataError("metadata must be a JSON object")
-    result = await link_existing_content(
-        store,
+    result = await store.link_existing(
         sha256=sha256.lower(),
         size=size,
         filename=_file_name(filename),

@@ -20,6 +20,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from filetier.catalog import LIST_OFFSET_MAX
 from filetier.config import Settings
 from filetier.errors import (
     DestinationExistsError,
@@ -63,9 +64,9 @@ from filetier.models import (
     ProviderFileId,
     Tier,
 )
-from filetier.providers.manager import DEFAULT_PURPOSE
 from filetier.providers.registry import SPECS, configured_names
-from filetier.store import LIST_OFFSET_MAX, FileStore
+from filetier.providers.uploads import DEFAULT_PURPOSE
+from filetier.store import FileStore
 
 Ctx = Context[AppState, Any]
 
