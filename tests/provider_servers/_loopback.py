@@ -1,8 +1,12 @@
-"""What every loopback provider shares: a uvicorn thread on 127.0.0.1, a request log,
-injected faults (status, optional ``Retry-After``) and delays, and a thread-safe file store.
+"""What every loopback provider shares.
 
-A provider module (``anthropic.py``, ``mistral.py``) supplies its routes, how it checks
-the key, and how its errors look; tests then drive it through that provider's own SDK.
+- :class:`UvicornThread`: an ASGI app served on 127.0.0.1 in a daemon thread, started and
+  stopped with bounds. Every loopback server runs on it (``tests/provider_server.py`` for
+  the OpenAI-compatible ones, ``gemini.py``, and :class:`LoopbackProvider` below).
+- :class:`LoopbackProvider`: a request log, injected faults (status, optional
+  ``Retry-After``) and delays, and a thread-safe file store. A provider module
+  (``anthropic.py``, ``mistral.py``) supplies its routes, how it checks the key, and how
+  its errors look; tests then drive it through that provider's own SDK.
 """
 
 from __future__ import annotations
@@ -26,7 +30,90 @@ from starlette.routing import Route
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MB = 1024 * 1024
+
+
+class UvicornThread:
+    """``app`` on ``127.0.0.1`` and a free port (or ``port``), served by uvicorn in a thread."""
+
+    def __init__(self, app: ASGIApp, name: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = app
+        self._name = name
+        self._host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name} is already running")
+        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
+        # the socket says it is TCP; without it every keep-alive request stalls ~40 ms on
+        # Nagle + delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._requested_port))
+        except OSError:
+            sock.close()
+            raise
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            log_level=None,
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            http="h11",
+            loop="asyncio",
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=3,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True
+        )
+        self._sock, self._server, self._thread = sock, server, thread
+        self._port = int(sock.getsockname()[1])
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self._name} did not start")
+            time.sleep(0.005)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        server, thread, sock = self._server, self._thread, self._sock
+        self._server = self._thread = self._sock = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive() and server is not None:
+                server.force_exit = True
+                thread.join(timeout)
+        if sock is not None:
+            sock.close()
+        if thread is not None and thread.is_alive():
+            raise RuntimeError(f"{self._name} thread did not stop")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{self._name} has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
 
 
 @dataclass
@@ -104,10 +191,7 @@ class LoopbackProvider:
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.state = LoopbackState()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._port = 0
+        self._serving: UvicornThread | None = None
 
     # -- what a provider module supplies ---------------------------------------------------
 
@@ -171,44 +255,13 @@ class LoopbackProvider:
     # -- running ----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            self.app(),
-            log_config=None,
-            log_level=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
-        )
-        self._sock, self._server, self._thread = sock, server, thread
-        self._port = int(sock.getsockname()[1])
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} loopback server did not start")
-            time.sleep(0.005)
+        self._serving = UvicornThread(self.app(), f"{self.name} loopback server")
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(10)
-        if sock is not None:
-            sock.close()
+        if self._serving is not None:
+            self._serving.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -223,7 +276,9 @@ class LoopbackProvider:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        if self._serving is None:
+            raise RuntimeError(f"{self.name} loopback server has not been started")
+        return self._serving.url
 
     # -- observing and steering ------------------------------------------------------------
 

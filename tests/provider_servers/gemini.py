@@ -25,22 +25,21 @@ pass in no time. Faults are injected with :meth:`GeminiServer.fail_next`.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.provider_servers._loopback import UvicornThread
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -356,47 +355,14 @@ class GeminiServer:
     def __init__(self, api_key: str = DEFAULT_KEY) -> None:
         self.state = GeminiState(api_key=api_key)
         self.app = build_app(self.state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self.port = 0
+        self._serving = UvicornThread(self.app, "gemini loopback server")
 
     def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=3,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._server, self._thread, self._sock = server, thread, sock
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("GeminiServer did not start")
-            time.sleep(0.005)
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        self._server = self._thread = self._sock = None
+        self._serving.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -405,8 +371,12 @@ class GeminiServer:
         self.stop()
 
     @property
+    def port(self) -> int:
+        return self._serving.port
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._serving.url
 
     @property
     def api_key(self) -> str:
