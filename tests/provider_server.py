@@ -1037,6 +1037,11 @@ class ProviderServer:
         return self.state.file_bytes(file_id)
 
     @property
+    def file_ids(self) -> list[str]:
+        """The ids of the files the provider holds now (as every loopback server names them)."""
+        return [obj["id"] for obj in self.state.file_objects()]
+
+    @property
     def chat_requests(self) -> list[dict[str, Any]]:
         """The JSON body of every accepted ``POST /v1/chat/completions``."""
         return self.state.chat_requests

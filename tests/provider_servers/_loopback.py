@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,6 +32,51 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MB = 1024 * 1024
+
+
+class LoopbackServer(Protocol):
+    """What every loopback provider server offers a test, whatever its wire protocol.
+
+    ``tests/test_providers_contract.py`` drives all six providers through this alone.
+    """
+
+    @property
+    def api_key(self) -> str: ...
+
+    def reset(self) -> None:
+        """Forget files, logs, faults and delays."""
+        ...
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: float | None = None,
+        path_contains: str | None = None,
+        *,
+        method: str | None = None,
+    ) -> None:
+        """The next ``count`` authorized API requests matching the filters get ``status``."""
+        ...
+
+    def forget(self, file_id: str) -> bool:
+        """The provider drops a file behind filetier's back (expiry, console deletion)."""
+        ...
+
+    @property
+    def upload_count(self) -> int:
+        """Uploads the provider accepted."""
+        ...
+
+    @property
+    def requests(self) -> list[tuple[str, str, int]]:
+        """``(method, path, status)`` of every API request answered, in order."""
+        ...
+
+    @property
+    def file_ids(self) -> list[str]:
+        """The files the provider holds now, named as its SDK names them."""
+        ...
 
 
 class UvicornThread:

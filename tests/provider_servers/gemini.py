@@ -452,6 +452,11 @@ class GeminiServer:
         with self.state.lock:
             return self.state.files[name.removeprefix("files/")].data
 
+    @property
+    def file_ids(self) -> list[str]:
+        """The names (``files/…``) of the files Google holds now, as the SDK reports them."""
+        return self.file_names()
+
     def file_names(self) -> list[str]:
         with self.state.lock:
             return [f"files/{i}" for i in self.state.files]
