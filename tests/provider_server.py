@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.provider_servers._loopback import UvicornThread
+from tests.provider_servers._loopback import Fault, Faults, UvicornThread
 from tests.provider_servers.openai_uploads import UploadsState
 from tests.provider_servers.openai_uploads import routes as uploads_routes
 
@@ -81,19 +81,6 @@ class ProviderConfig:
     max_file_bytes: int = 100 * MB
     max_files: int = 1000
     max_total_bytes: int = 10 * GB
-
-
-@dataclass
-class _Fault:
-    count: int
-    status: int
-    retry_after: float | None
-    path_contains: str | None
-    method: str | None
-    message: str | None
-
-    def matches(self, method: str, path: str) -> bool:
-        return _matches(self.method, self.path_contains, method, path)
 
 
 @dataclass
@@ -155,7 +142,7 @@ class ProviderState:
     stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _files: dict[str, _StoredFile] = field(default_factory=dict)
-    _faults: list[_Fault] = field(default_factory=list)
+    _faults: Faults = field(default_factory=Faults)
     _delays: list[_Delay] = field(default_factory=list)
     _log: list[tuple[str, str, int]] = field(default_factory=list)
     _chat: list[dict[str, Any]] = field(default_factory=list)
@@ -202,13 +189,7 @@ class ProviderState:
         method: str | None = None,
         message: str | None = None,
     ) -> None:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (4xx or 5xx)")
-        fault = _Fault(count, status, retry_after, path_contains, method, message)
-        with self._lock:
-            self._faults.append(fault)
+        self._faults.add(count, status, retry_after, path_contains, method=method, message=message)
 
     def set_delay(
         self,
@@ -376,15 +357,8 @@ class ProviderState:
                     return delay.seconds
         return 0.0
 
-    def take_fault(self, method: str, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        return self._faults.take(method, path)
 
     def record(self, method: str, path: str, status: int, generation: int) -> None:
         with self._lock:
@@ -451,7 +425,7 @@ def _not_found() -> JSONResponse:
     return _error(404, "file not found", "resource_not_found_error", "file_not_found")
 
 
-def _fault_response(fault: _Fault) -> JSONResponse:
+def _fault_response(fault: Fault) -> JSONResponse:
     headers = None
     if fault.retry_after is not None:
         # An integer when it is one ("1", not "1.0"): that is what HTTP-date-less

@@ -179,6 +179,55 @@ class Fault:
     retry_after: float | None
     path_contains: str | None
     method: str | None
+    message: str | None = None  # the error text, where a server lets a test choose it
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path_contains is None or self.path_contains in path
+
+
+class Faults:
+    """Injected failures, each used up by the next ``count`` requests it matches.
+
+    Thread-safe: tests add faults from their thread, the server takes them from its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[Fault] = []
+
+    def add(
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: float | None = None,
+        path_contains: str | None = None,
+        *,
+        method: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (4xx or 5xx)")
+        with self._lock:
+            self._pending.append(Fault(count, status, retry_after, path_contains, method, message))
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first fault matching this request, counted down; None when none does."""
+        with self._lock:
+            for fault in self._pending:
+                if fault.matches(method, path):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._pending.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
 
 
 @dataclass
@@ -187,7 +236,7 @@ class LoopbackState:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     files: dict[str, StoredFile] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     delay: float = 0.0
     log: list[tuple[str, str, int]] = field(default_factory=list)
     # Bumped by reset(): a request that began before it (a previous test's upload whose
@@ -198,16 +247,7 @@ class LoopbackState:
     uploads: int = 0
 
     def take_fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if (fault.method is None or fault.method == method) and (
-                    fault.path_contains is None or fault.path_contains in path
-                ):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+        return self.faults.take(method, path)
 
     def add(self, stored: StoredFile) -> None:
         with self.lock:
@@ -328,9 +368,9 @@ class LoopbackProvider:
     # -- observing and steering ------------------------------------------------------------
 
     def reset(self) -> None:
+        self.state.faults.clear()
         with self.state.lock:
             self.state.files.clear()
-            self.state.faults.clear()
             self.state.log.clear()
             self.state.generation += 1
             self.state.bodies.clear()
@@ -347,8 +387,7 @@ class LoopbackProvider:
         *,
         method: str | None = None,
     ) -> None:
-        with self.state.lock:
-            self.state.faults.append(Fault(count, status, retry_after, path_contains, method))
+        self.state.faults.add(count, status, retry_after, path_contains, method=method)
 
     def set_delay(self, seconds: float) -> None:
         with self.state.lock:

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.provider_servers._loopback import UvicornThread
+from tests.provider_servers._loopback import Fault, Faults, UvicornThread
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -95,15 +95,6 @@ class _Session:
 
 
 @dataclass
-class _Fault:
-    count: int
-    status: int
-    retry_after: float | None
-    path_contains: str | None
-    method: str | None
-
-
-@dataclass
 class GeminiState:
     api_key: str = DEFAULT_KEY
     ttl_seconds: float = 48 * 3600
@@ -115,7 +106,7 @@ class GeminiState:
     offset: float = 0.0  # added to the wall clock: the server's idea of "now"
     files: dict[str, _File] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)
-    faults: list[_Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     log: list[tuple[str, str, int]] = field(default_factory=list)
     uploads: int = 0
     chunk_sizes: list[int] = field(default_factory=list)
@@ -132,17 +123,8 @@ class GeminiState:
             return None
         return found
 
-    def take_fault(self, method: str, path: str) -> _Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if (fault.method is None or fault.method == method) and (
-                    fault.path_contains is None or fault.path_contains in path
-                ):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        return self.faults.take(method, path)
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -385,6 +367,7 @@ class GeminiServer:
     # -- control --------------------------------------------------------------------------
 
     def reset(self) -> None:
+        self.state.faults.clear()
         with self.state.lock:
             fresh = GeminiState(api_key=self.state.api_key)
             for name in (
@@ -400,7 +383,6 @@ class GeminiServer:
                 setattr(self.state, name, getattr(fresh, name))
             self.state.files.clear()
             self.state.sessions.clear()
-            self.state.faults.clear()
             self.state.log.clear()
             self.state.chunk_sizes.clear()
 
@@ -425,8 +407,7 @@ class GeminiServer:
         *,
         method: str | None = None,
     ) -> None:
-        with self.state.lock:
-            self.state.faults.append(_Fault(count, status, retry_after, path_contains, method))
+        self.state.faults.add(count, status, retry_after, path_contains, method=method)
 
     def forget(self, name: str) -> bool:
         """Delete a file on Google's side (console, expiry): later 403s."""
