@@ -21,7 +21,8 @@ class RetryPolicy:
 
     ``attempts`` counts the first try. Between attempts the wait is the provider's
     ``Retry-After`` when it sends one, else exponential (``wait_initial`` doubling up to
-    ``wait_max``) plus up to ``wait_jitter`` seconds of jitter. ``max_wait_seconds``
+    ``wait_max``), scaled by a random factor within ``1 ± wait_jitter`` so that callers
+    failing together do not come back together. ``max_wait_seconds``
     bounds the total time spent waiting (not the time the calls themselves take, so a
     slow upload that then fails is still retried); a wait that would pass it is not
     started, and the last error is raised at once.
@@ -31,7 +32,7 @@ class RetryPolicy:
     max_wait_seconds: float = 30.0
     wait_initial: float = 0.25
     wait_max: float = 8.0
-    wait_jitter: float = 0.25
+    wait_jitter: float = 0.5  # a fraction of the wait, not seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,15 +54,18 @@ class _Waits:
         self._waited = 0.0
 
     def __call__(self, exc: Exception) -> bool | float:
-        if not isinstance(exc, RETRYABLE):
-            return False
         policy = self._policy
+        if not isinstance(exc, RETRYABLE) or self._retries + 1 >= policy.attempts:
+            # Not curable, or the last attempt (stamina would stop anyway: saying so here
+            # keeps the "retrying" log line true).
+            return False
         retry_after = exc.retry_after if isinstance(exc, ProviderRateLimitedError) else None
         if retry_after is not None:
             delay = retry_after
         else:
-            backoff = policy.wait_initial * 2**self._retries
-            delay = min(policy.wait_max, backoff + random.uniform(0, policy.wait_jitter))  # noqa: S311 - jitter
+            backoff = min(policy.wait_max, policy.wait_initial * 2**self._retries)
+            spread = policy.wait_jitter
+            delay = backoff * random.uniform(1 - spread, 1 + spread)  # noqa: S311 - jitter
         if self._waited + delay > policy.max_wait_seconds:
             # Sleeping past the budget would only delay the same answer.
             return False
