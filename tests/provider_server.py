@@ -30,7 +30,6 @@ import json
 import mimetypes
 import re
 import secrets
-import socket
 import threading
 import time
 import urllib.parse
@@ -41,13 +40,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.provider_servers._loopback import Fault, Faults, UvicornThread
 from tests.provider_servers.openai_uploads import UploadsState
 from tests.provider_servers.openai_uploads import routes as uploads_routes
 
@@ -82,19 +81,6 @@ class ProviderConfig:
     max_file_bytes: int = 100 * MB
     max_files: int = 1000
     max_total_bytes: int = 10 * GB
-
-
-@dataclass
-class _Fault:
-    count: int
-    status: int
-    retry_after: float | None
-    path_contains: str | None
-    method: str | None
-    message: str | None
-
-    def matches(self, method: str, path: str) -> bool:
-        return _matches(self.method, self.path_contains, method, path)
 
 
 @dataclass
@@ -156,7 +142,7 @@ class ProviderState:
     stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _files: dict[str, _StoredFile] = field(default_factory=dict)
-    _faults: list[_Fault] = field(default_factory=list)
+    _faults: Faults = field(default_factory=Faults)
     _delays: list[_Delay] = field(default_factory=list)
     _log: list[tuple[str, str, int]] = field(default_factory=list)
     _chat: list[dict[str, Any]] = field(default_factory=list)
@@ -203,13 +189,7 @@ class ProviderState:
         method: str | None = None,
         message: str | None = None,
     ) -> None:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        if not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (4xx or 5xx)")
-        fault = _Fault(count, status, retry_after, path_contains, method, message)
-        with self._lock:
-            self._faults.append(fault)
+        self._faults.add(count, status, retry_after, path_contains, method=method, message=message)
 
     def set_delay(
         self,
@@ -377,15 +357,8 @@ class ProviderState:
                     return delay.seconds
         return 0.0
 
-    def take_fault(self, method: str, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.matches(method, path):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        return self._faults.take(method, path)
 
     def record(self, method: str, path: str, status: int, generation: int) -> None:
         with self._lock:
@@ -452,7 +425,7 @@ def _not_found() -> JSONResponse:
     return _error(404, "file not found", "resource_not_found_error", "file_not_found")
 
 
-def _fault_response(fault: _Fault) -> JSONResponse:
+def _fault_response(fault: Fault) -> JSONResponse:
     headers = None
     if fault.retry_after is not None:
         # An integer when it is one ("1", not "1.0"): that is what HTTP-date-less
@@ -887,71 +860,18 @@ class ProviderServer:
             )
         )
         self.app = build_app(self.state)
-        self._host = host
-        self._requested_port = port
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._serving = UvicornThread(self.app, "provider-server", host=host, port=port)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("ProviderServer is already running")
         self.state.stopping.clear()
-        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
-        # the socket says it is TCP; without it every keep-alive request stalls ~40 ms on
-        # Nagle + delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self._requested_port))
-        except OSError:
-            sock.close()
-            raise
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            loop="asyncio",
-            timeout_keep_alive=5,
-            timeout_graceful_shutdown=3,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="provider-server", daemon=True
-        )
-        self._sock, self._server, self._thread = sock, server, thread
-        self._port = int(sock.getsockname()[1])
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("ProviderServer did not start")
-            time.sleep(0.005)
+        self._serving.start(timeout)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
         self.state.stopping.set()  # wakes requests sleeping in an injected delay
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive() and server is not None:
-                server.force_exit = True
-                thread.join(timeout)
-        if sock is not None:
-            sock.close()
-        if thread is not None and thread.is_alive():
-            raise RuntimeError("ProviderServer thread did not stop")
+        self._serving.stop(timeout)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -966,18 +886,16 @@ class ProviderServer:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._serving.running
 
     @property
     def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("ProviderServer has not been started")
-        return self._port
+        return self._serving.port
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (the control API is under ``url + "/_control"``)."""
-        return f"http://{self._host}:{self.port}"
+        return self._serving.url
 
     @property
     def base_url(self) -> str:
@@ -1091,6 +1009,11 @@ class ProviderServer:
     def file_bytes(self, file_id: str) -> bytes:
         """The bytes the provider received for ``file_id`` (``KeyError`` if it has none)."""
         return self.state.file_bytes(file_id)
+
+    @property
+    def file_ids(self) -> list[str]:
+        """The ids of the files the provider holds now (as every loopback server names them)."""
+        return [obj["id"] for obj in self.state.file_objects()]
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:

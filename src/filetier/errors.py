@@ -33,6 +33,7 @@ one (``except FileNotFoundError``)::
         ├── UnsupportedPurposeError (ValueError)       purpose not offered by provider
         ├── ProviderLimitError (ValueError)            too large / quota, nothing sent
         ├── ProviderRequestError (ValueError)          any other refusal (4xx)
+        │   └── ProviderInputError (InvalidInputError)  the caller's mistake (400/404/422)
         ├── ProviderRateLimitedError (ConnectionError) still 429 after bounded retries
         ├── ProviderUnavailableError (ConnectionError) 5xx or unreachable
         └── ProviderTimeoutError (TimeoutError)        no answer in time
@@ -196,6 +197,20 @@ class ProviderRequestError(ProviderError, ValueError):
     """The provider refused the request for another reason."""
 
 
+class ProviderInputError(ProviderRequestError, InvalidInputError):
+    """The provider refused the request as malformed or naming what it does not have
+    (HTTP 400/404/422: an unknown model or file id). The caller's mistake: a retry cannot
+    help, and interfaces answer it as bad input, not as a failing upstream.
+
+    ``file_missing`` is True when the provider does not have the file the call named
+    (404, or Gemini's 403 for an expired file): adapters turn it into None or False.
+    """
+
+    def __init__(self, message: str, *, file_missing: bool = False) -> None:
+        super().__init__(message)
+        self.file_missing = file_missing
+
+
 class ProviderRateLimitedError(ProviderError, ConnectionError):
     """The provider kept answering 429 after bounded retries."""
 
@@ -244,6 +259,7 @@ ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
     (ProviderAuthError, ErrorMapping(502, 15)),
     (UnsupportedPurposeError, ErrorMapping(400, 2)),
     (ProviderLimitError, ErrorMapping(413, 6)),
+    (ProviderInputError, ErrorMapping(400, 2)),
     (ProviderRequestError, ErrorMapping(502, 15)),
     (ProviderRateLimitedError, ErrorMapping(429, 16)),
     (ProviderUnavailableError, ErrorMapping(502, 17)),

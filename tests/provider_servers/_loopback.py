@@ -1,8 +1,12 @@
-"""What every loopback provider shares: a uvicorn thread on 127.0.0.1, a request log,
-injected faults (status, optional ``Retry-After``) and delays, and a thread-safe file store.
+"""What every loopback provider shares.
 
-A provider module (``anthropic.py``, ``mistral.py``) supplies its routes, how it checks
-the key, and how its errors look; tests then drive it through that provider's own SDK.
+- :class:`UvicornThread`: an ASGI app served on 127.0.0.1 in a daemon thread, started and
+  stopped with bounds. Every loopback server runs on it (``tests/provider_server.py`` for
+  the OpenAI-compatible ones, ``gemini.py``, and :class:`LoopbackProvider` below).
+- :class:`LoopbackProvider`: a request log, injected faults (status, optional
+  ``Retry-After``) and delays, and a thread-safe file store. A provider module
+  (``anthropic.py``, ``mistral.py``) supplies its routes, how it checks the key, and how
+  its errors look; tests then drive it through that provider's own SDK.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,7 +30,135 @@ from starlette.routing import Route
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MB = 1024 * 1024
+
+
+class LoopbackServer(Protocol):
+    """What every loopback provider server offers a test, whatever its wire protocol.
+
+    ``tests/test_providers_contract.py`` drives all six providers through this alone.
+    """
+
+    @property
+    def api_key(self) -> str: ...
+
+    def reset(self) -> None:
+        """Forget files, logs, faults and delays."""
+        ...
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: float | None = None,
+        path_contains: str | None = None,
+        *,
+        method: str | None = None,
+    ) -> None:
+        """The next ``count`` authorized API requests matching the filters get ``status``."""
+        ...
+
+    def forget(self, file_id: str) -> bool:
+        """The provider drops a file behind filetier's back (expiry, console deletion)."""
+        ...
+
+    @property
+    def upload_count(self) -> int:
+        """Uploads the provider accepted."""
+        ...
+
+    @property
+    def requests(self) -> list[tuple[str, str, int]]:
+        """``(method, path, status)`` of every API request answered, in order."""
+        ...
+
+    @property
+    def file_ids(self) -> list[str]:
+        """The files the provider holds now, named as its SDK names them."""
+        ...
+
+
+class UvicornThread:
+    """``app`` on ``127.0.0.1`` and a free port (or ``port``), served by uvicorn in a thread."""
+
+    def __init__(self, app: ASGIApp, name: str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app = app
+        self._name = name
+        self._host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name} is already running")
+        # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when
+        # the socket says it is TCP; without it every keep-alive request stalls ~40 ms on
+        # Nagle + delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._requested_port))
+        except OSError:
+            sock.close()
+            raise
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            log_level=None,
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            http="h11",
+            loop="asyncio",
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=3,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True
+        )
+        self._sock, self._server, self._thread = sock, server, thread
+        self._port = int(sock.getsockname()[1])
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self._name} did not start")
+            time.sleep(0.005)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        server, thread, sock = self._server, self._thread, self._sock
+        self._server = self._thread = self._sock = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive() and server is not None:
+                server.force_exit = True
+                thread.join(timeout)
+        if sock is not None:
+            sock.close()
+        if thread is not None and thread.is_alive():
+            raise RuntimeError(f"{self._name} thread did not stop")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{self._name} has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
 
 
 @dataclass
@@ -47,6 +179,55 @@ class Fault:
     retry_after: float | None
     path_contains: str | None
     method: str | None
+    message: str | None = None  # the error text, where a server lets a test choose it
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path_contains is None or self.path_contains in path
+
+
+class Faults:
+    """Injected failures, each used up by the next ``count`` requests it matches.
+
+    Thread-safe: tests add faults from their thread, the server takes them from its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[Fault] = []
+
+    def add(
+        self,
+        count: int = 1,
+        status: int = 500,
+        retry_after: float | None = None,
+        path_contains: str | None = None,
+        *,
+        method: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (4xx or 5xx)")
+        with self._lock:
+            self._pending.append(Fault(count, status, retry_after, path_contains, method, message))
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first fault matching this request, counted down; None when none does."""
+        with self._lock:
+            for fault in self._pending:
+                if fault.matches(method, path):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._pending.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
 
 
 @dataclass
@@ -55,7 +236,7 @@ class LoopbackState:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     files: dict[str, StoredFile] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     delay: float = 0.0
     log: list[tuple[str, str, int]] = field(default_factory=list)
     # Bumped by reset(): a request that began before it (a previous test's upload whose
@@ -66,16 +247,7 @@ class LoopbackState:
     uploads: int = 0
 
     def take_fault(self, method: str, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if (fault.method is None or fault.method == method) and (
-                    fault.path_contains is None or fault.path_contains in path
-                ):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+        return self.faults.take(method, path)
 
     def add(self, stored: StoredFile) -> None:
         with self.lock:
@@ -104,10 +276,7 @@ class LoopbackProvider:
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.state = LoopbackState()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self._port = 0
+        self._serving: UvicornThread | None = None
 
     # -- what a provider module supplies ---------------------------------------------------
 
@@ -171,44 +340,13 @@ class LoopbackProvider:
     # -- running ----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            self.app(),
-            log_config=None,
-            log_level=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
-        )
-        self._sock, self._server, self._thread = sock, server, thread
-        self._port = int(sock.getsockname()[1])
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} loopback server did not start")
-            time.sleep(0.005)
+        self._serving = UvicornThread(self.app(), f"{self.name} loopback server")
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        server, thread, sock = self._server, self._thread, self._sock
-        self._server = self._thread = self._sock = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(10)
-        if sock is not None:
-            sock.close()
+        if self._serving is not None:
+            self._serving.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -223,14 +361,16 @@ class LoopbackProvider:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        if self._serving is None:
+            raise RuntimeError(f"{self.name} loopback server has not been started")
+        return self._serving.url
 
     # -- observing and steering ------------------------------------------------------------
 
     def reset(self) -> None:
+        self.state.faults.clear()
         with self.state.lock:
             self.state.files.clear()
-            self.state.faults.clear()
             self.state.log.clear()
             self.state.generation += 1
             self.state.bodies.clear()
@@ -247,8 +387,7 @@ class LoopbackProvider:
         *,
         method: str | None = None,
     ) -> None:
-        with self.state.lock:
-            self.state.faults.append(Fault(count, status, retry_after, path_contains, method))
+        self.state.faults.add(count, status, retry_after, path_contains, method=method)
 
     def set_delay(self, seconds: float) -> None:
         with self.state.lock:

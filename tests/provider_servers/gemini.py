@@ -25,22 +25,21 @@ pass in no time. Faults are injected with :meth:`GeminiServer.fail_next`.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.provider_servers._loopback import Fault, Faults, UvicornThread
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -96,15 +95,6 @@ class _Session:
 
 
 @dataclass
-class _Fault:
-    count: int
-    status: int
-    retry_after: float | None
-    path_contains: str | None
-    method: str | None
-
-
-@dataclass
 class GeminiState:
     api_key: str = DEFAULT_KEY
     ttl_seconds: float = 48 * 3600
@@ -116,7 +106,7 @@ class GeminiState:
     offset: float = 0.0  # added to the wall clock: the server's idea of "now"
     files: dict[str, _File] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)
-    faults: list[_Fault] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
     log: list[tuple[str, str, int]] = field(default_factory=list)
     uploads: int = 0
     chunk_sizes: list[int] = field(default_factory=list)
@@ -133,17 +123,8 @@ class GeminiState:
             return None
         return found
 
-    def take_fault(self, method: str, path: str) -> _Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if (fault.method is None or fault.method == method) and (
-                    fault.path_contains is None or fault.path_contains in path
-                ):
-                    fault.count -= 1
-                    if fault.count <= 0:
-                        self.faults.remove(fault)
-                    return fault
-        return None
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        return self.faults.take(method, path)
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -356,47 +337,14 @@ class GeminiServer:
     def __init__(self, api_key: str = DEFAULT_KEY) -> None:
         self.state = GeminiState(api_key=api_key)
         self.app = build_app(self.state)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
-        self.port = 0
+        self._serving = UvicornThread(self.app, "gemini loopback server")
 
     def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            http="h11",
-            loop="asyncio",
-            timeout_graceful_shutdown=3,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._server, self._thread, self._sock = server, thread, sock
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("GeminiServer did not start")
-            time.sleep(0.005)
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.close()
-        self._server = self._thread = self._sock = None
+        self._serving.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -405,8 +353,12 @@ class GeminiServer:
         self.stop()
 
     @property
+    def port(self) -> int:
+        return self._serving.port
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._serving.url
 
     @property
     def api_key(self) -> str:
@@ -415,6 +367,7 @@ class GeminiServer:
     # -- control --------------------------------------------------------------------------
 
     def reset(self) -> None:
+        self.state.faults.clear()
         with self.state.lock:
             fresh = GeminiState(api_key=self.state.api_key)
             for name in (
@@ -430,7 +383,6 @@ class GeminiServer:
                 setattr(self.state, name, getattr(fresh, name))
             self.state.files.clear()
             self.state.sessions.clear()
-            self.state.faults.clear()
             self.state.log.clear()
             self.state.chunk_sizes.clear()
 
@@ -455,8 +407,7 @@ class GeminiServer:
         *,
         method: str | None = None,
     ) -> None:
-        with self.state.lock:
-            self.state.faults.append(_Fault(count, status, retry_after, path_contains, method))
+        self.state.faults.add(count, status, retry_after, path_contains, method=method)
 
     def forget(self, name: str) -> bool:
         """Delete a file on Google's side (console, expiry): later 403s."""
@@ -481,6 +432,11 @@ class GeminiServer:
     def file_bytes(self, name: str) -> bytes:
         with self.state.lock:
             return self.state.files[name.removeprefix("files/")].data
+
+    @property
+    def file_ids(self) -> list[str]:
+        """The names (``files/…``) of the files Google holds now, as the SDK reports them."""
+        return self.file_names()
 
     def file_names(self) -> list[str]:
         with self.state.lock:

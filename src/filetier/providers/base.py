@@ -1,8 +1,9 @@
 """The Protocol every LLM provider adapter implements, and the values it returns.
 
-Adapters are thin: one network call per method, errors translated to
-:class:`filetier.errors.ProviderError` subclasses at their boundary. The upload-once
-logic, quotas and caching live in :mod:`filetier.providers.uploads`.
+Adapters are thin: one network call per method, each made through
+:func:`filetier.providers.retrying.call` under one :class:`RetryPolicy`, with the SDK's
+exceptions translated by :mod:`filetier.providers.failures` (one ``translate`` per SDK).
+The upload-once logic, quotas and caching live in :mod:`filetier.providers.uploads`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How one provider call is retried, the same for every adapter.
+
+    ``attempts`` counts the first try. Between attempts the wait is the provider's
+    ``Retry-After`` when it sends one, else exponential (``wait_initial`` doubling up to
+    ``wait_max``), scaled by a random factor within ``1 ± wait_jitter`` so that callers
+    failing together do not come back together. ``max_wait_seconds``
+    bounds the total time spent waiting (not the time the calls themselves take, so a
+    slow upload that then fails is still retried); a wait that would pass it is not
+    started, and the last error is raised at once.
+    """
+
+    attempts: int = 4
+    max_wait_seconds: float = 30.0
+    wait_initial: float = 0.25
+    wait_max: float = 8.0
+    wait_jitter: float = 0.5  # a fraction of the wait, not seconds
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartPolicy:
+    """When and how OpenAI's multipart Uploads API is used (only OpenAI has it)."""
+
+    threshold_bytes: int  # files larger than this use the Uploads API
+    part_bytes: int
+    parallel: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,10 @@ Gemini differs from the OpenAI-shaped providers in ways the manager relies on:
   lookups and deletes that means "no longer there". A wrong key answers 400
   ``API_KEY_INVALID`` (or 401/403 on calls that name no file).
 
-This module is the one place google-genai's exceptions are translated and its calls
-retried (429 honours ``Retry-After``; 5xx, timeouts and connection failures back off with
-jitter; both bounded). The SDK's own retries are off. The key travels in the
+This module's ``translate`` is the one place google-genai's exceptions are read; calls
+are retried by :class:`filetier.providers.retrying.Boundary` (429 honours
+``Retry-After``; 5xx, timeouts and connection failures back off with jitter; both
+bounded). The SDK's own retries are off. The key travels in the
 ``x-goog-api-key`` header, never in a URL, and is masked in any message.
 """
 
@@ -28,11 +29,8 @@ import base64
 import binascii
 import importlib
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
 
 from google import genai
 from google.genai import errors as genai_errors
@@ -40,24 +38,37 @@ from google.genai import types as genai_types
 
 from filetier.errors import (
     IntegrityError,
-    ProviderAuthError,
     ProviderError,
-    ProviderLimitError,
-    ProviderRateLimitedError,
     ProviderRequestError,
     ProviderTimeoutError,
-    ProviderUnavailableError,
 )
-from filetier.providers.base import ChatAnswer, LocalContent, ProviderFile, ProviderLimits
+from filetier.providers.base import (
+    ChatAnswer,
+    LocalContent,
+    ProviderFile,
+    ProviderLimits,
+    RetryPolicy,
+)
+from filetier.providers.failures import (
+    UPLOAD,
+    Call,
+    file_missing,
+    key_refused,
+    refused,
+    retry_after_seconds,
+    timed_out,
+    unreachable,
+)
+from filetier.providers.retrying import Boundary
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 NAME = "gemini"
 # Google deletes every uploaded file after this long; used when a file shows no
 # expirationTime (the API documents it as set only "if the File is scheduled to expire").
 LIFETIME = timedelta(hours=48)
-UPLOAD = "upload a file"
+LOOK_UP = "look up a file"
+DELETE = "delete a file"
 
 
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
@@ -75,21 +86,6 @@ def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
 
 
 TIMEOUTS, TRANSPORT = _transport_errors()
-
-
-class _Missing(Exception):
-    """The file is not there (404, or Gemini's 403 for unknown/expired files)."""
-
-
-def _retry_after(exc: genai_errors.APIError) -> float | None:
-    headers = getattr(exc.response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def sha256_hex(value: str | None) -> str | None:
@@ -138,17 +134,14 @@ class GeminiProvider:
         limits: ProviderLimits,
         default_model: str,
         timeout_seconds: float,
-        retry_attempts: int,
-        max_retry_wait_seconds: float,
+        retry: RetryPolicy,
         processing_timeout_seconds: float,
         poll_seconds: float = 1.0,
     ) -> None:
-        self._key = api_key
         self._base_url = base_url.rstrip("/")
         self._limits = limits
         self._default_model = default_model
-        self._attempts = max(1, retry_attempts)
-        self._max_wait = max_retry_wait_seconds
+        self._calls = Boundary(NAME, self._base_url, api_key, retry, translate)
         self._processing_timeout = processing_timeout_seconds
         self._poll = poll_seconds
         self._client = genai.Client(
@@ -158,7 +151,7 @@ class GeminiProvider:
                 base_url=self._base_url + "/",
                 api_version="v1beta",
                 timeout=max(1, int(timeout_seconds * 1000)),  # milliseconds
-                # No retry_options: the SDK then tries each call once; ours are below.
+                # No retry_options: the SDK then tries each call once; the boundary retries.
             ),
         )
 
@@ -196,7 +189,7 @@ class GeminiProvider:
         config = genai_types.UploadFileConfig(
             display_name=content.filename[:512], mime_type=content.mime_type
         )
-        file = await self._call(
+        file = await self._calls.call(
             UPLOAD, lambda: self._client.aio.files.upload(file=content.path, config=config)
         )
         name = str(file.name)
@@ -238,7 +231,8 @@ class GeminiProvider:
         if _state(file) == "FAILED":
             reason = file.error.message if file.error is not None else "no reason given"
             raise ProviderRequestError(
-                f"gemini could not process file {name}: {self._scrub(str(reason))}"
+                f"gemini could not process file {name}: "
+                f"{self._calls.describe(UPLOAD).scrub(str(reason))}"
             )
         return file
 
@@ -251,12 +245,9 @@ class GeminiProvider:
     # -- lookups --------------------------------------------------------------------------
 
     async def _lookup(self, file_id: str) -> genai_types.File | None:
-        try:
-            return await self._call(
-                "look up a file", lambda: self._client.aio.files.get(name=file_id)
-            )
-        except _Missing:
-            return None
+        return await self._calls.call_or_none(
+            LOOK_UP, lambda: self._client.aio.files.get(name=file_id)
+        )
 
     async def retrieve(self, file_id: str) -> ProviderFile | None:
         found = await self._lookup(file_id)
@@ -265,18 +256,17 @@ class GeminiProvider:
         return to_provider_file(found)
 
     async def delete(self, file_id: str) -> bool:
-        try:
-            await self._call("delete a file", lambda: self._client.aio.files.delete(name=file_id))
-        except _Missing:
-            return False
-        return True
+        deleted = await self._calls.call_or_none(
+            DELETE, lambda: self._client.aio.files.delete(name=file_id)
+        )
+        return deleted is not None
 
     async def list_files(self) -> list[ProviderFile]:
         async def fetch() -> list[genai_types.File]:
             pager = await self._client.aio.files.list(config={"page_size": 100})
             return [item async for item in pager]
 
-        return [to_provider_file(f) for f in await self._call("list files", fetch)]
+        return [to_provider_file(f) for f in await self._calls.call("list files", fetch)]
 
     async def extracted_text(self, file_id: str) -> str | None:
         raise ProviderRequestError(
@@ -295,7 +285,7 @@ class GeminiProvider:
             if m.get("role") != "system"
         ]
         config = genai_types.GenerateContentConfig(system_instruction=system or None)
-        response = await self._call(
+        response = await self._calls.call(
             "answer a question",
             lambda: self._client.aio.models.generate_content(
                 model=model, contents=contents, config=config
@@ -309,68 +299,25 @@ class GeminiProvider:
     async def close(self) -> None:
         await self._client.aio.aclose()
 
-    # -- retries and error translation ----------------------------------------------------
 
-    async def _call(self, action: str, fn: Callable[[], Awaitable[T]]) -> T:
-        waited = 0.0
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await fn()
-            except genai_errors.APIError as exc:
-                if exc.code == 404 or (
-                    exc.code == 403 and action != UPLOAD and action != "list files"
-                ):
-                    raise _Missing() from None
-                error = self._translate(action, exc)
-                if not (exc.code == 429 or exc.code >= 500):
-                    raise error from exc
-                retry_after = _retry_after(exc)
-            except TRANSPORT as exc:
-                error = self._translate_transport(action, exc)
-                retry_after = None
-            delay = (
-                retry_after
-                if retry_after is not None
-                else min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter
-            )
-            if attempt == self._attempts or waited + delay > self._max_wait:
-                raise error
-            log.info("gemini: %s; retrying in %.2fs", error, delay)
-            await asyncio.sleep(delay)
-            waited += delay
-        raise AssertionError("unreachable")  # pragma: no cover
+# Gemini answers 403, not 404, for a file it does not have (unknown or expired); only on
+# calls that name a file does that mean "gone" rather than "the key was refused".
+NAMES_A_FILE = frozenset({LOOK_UP, DELETE})
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "****") if self._key else text
 
-    def _translate_transport(self, action: str, exc: BaseException) -> ProviderError:
-        who = f"gemini ({self._base_url})"
-        if isinstance(exc, TIMEOUTS):
-            return ProviderTimeoutError(f"{who} did not answer in time while trying to {action}")
-        return ProviderUnavailableError(f"{who} could not be reached to {action}")
-
-    def _translate(self, action: str, exc: genai_errors.APIError) -> ProviderError:
-        who = f"gemini ({self._base_url})"
-        detail = self._scrub(str(exc.message or exc.status or type(exc).__name__))[:300]
-        status = str(exc.status or "")
-        details = str(exc.details)
-        if exc.code in (401, 403) or "API_KEY_INVALID" in details or "API key not valid" in detail:
-            return ProviderAuthError(
-                f"{who} refused the API key while trying to {action}: check GEMINI_API_KEY"
-            )
-        if exc.code == 429:
-            retry_after = _retry_after(exc)
-            hint = f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""
-            return ProviderRateLimitedError(
-                f"{who} is rate limiting requests{hint}; try again later", retry_after
-            )
-        if exc.code >= 500:
-            return ProviderUnavailableError(
-                f"{who} failed with HTTP {exc.code} while trying to {action}; try again later"
-            )
-        lowered = detail.lower()
-        if exc.code == 413 or "too large" in lowered or "exceeds" in lowered or "quota" in lowered:
-            return ProviderLimitError(f"{who} refused the file: {detail}")
-        return ProviderRequestError(
-            f"{who} refused the request to {action} (HTTP {exc.code} {status}): {detail}"
-        )
+def translate(exc: Exception, call: Call) -> ProviderError | None:
+    """google-genai's exceptions (and its HTTP client's) as filetier errors."""
+    if isinstance(exc, TIMEOUTS):
+        return timed_out(call)
+    if isinstance(exc, TRANSPORT):
+        return unreachable(call)
+    if not isinstance(exc, genai_errors.APIError):
+        return None
+    detail = str(exc.message or exc.status or type(exc).__name__)
+    if exc.code == 404 or (exc.code == 403 and call.action in NAMES_A_FILE):
+        return file_missing(call, detail)
+    if "API_KEY_INVALID" in str(exc.details) or "API key not valid" in detail:
+        return key_refused(call)  # Gemini's wrong key is a 400
+    headers = getattr(exc.response, "headers", None)
+    retry_after = retry_after_seconds(headers.get("retry-after") if headers is not None else None)
+    return refused(call, exc.code, detail, retry_after)

@@ -13,33 +13,38 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx2  # mistralai's HTTP client: its transport errors reach us unwrapped
 from mistralai.client import Mistral, errors
 from mistralai.client.types import UnrecognizedStr
 from mistralai.client.utils import logger as sdk_logger
 
-from filetier.errors import (
-    ProviderAuthError,
-    ProviderLimitError,
-    ProviderRateLimitedError,
-    ProviderRequestError,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-    UnsupportedPurposeError,
+from filetier.errors import ProviderError, ProviderRequestError
+from filetier.providers.base import (
+    ChatAnswer,
+    FileReference,
+    ProviderFile,
+    ProviderLimits,
+    RetryPolicy,
 )
-from filetier.providers.base import ChatAnswer, FileReference, ProviderFile, ProviderLimits
-from filetier.providers.retrying import Failure, Missing, call_with_retries, retry_after_seconds
+from filetier.providers.failures import (
+    Call,
+    refused,
+    retry_after_seconds,
+    timed_out,
+    unreachable,
+)
+from filetier.providers.retrying import Boundary
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 ASK_PURPOSE = "ocr"
 # A signed URL only has to outlive one chat request; 1 hour is the shortest Mistral allows.
 SIGNED_URL_HOURS = 1
 PAGE_SIZE = 100
+ANSWER = "answer a question"
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -68,15 +73,12 @@ class MistralProvider:
         limits: ProviderLimits,
         default_model: str,
         timeout_seconds: float,
-        retry_attempts: int,
-        max_retry_wait_seconds: float,
+        retry: RetryPolicy,
     ) -> None:
-        self._key = api_key
         self._base_url = base_url.rstrip("/")
         self._limits = limits
         self._default_model = default_model
-        self._attempts = max(1, retry_attempts)
-        self._max_wait = max_retry_wait_seconds
+        self._calls = Boundary("mistral", self._base_url, api_key, retry, translate)
         # Our own HTTP client, so close() can close it (the SDK's has no typed close).
         self._http = httpx2.AsyncClient(follow_redirects=True)
         self._client = Mistral(
@@ -120,7 +122,7 @@ class MistralProvider:
     # -- calls ------------------------------------------------------------------------
 
     async def upload(self, filename: str, data: bytes, purpose: str) -> ProviderFile:
-        result = await self._call(
+        result = await self._calls.call(
             "upload a file",
             lambda: self._client.files.upload_async(
                 file={"file_name": filename, "content": data},
@@ -130,22 +132,18 @@ class MistralProvider:
         return _to_file(result)
 
     async def retrieve(self, file_id: str) -> ProviderFile | None:
-        try:
-            found = await self._call(
-                "look up a file", lambda: self._client.files.retrieve_async(file_id=file_id)
-            )
-        except Missing:
+        found = await self._calls.call_or_none(
+            "look up a file", lambda: self._client.files.retrieve_async(file_id=file_id)
+        )
+        if found is None or getattr(found, "deleted", False):
             return None
-        return None if getattr(found, "deleted", False) else _to_file(found)
+        return _to_file(found)
 
     async def delete(self, file_id: str) -> bool:
-        try:
-            await self._call(
-                "delete a file", lambda: self._client.files.delete_async(file_id=file_id)
-            )
-        except Missing:
-            return False
-        return True
+        deleted = await self._calls.call_or_none(
+            "delete a file", lambda: self._client.files.delete_async(file_id=file_id)
+        )
+        return deleted is not None
 
     async def list_files(self) -> list[ProviderFile]:
         async def fetch() -> list[Any]:
@@ -158,18 +156,15 @@ class MistralProvider:
                     return items
                 page += 1
 
-        return [_to_file(item) for item in await self._call("list files", fetch)]
+        return [_to_file(item) for item in await self._calls.call("list files", fetch)]
 
     async def signed_url(self, file_id: str, hours: int = SIGNED_URL_HOURS) -> str | None:
         """A URL that reads the file without the key for ``hours``; None on 404."""
-        try:
-            answer = await self._call(
-                "sign a file URL",
-                lambda: self._client.files.get_signed_url_async(file_id=file_id, expiry=hours),
-            )
-        except Missing:
-            return None
-        return str(answer.url)
+        answer = await self._calls.call_or_none(
+            "sign a file URL",
+            lambda: self._client.files.get_signed_url_async(file_id=file_id, expiry=hours),
+        )
+        return None if answer is None else str(answer.url)
 
     async def extracted_text(self, file_id: str) -> str | None:
         raise ProviderRequestError(
@@ -178,7 +173,8 @@ class MistralProvider:
         )
 
     async def chat(self, model: str, messages: list[dict[str, str]]) -> ChatAnswer:
-        return await self._complete(model, list(messages))
+        answer = await self._calls.call(ANSWER, lambda: self._send(model, list(messages)))
+        return _to_answer(answer, model)
 
     async def ask(
         self, model: str, question: str, files: Sequence[FileReference]
@@ -194,93 +190,38 @@ class MistralProvider:
                 content.append(
                     {"type": "document_url", "document_url": url, "document_name": ref.filename}
                 )
-        try:
-            return await self._complete(model, [{"role": "user", "content": content}])
-        except Missing:
-            return None
+        turns = [{"role": "user", "content": content}]
+        answer = await self._calls.call_or_none(ANSWER, lambda: self._send(model, turns))
+        return None if answer is None else _to_answer(answer, model)
 
-    async def _complete(self, model: str, messages: list[Any]) -> ChatAnswer:
-        answer = await self._call(
-            "answer a question",
-            lambda: self._client.chat.complete_async(model=model, messages=messages),
-        )
-        choice = answer.choices[0] if answer.choices else None
-        raw = choice.message.content if choice is not None and choice.message else None
-        if isinstance(raw, list):
-            text = "".join(str(getattr(chunk, "text", "")) for chunk in raw)
-        else:
-            text = raw or ""
-        usage = answer.usage.model_dump(exclude_none=True) if answer.usage else {}
-        return ChatAnswer(content=text, model=str(answer.model or model), usage=usage)
+    def _send(self, model: str, messages: list[Any]) -> Awaitable[Any]:
+        return self._client.chat.complete_async(model=model, messages=messages)
 
     async def close(self) -> None:
         await self._http.aclose()
 
-    # -- retries and error translation ------------------------------------------------
 
-    async def _call(self, action: str, fn: Callable[[], Awaitable[T]]) -> T:
-        return await call_with_retries(
-            fn,
-            who="mistral",
-            attempts=self._attempts,
-            max_wait_seconds=self._max_wait,
-            classify=lambda exc: self._classify(action, exc),
-        )
+def _to_answer(answer: Any, model: str) -> ChatAnswer:
+    choice = answer.choices[0] if answer.choices else None
+    raw = choice.message.content if choice is not None and choice.message else None
+    if isinstance(raw, list):
+        text = "".join(str(getattr(chunk, "text", "")) for chunk in raw)
+    else:
+        text = raw or ""
+    usage = answer.usage.model_dump(exclude_none=True) if answer.usage else {}
+    return ChatAnswer(content=text, model=str(answer.model or model), usage=usage)
 
-    def _classify(self, action: str, exc: Exception) -> Failure | None:
-        who = f"mistral ({self._base_url})"
-        if isinstance(exc, httpx2.TimeoutException):
-            return Failure(
-                ProviderTimeoutError(f"{who} did not answer in time while trying to {action}"),
-                retryable=True,
-            )
-        if isinstance(exc, httpx2.TransportError | errors.NoResponseError):
-            return Failure(
-                ProviderUnavailableError(f"{who} could not be reached to {action}"),
-                retryable=True,
-            )
-        if not isinstance(exc, errors.MistralError):
-            return None
-        status = exc.status_code
-        detail = self._scrub(_server_message(exc.body))
-        if status == 404:
-            raise Missing() from exc
-        if status in (401, 403):
-            return Failure(
-                ProviderAuthError(
-                    f"{who} refused the API key while trying to {action}: check MISTRAL_API_KEY"
-                )
-            )
-        if status == 429:
-            wait = retry_after_seconds(exc.headers.get("retry-after"))
-            hint = f" (Retry-After {wait:g}s)" if wait is not None else ""
-            return Failure(
-                ProviderRateLimitedError(
-                    f"{who} is rate limiting requests{hint}; try again later", wait
-                ),
-                retryable=True,
-                retry_after=wait,
-            )
-        if status >= 500:
-            return Failure(
-                ProviderUnavailableError(
-                    f"{who} failed with HTTP {status} while trying to {action}; try again later"
-                ),
-                retryable=True,
-            )
-        lowered = detail.lower()
-        if status == 413 or "too large" in lowered:
-            return Failure(ProviderLimitError(f"{who} refused the file as too large: {detail}"))
-        if "purpose" in lowered and action == "upload a file":
-            return Failure(UnsupportedPurposeError(f"{who} does not accept that purpose: {detail}"))
-        if any(word in lowered for word in ("quota", "limit", "exceed")):
-            return Failure(ProviderLimitError(f"{who} quota is full: {detail}"))
-        return Failure(
-            ProviderRequestError(f"{who} refused the request to {action} (HTTP {status}): {detail}")
-        )
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "****") if self._key else text
+def translate(exc: Exception, call: Call) -> ProviderError | None:
+    """mistralai's exceptions (and its httpx2 transport's) as filetier errors."""
+    if isinstance(exc, httpx2.TimeoutException):
+        return timed_out(call)
+    if isinstance(exc, httpx2.TransportError | errors.NoResponseError):
+        return unreachable(call)
+    if not isinstance(exc, errors.MistralError):
+        return None
+    retry_after = retry_after_seconds(exc.headers.get("retry-after"))
+    return refused(call, exc.status_code, _server_message(exc.body), retry_after)
 
 
 def _server_message(body: str) -> str:

@@ -2,18 +2,16 @@
 
 Kimi (Moonshot), GLM (Zhipu BigModel) and OpenAI itself differ only in base URL,
 purposes, limits and whether ``files.content`` returns the original bytes; those come
-from :mod:`filetier.providers.registry`. This module is the one place openai's
-exceptions are translated, and the one place provider calls are retried: 429 honours
-``Retry-After``, 5xx and timeouts back off exponentially with jitter, both bounded in
-attempts and in total wait. The API key never appears in a message: the SDK's messages
-carry the server's error text, and any echo of the key is masked as well.
+from :mod:`filetier.providers.registry`. Its ``translate`` is the
+one place openai's exceptions are read; calls are retried by
+:class:`filetier.providers.retrying.Boundary` (429 honours ``Retry-After``; 5xx and
+timeouts back off with jitter; both bounded). The API key never appears in a message:
+the SDK's messages carry the server's error text, and any echo of the key is masked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,36 +19,29 @@ from typing import Any, TypeVar
 
 import openai
 
-from filetier.errors import (
-    ProviderAuthError,
-    ProviderError,
-    ProviderLimitError,
-    ProviderRateLimitedError,
-    ProviderRequestError,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
-    UnsupportedPurposeError,
+from filetier.errors import ProviderError, ProviderInputError, ProviderRequestError
+from filetier.providers.base import (
+    ChatAnswer,
+    LocalContent,
+    MultipartPolicy,
+    ProviderFile,
+    ProviderLimits,
+    RetryPolicy,
 )
-from filetier.providers.base import ChatAnswer, LocalContent, ProviderFile, ProviderLimits
-from filetier.providers.openai_uploads import MultipartPolicy, multipart_upload
+from filetier.providers.failures import (
+    UPLOAD,
+    Call,
+    refused,
+    retry_after_seconds,
+    timed_out,
+    unreachable,
+)
+from filetier.providers.openai_uploads import multipart_upload
+from filetier.providers.retrying import Boundary
 
 log = logging.getLogger(__name__)
-UPLOAD = "upload a file"
+READ_TEXT = "read a file's extracted text"
 T = TypeVar("T")
-
-
-class _Missing(Exception):
-    """The provider answered 404 (internal; methods turn it into None/False)."""
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -81,8 +72,7 @@ class OpenAICompatibleProvider:
         default_model: str,
         returns_original_bytes: bool,
         timeout_seconds: float,
-        retry_attempts: int,
-        max_retry_wait_seconds: float,
+        retry: RetryPolicy,
         expires_after_seconds: int | None = None,
         multipart: MultipartPolicy | None = None,
     ) -> None:
@@ -96,14 +86,13 @@ class OpenAICompatibleProvider:
             else None
         )
         self._multipart = multipart
-        self._key = api_key
         self._base_url = base_url.rstrip("/")
         self._limits = limits
         self._default_model = default_model
         self._returns_original = returns_original_bytes
-        self._attempts = max(1, retry_attempts)
-        self._max_wait = max_retry_wait_seconds
-        # The SDK's own retries are off: ours below honour Retry-After and are bounded.
+        self._calls = Boundary(name, self._base_url, api_key, retry, translate)
+        # The SDK's own retries are off: the boundary's honour Retry-After, and give up
+        # at once on one longer than the wait budget; the SDK's do neither.
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=self._base_url,
@@ -137,7 +126,7 @@ class OpenAICompatibleProvider:
         extra: dict[str, Any] = (
             {"expires_after": self._expires_after} if self._expires_after else {}
         )
-        result = await self._call(
+        result = await self._calls.call(
             UPLOAD,
             lambda: self._client.files.create(file=(filename, data), purpose=purpose, **extra),  # type: ignore[arg-type]
         )
@@ -163,47 +152,43 @@ class OpenAICompatibleProvider:
 
     async def _upload_call(self, action: str, fn: Callable[[], Awaitable[T]]) -> T:
         try:
-            return await self._call(action, fn)
-        except _Missing:
+            return await self._calls.call(action, fn)
+        except ProviderInputError as exc:
+            if not exc.file_missing:
+                raise
             raise ProviderRequestError(
                 f"{self._name} ({self._base_url}) no longer has the upload while trying to "
                 f"{action}; it expires an hour after it starts"
             ) from None
 
     async def retrieve(self, file_id: str) -> ProviderFile | None:
-        try:
-            return _to_file(
-                await self._call("look up a file", lambda: self._client.files.retrieve(file_id))
-            )
-        except _Missing:
-            return None
+        found = await self._calls.call_or_none(
+            "look up a file", lambda: self._client.files.retrieve(file_id)
+        )
+        return None if found is None else _to_file(found)
 
     async def delete(self, file_id: str) -> bool:
-        try:
-            await self._call("delete a file", lambda: self._client.files.delete(file_id))
-        except _Missing:
-            return False
-        return True
+        deleted = await self._calls.call_or_none(
+            "delete a file", lambda: self._client.files.delete(file_id)
+        )
+        return deleted is not None
 
     async def list_files(self) -> list[ProviderFile]:
         async def fetch() -> list[Any]:
             page = await self._client.files.list()
             return list(page.data)
 
-        return [_to_file(item) for item in await self._call("list files", fetch)]
+        return [_to_file(item) for item in await self._calls.call("list files", fetch)]
 
     async def extracted_text(self, file_id: str) -> str | None:
         async def fetch() -> str:
             response = await self._client.files.content(file_id)
             return response.text
 
-        try:
-            return await self._call("read a file's extracted text", fetch)
-        except _Missing:
-            return None
+        return await self._calls.call_or_none(READ_TEXT, fetch)
 
     async def chat(self, model: str, messages: list[dict[str, str]]) -> ChatAnswer:
-        completion = await self._call(
+        completion = await self._calls.call(
             "answer a question",
             lambda: self._client.chat.completions.create(model=model, messages=messages),  # type: ignore[arg-type]
         )
@@ -215,79 +200,26 @@ class OpenAICompatibleProvider:
     async def close(self) -> None:
         await self._client.close()
 
-    # -- retries and error translation ------------------------------------------------
 
-    async def _call(self, action: str, fn: Callable[[], Awaitable[T]]) -> T:
-        waited = 0.0
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await fn()
-            except openai.NotFoundError:
-                raise _Missing() from None
-            except (
-                openai.RateLimitError,
-                openai.InternalServerError,
-                openai.APIConnectionError,
-            ) as exc:
-                error = self._translate(action, exc)
-                retry_after = _retry_after(exc) if isinstance(exc, openai.APIStatusError) else None
-                delay = (
-                    retry_after
-                    if retry_after is not None
-                    else min(8.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311 - jitter
-                )
-                if attempt == self._attempts or waited + delay > self._max_wait:
-                    raise error from exc
-                log.info("%s: %s; retrying in %.2fs", self._name, error, delay)
-                await asyncio.sleep(delay)
-                waited += delay
-            except openai.OpenAIError as exc:
-                raise self._translate(action, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "****") if self._key else text
-
-    def _translate(self, action: str, exc: openai.OpenAIError) -> ProviderError:
-        who = f"{self._name} ({self._base_url})"
-        detail = self._scrub(_server_message(exc))
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return ProviderAuthError(
-                f"{who} refused the API key while trying to {action}: check "
-                f"{self._name.upper()}_API_KEY"
-            )
-        if isinstance(exc, openai.RateLimitError):
-            retry_after = _retry_after(exc)
-            hint = f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""
-            return ProviderRateLimitedError(
-                f"{who} is rate limiting requests{hint}; try again later", retry_after
-            )
-        if isinstance(exc, openai.APITimeoutError):
-            return ProviderTimeoutError(f"{who} did not answer in time while trying to {action}")
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderUnavailableError(f"{who} could not be reached to {action}")
-        if isinstance(exc, openai.InternalServerError):
-            return ProviderUnavailableError(
-                f"{who} failed with HTTP {exc.status_code} while trying to {action}; try again later"
-            )
-        if isinstance(exc, openai.APIStatusError):
-            lowered = detail.lower()
-            if exc.status_code == 413 or any(
-                word in lowered for word in ("too large", "exceeded max file size", "file size")
-            ):
-                return ProviderLimitError(f"{who} refused the file as too large: {detail}")
-            if action == "read a file's extracted text" and exc.status_code in (400, 403):
-                return ProviderRequestError(
-                    f"{who} does not return the contents or extracted text of this file: {detail}"
-                )
-            if "purpose" in lowered and action == UPLOAD:
-                return UnsupportedPurposeError(f"{who} does not accept that purpose: {detail}")
-            if any(word in lowered for word in ("exceed", "quota", "limit", "too many")):
-                return ProviderLimitError(f"{who} quota is full: {detail}")
+def translate(exc: Exception, call: Call) -> ProviderError | None:
+    """openai's exceptions as filetier errors (see :mod:`filetier.providers.failures`)."""
+    if not isinstance(exc, openai.OpenAIError):
+        return None
+    if isinstance(exc, openai.APITimeoutError):
+        return timed_out(call)
+    if isinstance(exc, openai.APIConnectionError):
+        return unreachable(call)
+    if isinstance(exc, openai.APIStatusError):
+        detail = _server_message(exc)
+        if call.action == READ_TEXT and exc.status_code == 400:
+            # Providers that never hand a file back refuse /content outright.
             return ProviderRequestError(
-                f"{who} refused the request to {action} (HTTP {exc.status_code}): {detail}"
+                f"{call.who} does not return the contents or extracted text of this file: "
+                f"{call.scrub(detail)}"
             )
-        return ProviderRequestError(f"{who} failed to {action}: {type(exc).__name__}")
+        retry_after = retry_after_seconds(exc.response.headers.get("retry-after"))
+        return refused(call, exc.status_code, detail, retry_after)
+    return ProviderRequestError(f"{call.who} failed to {call.action}: {type(exc).__name__}")
 
 
 def _server_message(exc: openai.OpenAIError) -> str:

@@ -18,25 +18,17 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 import openai
 
 from filetier.errors import FiletierError, IntegrityError
-from filetier.providers.base import LocalContent
+from filetier.providers.base import LocalContent, MultipartPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Call = Callable[[str, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 MAX_PART_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class MultipartPolicy:
-    threshold_bytes: int  # files larger than this use the Uploads API
-    part_bytes: int
-    parallel: int
 
 
 async def multipart_upload(

@@ -25,11 +25,16 @@ error naming the extra.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
 
 from filetier.config import Settings
 from filetier.errors import ProviderNotConfiguredError, UnknownProviderError
-from filetier.providers.base import Provider, ProviderLimits
+from filetier.providers.base import MultipartPolicy, Provider, ProviderLimits, RetryPolicy
 
 MB = 1024 * 1024
 
@@ -165,16 +170,75 @@ def _limits(spec: ProviderSpec, settings: Settings) -> ProviderLimits:
     )
 
 
-def configured_names(settings: Settings) -> list[str]:
-    keys = {
-        "kimi": settings.kimi_api_key,
-        "glm": settings.glm_api_key,
-        "openai": settings.openai_api_key,
-        "gemini": settings.gemini_api_key,
-        "anthropic": settings.anthropic_api_key,
-        "mistral": settings.mistral_api_key,
+def _openai_only(name: str, settings: Settings) -> dict[str, Any]:
+    """Kimi and GLM have neither ``expires_after`` nor the multipart Uploads API."""
+    openai = name == "openai"
+    return {
+        "name": name,
+        "returns_original_bytes": SPECS[name].returns_original_bytes,
+        "expires_after_seconds": settings.openai_expires_after_seconds if openai else None,
+        "multipart": (
+            MultipartPolicy(
+                threshold_bytes=settings.openai_uploads_threshold_bytes,
+                part_bytes=settings.openai_upload_part_bytes,
+                parallel=settings.openai_upload_parallel,
+            )
+            if openai
+            else None
+        ),
     }
-    return [name for name, key in keys.items() if key is not None and key.get_secret_value()]
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """Where a provider's adapter class lives, and what it takes beyond the arguments
+    every adapter takes (key, base URL, limits, model, timeout, retry policy)."""
+
+    module: str
+    cls: str
+    kwargs: Callable[[str, Settings], dict[str, Any]] = lambda _name, _settings: {}
+
+
+OPENAI_COMPAT = Adapter(
+    "filetier.providers.openai_compat", "OpenAICompatibleProvider", _openai_only
+)
+# Modules are imported only when their provider is built: the SDKs are extras (and the
+# openai SDK takes a third of a second to import, which every CLI command would pay).
+ADAPTERS: dict[str, Adapter] = {
+    "kimi": OPENAI_COMPAT,
+    "glm": OPENAI_COMPAT,
+    "openai": OPENAI_COMPAT,
+    "gemini": Adapter(
+        "filetier.providers.gemini",
+        "GeminiProvider",
+        lambda _name, s: {"processing_timeout_seconds": s.gemini_processing_timeout_seconds},
+    ),
+    "anthropic": Adapter(
+        "filetier.providers.anthropic_files",
+        "AnthropicProvider",
+        lambda _name, s: {
+            "files_beta": s.anthropic_files_beta,
+            "file_ttl_seconds": s.anthropic_file_ttl_seconds,
+        },
+    ),
+    "mistral": Adapter("filetier.providers.mistral_files", "MistralProvider"),
+}
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=max(1, settings.provider_retry_attempts),
+        max_wait_seconds=settings.provider_max_retry_wait_seconds,
+    )
+
+
+def _api_key(name: str, settings: Settings) -> str | None:
+    key: SecretStr | None = getattr(settings, f"{name}_api_key")
+    return key.get_secret_value() if key is not None and key.get_secret_value() else None
+
+
+def configured_names(settings: Settings) -> list[str]:
+    return [name for name in SPECS if _api_key(name, settings) is not None]
 
 
 def build_provider(name: str, settings: Settings) -> Provider:
@@ -183,103 +247,32 @@ def build_provider(name: str, settings: Settings) -> Provider:
         raise UnknownProviderError(
             f"unknown provider {name!r}: use one of {', '.join(sorted(SPECS))}"
         )
-    key = {
-        "kimi": settings.kimi_api_key,
-        "glm": settings.glm_api_key,
-        "openai": settings.openai_api_key,
-        "gemini": settings.gemini_api_key,
-        "anthropic": settings.anthropic_api_key,
-        "mistral": settings.mistral_api_key,
-    }[spec.name]
-    if key is None or not key.get_secret_value():
+    key = _api_key(spec.name, settings)
+    if key is None:
         raise ProviderNotConfiguredError(
             f"provider {spec.name} is not configured: set {spec.key_setting}"
         )
-    limits = _limits(spec, settings)
-    if spec.name == "gemini":
-        try:
-            from filetier.providers.gemini import GeminiProvider
-        except ImportError as exc:
-            raise _missing_sdk(spec, exc) from None
-        return GeminiProvider(
-            api_key=key.get_secret_value(),
-            base_url=settings.gemini_base_url,
-            limits=limits,
-            default_model=settings.gemini_model,
-            timeout_seconds=settings.provider_timeout_seconds,
-            retry_attempts=settings.provider_retry_attempts,
-            max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
-            processing_timeout_seconds=settings.gemini_processing_timeout_seconds,
-        )
-    if spec.name == "anthropic":
-        try:
-            from filetier.providers.anthropic_files import AnthropicProvider
-        except ImportError as exc:
-            raise _missing_sdk(spec, exc) from None
-        return AnthropicProvider(
-            api_key=key.get_secret_value(),
-            base_url=settings.anthropic_base_url,
-            limits=limits,
-            default_model=settings.anthropic_model,
-            files_beta=settings.anthropic_files_beta,
-            file_ttl_seconds=settings.anthropic_file_ttl_seconds,
-            timeout_seconds=settings.provider_timeout_seconds,
-            retry_attempts=settings.provider_retry_attempts,
-            max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
-        )
-    if spec.name == "mistral":
-        try:
-            from filetier.providers.mistral_files import MistralProvider
-        except ImportError as exc:
-            raise _missing_sdk(spec, exc) from None
-        return MistralProvider(
-            api_key=key.get_secret_value(),
-            base_url=settings.mistral_base_url,
-            limits=limits,
-            default_model=settings.mistral_model,
-            timeout_seconds=settings.provider_timeout_seconds,
-            retry_attempts=settings.provider_retry_attempts,
-            max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
-        )
-    base_url, model = {
-        "kimi": (settings.kimi_base_url, settings.kimi_model),
-        "glm": (settings.glm_base_url, settings.glm_model),
-        "openai": (settings.openai_base_url, settings.openai_model),
-    }[spec.name]
-    # Imported here: the openai SDK takes a third of a second to import, which every
-    # CLI command would pay even when it never talks to a provider.
-    from filetier.providers.openai_compat import OpenAICompatibleProvider
-    from filetier.providers.openai_uploads import MultipartPolicy
-
-    return OpenAICompatibleProvider(
-        name=spec.name,
-        api_key=key.get_secret_value(),
-        base_url=base_url,
-        limits=limits,
-        default_model=model,
-        returns_original_bytes=spec.returns_original_bytes,
+    adapter = ADAPTERS[spec.name]
+    try:
+        cls = getattr(importlib.import_module(adapter.module), adapter.cls)
+    except ImportError as exc:
+        raise _missing_sdk(spec, exc) from None
+    provider: Provider = cls(
+        api_key=key,
+        base_url=getattr(settings, f"{spec.name}_base_url"),
+        limits=_limits(spec, settings),
+        default_model=getattr(settings, f"{spec.name}_model"),
         timeout_seconds=settings.provider_timeout_seconds,
-        retry_attempts=settings.provider_retry_attempts,
-        max_retry_wait_seconds=settings.provider_max_retry_wait_seconds,
-        expires_after_seconds=(
-            settings.openai_expires_after_seconds if spec.name == "openai" else None
-        ),
-        multipart=(
-            MultipartPolicy(
-                threshold_bytes=settings.openai_uploads_threshold_bytes,
-                part_bytes=settings.openai_upload_part_bytes,
-                parallel=settings.openai_upload_parallel,
-            )
-            if spec.name == "openai"
-            else None
-        ),
+        retry=retry_policy(settings),
+        **adapter.kwargs(spec.name, settings),
     )
+    return provider
 
 
 def _missing_sdk(spec: ProviderSpec, exc: ImportError) -> Exception:
     """The adapters import their SDK only when their provider is used: it is an extra.
     An import error inside filetier itself is a bug and is not disguised as one."""
-    if exc.name is not None and exc.name.split(".")[0] == "filetier":
+    if spec.extra is None or (exc.name is not None and exc.name.split(".")[0] == "filetier"):
         return exc
     return ProviderNotConfiguredError(
         f"provider {spec.name} needs the {exc.name or 'SDK'} package: "

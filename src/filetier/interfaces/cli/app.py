@@ -130,6 +130,9 @@ def _main(
         stream=sys.stderr,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # stamina logs each scheduled retry as a WARNING; a retry that may still succeed is
+    # not news for a CLI user (a final failure is printed as the error; -v shows retries).
+    logging.getLogger("stamina").setLevel(logging.INFO if verbose else logging.ERROR)
     logsafe.install_on_root()
 
 
