@@ -50,6 +50,7 @@ from filetier.errors import (
     InvalidFileIdError,
     InvalidInputError,
     NotFoundError,
+    ObjectMissing,
     QuotaExceededError,
     StorageUnavailableError,
     StoreClosedError,
@@ -107,7 +108,7 @@ from filetier.tiers.disk import DiskCache
 from filetier.tiers.factory import open_primary
 from filetier.tiers.hashing import hash_object
 from filetier.tiers.memory import MemoryTier
-from filetier.tiers.protocols import LocalPath, ObjectMissing, PrimaryStore
+from filetier.tiers.protocols import LocalPath, PrimaryStore
 
 log = logging.getLogger(__name__)
 
