@@ -1045,8 +1045,10 @@ def _unexpected(exc: Exception, as_json: bool) -> int:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
+        from filetier.config import Settings
+
         first = exc.errors()[0]
-        where = first["loc"][0] if first["loc"] else ""
+        where = Settings.env_name(str(first["loc"][0])) if first["loc"] else ""
         message = f"invalid setting {where}: {first['msg']}"
         return _report("ConfigError", message, mapping_for(ConfigError).exit_code, as_json)
     # A bug, not a user error: one line all the same; the traceback only with -v.
