@@ -23,45 +23,39 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import platformdirs
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ByteSize,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filetier.digest import mime_aliases
 from filetier.errors import ConfigError
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# pydantic's ByteSize parses sizes: plain bytes, or a decimal or binary suffix
+# (``64MiB``, ``2GB``, ``10k``); a bad value becomes a ConfigError naming the forms.
+_BYTE_SIZE: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
 
 
 def parse_size(value: object) -> int:
     """``"64MiB"`` -> 67108864; ints pass through. Raises ConfigError on nonsense."""
-    if isinstance(value, bool):
+    if isinstance(value, bool):  # ByteSize would take True as 1 byte
         raise ConfigError(f"not a size: {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(f"a size cannot be negative: {value}")
-        return value
-    match = _SIZE_RE.match(str(value))
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ConfigError(f"not a size: {value!r} (use bytes or a suffix such as 64MiB, 2GB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    try:
+        return int(_BYTE_SIZE.validate_python(value))
+    except ValidationError:
+        raise ConfigError(
+            f"not a size: {value!r} (use bytes or a suffix such as 64MiB, 2GB)"
+        ) from None
 
 
+# The value stays a plain int: callers do arithmetic with it and pass it on.
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 
