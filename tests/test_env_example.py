@@ -16,7 +16,8 @@ def test_env_example_lists_every_setting() -> None:
     missing = []
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
-        env = alias.choices[0] if isinstance(alias, AliasChoices) else name.upper()
+        prefix = Settings.model_config.get("env_prefix", "")
+        env = alias.choices[0] if isinstance(alias, AliasChoices) else (prefix + name).upper()
         if f"{env}=" not in text:
             missing.append(env)
     assert missing == []

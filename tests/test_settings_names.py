@@ -133,3 +133,25 @@ def test_cli_with_filetier_home_unset_writes_to_the_user_data_dir(tmp_path: Path
     data = user_home / ".local" / "share" / "filetier"
     assert (data / "filetier.db").is_file()
     assert (data / "objects").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("1048576", 1048576), ("64MiB", 64 * 1024**2), ("2GB", 2 * 1000**3), ("10k", 10_000)],
+)
+def test_sizes_accept_bytes_and_suffixes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str, expected: int
+) -> None:
+    monkeypatch.setenv("FILETIER_MAX_FILE_SIZE", given)
+    settings = Settings(home=tmp_path, type_limits=f"image/*={given}")
+    assert settings.max_file_size == expected
+    assert settings.type_limits == (("image/*", expected),)
+
+
+@pytest.mark.parametrize("given", ["-1", "lots", "5 parsecs"])
+def test_a_size_that_is_no_size_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str
+) -> None:
+    monkeypatch.setenv("FILETIER_MAX_FILE_SIZE", given)
+    with pytest.raises(ValueError, match="not a size"):
+        Settings(home=tmp_path)

@@ -19,12 +19,13 @@ import pytest
 from obstore.store import LocalStore, MemoryStore
 
 from filetier.config import Settings
+from filetier.errors import ObjectMissing
 from filetier.tiers.disk import DiskCache
 from filetier.tiers.factory import build_s3_primary
 from filetier.tiers.local import LocalPrimary
 from filetier.tiers.memory import MemoryTier
 from filetier.tiers.objectstore import ObstorePrimary
-from filetier.tiers.protocols import ObjectMissing, PrimaryStore
+from filetier.tiers.protocols import PrimaryStore
 from tests.services import S3Server
 
 KEY = "sha256/ab/cd/abcdef0123"

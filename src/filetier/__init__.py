@@ -22,14 +22,27 @@ from filetier.errors import (
     LimitExceededError,
     MetadataUnavailableError,
     NotFoundError,
+    ObjectMissing,
+    OriginalNotAvailableError,
     PathNotAllowedError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderLimitError,
+    ProviderNotConfiguredError,
+    ProviderRateLimitedError,
+    ProviderRequestError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
     QuotaExceededError,
+    SourceNotAFileError,
     SourceNotFoundError,
     StorageRefusedError,
     StorageUnavailableError,
     StoreBusyError,
     StoreClosedError,
     TypeNotAllowedError,
+    UnknownProviderError,
+    UnsupportedPurposeError,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +104,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+# The one version string: pyproject.toml reads it from here (``dynamic = ["version"]``),
+# and the CLI's --version, the HTTP API, its OpenAPI document and the MCP server info
+# all show this name.
 __version__ = "0.1.0"
 
 __all__ = [
@@ -116,10 +132,21 @@ __all__ = [
     "MaintenanceReport",
     "MetadataUnavailableError",
     "NotFoundError",
+    "ObjectMissing",
+    "OriginalNotAvailableError",
     "PathNotAllowedError",
     "PlannedAction",
+    "ProviderAuthError",
+    "ProviderError",
+    "ProviderLimitError",
+    "ProviderNotConfiguredError",
+    "ProviderRateLimitedError",
+    "ProviderRequestError",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
     "QuotaExceededError",
     "Settings",
+    "SourceNotAFileError",
     "SourceNotFoundError",
     "StorageRefusedError",
     "StorageUnavailableError",
@@ -128,6 +155,8 @@ __all__ = [
     "StoreStats",
     "TypeNotAllowedError",
     "UnifiedFileHandler",
+    "UnknownProviderError",
+    "UnsupportedPurposeError",
     "UploadResult",
     "VerifyReport",
     "__version__",

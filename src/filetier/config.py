@@ -1,9 +1,11 @@
 """Settings: built once at the edge (CLI, server, test), then passed down.
 
 Nothing here reads the environment at import time; ``Settings()`` reads it when called.
-The variable names of the original design (``FILE_CACHE_DIR``, ``MAX_MEMORY_CACHE_SIZE``,
-``MAX_CACHE_SIZE_MB``, ``MAX_CACHE_AGE_DAYS``, ``SUPABASE_*``, ``DATABASE_URL``) are kept;
-everything else is ``FILETIER_*``. Sizes accept plain bytes or a suffix (``64MiB``, ``2GB``).
+A field ``x`` is read from ``FILETIER_X`` (pydantic-settings' ``env_prefix``); only names
+outside that pattern carry an alias: the original design's (``FILE_CACHE_DIR``,
+``MAX_MEMORY_CACHE_SIZE``, ``MAX_CACHE_SIZE_MB``, ``MAX_CACHE_AGE_DAYS``, ``SUPABASE_*``,
+``DATABASE_URL``), the providers' own (``OPENAI_API_KEY``, ``KIMI_BASE_URL``, ...), and the
+few fields whose attribute name is taken by their parsed value (``FILETIER_ALLOWED_ROOTS``). Sizes accept plain bytes or a suffix (``64MiB``, ``2GB``).
 """
 
 from __future__ import annotations
@@ -21,45 +23,39 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import platformdirs
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ByteSize,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from filetier.digest import mime_aliases
 from filetier.errors import ConfigError
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+# pydantic's ByteSize parses sizes: plain bytes, or a decimal or binary suffix
+# (``64MiB``, ``2GB``, ``10k``); a bad value becomes a ConfigError naming the forms.
+_BYTE_SIZE: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
 
 
 def parse_size(value: object) -> int:
     """``"64MiB"`` -> 67108864; ints pass through. Raises ConfigError on nonsense."""
-    if isinstance(value, bool):
+    if isinstance(value, bool):  # ByteSize would take True as 1 byte
         raise ConfigError(f"not a size: {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ConfigError(f"a size cannot be negative: {value}")
-        return value
-    match = _SIZE_RE.match(str(value))
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ConfigError(f"not a size: {value!r} (use bytes or a suffix such as 64MiB, 2GB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    try:
+        return int(_BYTE_SIZE.validate_python(value))
+    except ValidationError:
+        raise ConfigError(
+            f"not a size: {value!r} (use bytes or a suffix such as 64MiB, 2GB)"
+        ) from None
 
 
+# The value stays a plain int: callers do arithmetic with it and pass it on.
 Size = Annotated[int, BeforeValidator(parse_size)]
 
 
@@ -113,7 +109,6 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default_factory=lambda: platformdirs.user_data_path("filetier"),
-        validation_alias=_env("FILETIER_HOME", "home"),
         description="Data directory: SQLite database, local primary store, downloads.",
     )
     cache_dir_override: Path | None = Field(
@@ -135,12 +130,10 @@ class Settings(BaseSettings):
     database_schema: str = Field(
         default="filetier",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        validation_alias=_env("FILETIER_DATABASE_SCHEMA"),
         description="PostgreSQL schema holding filetier's tables and its Alembic version table.",
     )
     primary_url: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_PRIMARY_URL", "primary_url"),
         description="Primary store: unset = <home>/objects; memory:// ; file:///dir.",
     )
     max_memory_cache_size: Size = Field(
@@ -150,7 +143,6 @@ class Settings(BaseSettings):
     )
     memory_item_max_bytes: Size = Field(
         default=4 * 1024 * 1024,
-        validation_alias=_env("FILETIER_MEMORY_ITEM_MAX_BYTES", "memory_item_max_bytes"),
         description="Files larger than this never enter the memory tier.",
     )
     max_cache_size_mb: int = Field(
@@ -170,7 +162,6 @@ class Settings(BaseSettings):
     )
     max_file_size: Size = Field(
         default=5 * 1024**3,
-        validation_alias=_env("FILETIER_MAX_FILE_SIZE", "max_file_size"),
         description="Largest file accepted, in bytes.",
     )
     type_limits_raw: str = Field(
@@ -181,32 +172,26 @@ class Settings(BaseSettings):
     )
     min_free_bytes: Size = Field(
         default=64 * 1024 * 1024,
-        validation_alias=_env("FILETIER_MIN_FREE_BYTES", "min_free_bytes"),
         description="Free space kept in reserve on every filesystem filetier writes to.",
     )
     delivery_retention_hours: float = Field(
         default=24,
-        validation_alias=_env("FILETIER_DELIVERY_RETENTION_HOURS", "delivery_retention_hours"),
         description="How long copies delivered to the default downloads folder are kept.",
     )
     gc_grace_seconds: float = Field(
         default=3600,
-        validation_alias=_env("FILETIER_GC_GRACE_SECONDS", "gc_grace_seconds"),
         description="Unreferenced objects younger than this are never collected.",
     )
     lock_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_LOCK_TIMEOUT_SECONDS", "lock_timeout_seconds"),
         description="Longest wait for a cross-process lock before giving up on it.",
     )
     record_cache_ttl_seconds: float = Field(
         default=5,
-        validation_alias=_env("FILETIER_RECORD_CACHE_TTL_SECONDS", "record_cache_ttl_seconds"),
         description="How long a file record read from the database is reused in memory.",
     )
     fsync: bool = Field(
         default=True,
-        validation_alias=_env("FILETIER_FSYNC", "fsync"),
         description=(
             "Make every upload durable before it is acknowledged: its object, directories "
             "and database row (uploads arriving together share one sync)."
@@ -214,48 +199,40 @@ class Settings(BaseSettings):
     )
     owner: str = Field(
         default="default",
-        validation_alias=_env("FILETIER_OWNER", "owner"),
         description="Owner (namespace) of files created by this process.",
     )
     bookkeeping_flush_seconds: float = Field(
         default=1.0,
-        validation_alias=_env("FILETIER_BOOKKEEPING_FLUSH_SECONDS", "bookkeeping_flush_seconds"),
         description="How often batched access counters and history are written.",
     )
     s3_bucket: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_BUCKET", "s3_bucket"),
         description="S3 bucket; when set, the S3 store is the primary.",
     )
     s3_endpoint: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_ENDPOINT", "s3_endpoint"),
         description="S3-compatible endpoint URL (default: derived from SUPABASE_URL, else AWS).",
     )
     s3_region: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_REGION", "s3_region"),
         description="S3 region name (default: us-east-1; for Supabase learned from the server "
         "where it says; any name works for Ceph RGW and MinIO).",
     )
     s3_access_key_id: str | None = Field(
-        default=None, validation_alias=_env("FILETIER_S3_ACCESS_KEY_ID", "s3_access_key_id")
+        default=None,
     )
     s3_secret_access_key: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
     )
     s3_session_token: SecretStr | None = Field(
-        default=None, validation_alias=_env("FILETIER_S3_SESSION_TOKEN", "s3_session_token")
+        default=None,
     )
     s3_path_style: bool = Field(
         default=True,
-        validation_alias=_env("FILETIER_S3_PATH_STYLE", "s3_path_style"),
         description="Path-style requests (Supabase, Ceph RGW, MinIO need them).",
     )
     s3_sign_payload: Literal["auto", "always", "never"] = Field(
         default="auto",
-        validation_alias=_env("FILETIER_S3_SIGN_PAYLOAD", "s3_sign_payload"),
         description=(
             "Sign request bodies (SigV4 payload hash): 'auto' signs over plain HTTP to "
             "another host and not over HTTPS (TLS already checks every byte, as AWS's own "
@@ -264,36 +241,26 @@ class Settings(BaseSettings):
     )
     s3_prefix: str = Field(
         default="",
-        validation_alias=_env("FILETIER_S3_PREFIX", "s3_prefix"),
         description="Key prefix inside the bucket, e.g. 'filetier/'.",
     )
     storage_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_STORAGE_TIMEOUT_SECONDS", "storage_timeout_seconds"),
         description="Timeout of one object-store request.",
     )
     storage_connect_timeout_seconds: float = Field(
         default=5,
-        validation_alias=_env(
-            "FILETIER_STORAGE_CONNECT_TIMEOUT_SECONDS", "storage_connect_timeout_seconds"
-        ),
         description="Timeout for connecting to the object store.",
     )
     storage_retry_attempts: int = Field(
         default=4,
-        validation_alias=_env("FILETIER_STORAGE_RETRY_ATTEMPTS", "storage_retry_attempts"),
         description="Attempts per object-store write (backoff with jitter between them).",
     )
     storage_retry_timeout_seconds: float = Field(
         default=30,
-        validation_alias=_env(
-            "FILETIER_STORAGE_RETRY_TIMEOUT_SECONDS", "storage_retry_timeout_seconds"
-        ),
         description="Longest time spent retrying one object-store write.",
     )
     database_timeout_seconds: float = Field(
         default=10,
-        validation_alias=_env("FILETIER_DATABASE_TIMEOUT_SECONDS", "database_timeout_seconds"),
         description="Connect and statement timeout for the metadata database.",
     )
     kimi_api_key: SecretStr | None = Field(default=None, validation_alias=_env("KIMI_API_KEY"))
@@ -303,7 +270,7 @@ class Settings(BaseSettings):
         description="Moonshot Kimi API (https://api.moonshot.cn/v1 in mainland China).",
     )
     kimi_model: str = Field(
-        default="moonshot-v1-128k", validation_alias=_env("FILETIER_KIMI_MODEL", "kimi_model")
+        default="moonshot-v1-128k",
     )
     glm_api_key: SecretStr | None = Field(default=None, validation_alias=_env("GLM_API_KEY"))
     glm_base_url: str = Field(
@@ -312,7 +279,7 @@ class Settings(BaseSettings):
         description="Zhipu BigModel API (https://api.z.ai/api/paas/v4 for Z.ai).",
     )
     glm_model: str = Field(
-        default="glm-4-long", validation_alias=_env("FILETIER_GLM_MODEL", "glm_model")
+        default="glm-4-long",
     )
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str = Field(
@@ -321,37 +288,29 @@ class Settings(BaseSettings):
         description="Any OpenAI-compatible files API.",
     )
     openai_model: str = Field(
-        default="gpt-4o-mini", validation_alias=_env("FILETIER_OPENAI_MODEL", "openai_model")
+        default="gpt-4o-mini",
     )
     openai_expires_after_seconds: int | None = Field(
         default=None,
         ge=3600,
         le=30 * 24 * 3600,
-        validation_alias=_env(
-            "FILETIER_OPENAI_EXPIRES_AFTER_SECONDS", "openai_expires_after_seconds"
-        ),
         description="OpenAI deletes uploaded copies this long after creation (expires_after).",
     )
     openai_uploads_threshold_bytes: Size = Field(
         default=512 * 1024 * 1024,
         ge=1,
-        validation_alias=_env(
-            "FILETIER_OPENAI_UPLOADS_THRESHOLD_BYTES", "openai_uploads_threshold_bytes"
-        ),
         description="Files larger than this go to OpenAI through the multipart Uploads API.",
     )
     openai_upload_part_bytes: Size = Field(
         default=64 * 1024 * 1024,
         ge=1,
         le=64 * 1024 * 1024,
-        validation_alias=_env("FILETIER_OPENAI_UPLOAD_PART_BYTES", "openai_upload_part_bytes"),
         description="Part size of an OpenAI multipart upload (64 MiB at most).",
     )
     openai_upload_parallel: int = Field(
         default=4,
         ge=1,
         le=16,
-        validation_alias=_env("FILETIER_OPENAI_UPLOAD_PARALLEL", "openai_upload_parallel"),
         description="Parts of one OpenAI multipart upload in flight (and in memory) at once.",
     )
     gemini_api_key: SecretStr | None = Field(
@@ -364,22 +323,15 @@ class Settings(BaseSettings):
     )
     gemini_model: str = Field(
         default="gemini-2.5-flash",
-        validation_alias=_env("FILETIER_GEMINI_MODEL", "gemini_model"),
     )
     gemini_processing_timeout_seconds: float = Field(
         default=300,
         gt=0,
-        validation_alias=_env(
-            "FILETIER_GEMINI_PROCESSING_TIMEOUT_SECONDS", "gemini_processing_timeout_seconds"
-        ),
         description="Longest wait for an uploaded Gemini file to go from PROCESSING to ACTIVE.",
     )
     provider_reuse_margin_seconds: float = Field(
         default=3600,
         ge=0,
-        validation_alias=_env(
-            "FILETIER_PROVIDER_REUSE_MARGIN_SECONDS", "provider_reuse_margin_seconds"
-        ),
         description="A provider copy is reused only while it has more life left than this.",
     )
     anthropic_api_key: SecretStr | None = Field(
@@ -392,18 +344,15 @@ class Settings(BaseSettings):
     )
     anthropic_model: str = Field(
         default="claude-sonnet-4-5",
-        validation_alias=_env("FILETIER_ANTHROPIC_MODEL", "anthropic_model"),
     )
     anthropic_files_beta: bool = Field(
         default=False,
-        validation_alias=_env("FILETIER_ANTHROPIC_FILES_BETA", "anthropic_files_beta"),
         description="Send 'anthropic-beta: files-api-2025-04-14' (deployments that still need it).",
     )
     anthropic_file_ttl_seconds: int | None = Field(
         default=None,
         ge=3600,
         le=7776000,
-        validation_alias=_env("FILETIER_ANTHROPIC_FILE_TTL_SECONDS", "anthropic_file_ttl_seconds"),
         description="expires_in_seconds for Anthropic uploads (3600-7776000); unset = no expiry.",
     )
     mistral_api_key: SecretStr | None = Field(
@@ -416,23 +365,17 @@ class Settings(BaseSettings):
     )
     mistral_model: str = Field(
         default="mistral-small-latest",
-        validation_alias=_env("FILETIER_MISTRAL_MODEL", "mistral_model"),
     )
     provider_timeout_seconds: float = Field(
         default=60,
-        validation_alias=_env("FILETIER_PROVIDER_TIMEOUT_SECONDS", "provider_timeout_seconds"),
         description="Timeout of one provider request.",
     )
     provider_retry_attempts: int = Field(
         default=4,
-        validation_alias=_env("FILETIER_PROVIDER_RETRY_ATTEMPTS", "provider_retry_attempts"),
         description="Attempts per provider call on 429/5xx/timeouts (Retry-After honoured).",
     )
     provider_max_retry_wait_seconds: float = Field(
         default=30,
-        validation_alias=_env(
-            "FILETIER_PROVIDER_MAX_RETRY_WAIT_SECONDS", "provider_max_retry_wait_seconds"
-        ),
         description="Longest total wait between retries of one provider call.",
     )
     provider_limits_raw: str = Field(
@@ -442,46 +385,41 @@ class Settings(BaseSettings):
     )
     owner_quota_bytes: Size | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_OWNER_QUOTA_BYTES", "owner_quota_bytes"),
         description="Most bytes one owner may store (sum of file sizes); unset = no limit.",
     )
     owner_quota_files: int | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_OWNER_QUOTA_FILES", "owner_quota_files"),
         description="Most files one owner may store; unset = no limit.",
     )
     api_tokens: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_API_TOKENS", "api_tokens"),
         description="HTTP/MCP bearer tokens as comma-separated owner:token pairs.",
     )
     http_host: str = Field(
-        default="127.0.0.1", validation_alias=_env("FILETIER_HTTP_HOST", "http_host")
+        default="127.0.0.1",
     )
-    http_port: int = Field(default=8787, validation_alias=_env("FILETIER_HTTP_PORT", "http_port"))
+    http_port: int = Field(
+        default=8787,
+    )
     verified_copy_seconds: float = Field(
         default=300.0,
         ge=0,
-        validation_alias=_env("FILETIER_VERIFIED_COPY_SECONDS", "verified_copy_seconds"),
         description="HTTP downloads: a local copy hashed in full is served again without "
         "re-hashing for this many seconds while unchanged; 0 hashes every download.",
     )
     http_head_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
-        validation_alias=_env("FILETIER_HTTP_HEAD_TIMEOUT_SECONDS", "http_head_timeout_seconds"),
         description="A request's headers must arrive within this many seconds (else 408); "
         "also the grace period before the body rate is checked.",
     )
     http_min_body_rate: Size = Field(
         default=1024,
-        validation_alias=_env("FILETIER_HTTP_MIN_BODY_RATE", "http_min_body_rate"),
         description="Slowest average request-body rate, bytes per second, before a "
         "connection is closed (slow-loris defence).",
     )
     http_min_response_rate: Size = Field(
         default=1024,
-        validation_alias=_env("FILETIER_HTTP_MIN_RESPONSE_RATE", "http_min_response_rate"),
         description="Slowest rate, bytes per second over any FILETIER_HTTP_HEAD_TIMEOUT_SECONDS "
         "stretch, at which a client that holds up a response must read it before its "
         "connection is closed.",
@@ -489,25 +427,21 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(
         default=256,
         ge=1,
-        validation_alias=_env("FILETIER_HTTP_MAX_CONNECTIONS", "http_max_connections"),
         description="Most open HTTP connections (and requests in progress); requests beyond "
         "are answered 503.",
     )
     http_read_ahead_bytes: Size = Field(
         default=64 * 1024 * 1024,
-        validation_alias=_env("FILETIER_HTTP_READ_AHEAD_BYTES", "http_read_ahead_bytes"),
         description="Most bytes all downloads together may read ahead of what their clients "
         "have taken.",
     )
     metrics_token: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_METRICS_TOKEN", "metrics_token"),
         description="Bearer token (16+ characters) that may read /metrics and nothing else; "
         "the operator's API token (owner FILETIER_OWNER) may read it too.",
     )
     allow_no_auth: bool = Field(
         default=False,
-        validation_alias=_env("FILETIER_ALLOW_NO_AUTH", "allow_no_auth"),
         description="Serve without tokens (honoured only when bound to loopback).",
     )
     allowed_hosts_raw: str = Field(
@@ -517,25 +451,21 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_PUBLIC_URL", "public_url"),
         description="Base URL clients reach this server at (e.g. https://files.example.com), "
         "used to build download links; default: the address the server is bound to.",
     )
     link_max_seconds: int = Field(
         default=7 * 24 * 3600,
         ge=1,
-        validation_alias=_env("FILETIER_LINK_MAX_SECONDS", "link_max_seconds"),
         description="Longest lifetime, in seconds, a caller may give a download link.",
     )
     link_secret: SecretStr | None = Field(
         default=None,
-        validation_alias=_env("FILETIER_LINK_SECRET", "link_secret"),
         description="Key (32+ characters) that signs download links; the same on every host "
         "of a scaled-out deployment. Unset: generated once and kept 0600 in the data dir.",
     )
     inline_upload_max_bytes: Size = Field(
         default=1024 * 1024,
-        validation_alias=_env("FILETIER_INLINE_UPLOAD_MAX_BYTES", "inline_upload_max_bytes"),
         description="Largest upload an MCP tool accepts inline (text or base64).",
     )
     supabase_url: str | None = Field(default=None, validation_alias=_env("SUPABASE_URL"))
@@ -555,6 +485,18 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `SUPABASE_SERVICE_KEY=` in a .env means "not set", not "an empty key".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field`` (messages name what a user sets);
+        a name that is no field (already a variable's) is returned as it is."""
+        info = cls.model_fields.get(field)
+        if info is None:
+            return field
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
     # -- derived values -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ one (``except FileNotFoundError``)::
     ├── NotFoundError (FileNotFoundError)     no such file (for this owner)
     │   └── SourceNotFoundError               the upload source path does not exist
     │       └── SourceNotAFileError           it exists but is a directory or a device
+    ├── ObjectMissing (FileNotFoundError)     a tier has no such object (internal)
     ├── PathNotAllowedError (PermissionError) destination escapes the allowed roots
     ├── DestinationExistsError (FileExistsError) a different file is already there
     ├── LimitExceededError (ValueError)       refused before anything was stored
@@ -39,15 +40,19 @@ one (``except FileNotFoundError``)::
         └── ProviderTimeoutError (TimeoutError)        no answer in time
 
 Foreign exceptions (obstore, SQLAlchemy, OSError from the disk) are translated once, at
-the boundary that calls the foreign library. :data:`ERROR_TABLE` maps each class to an
-HTTP status and a CLI exit code; interfaces look errors up there and nowhere else.
+the boundary that calls the foreign library. :data:`ERROR_TABLE` gives every class its
+own row with a column per interface: the HTTP status, the CLI exit code, the MCP tool
+error's text, and whether a retry can help. The HTTP API, the web console, the CLI and
+the MCP server look errors up there (:func:`mapping_for`, :func:`mcp_text`) and nowhere
+else.
 
 Every exit code the ``filetier`` command uses (the README's table repeats this)::
 
     0    success
     1    an unexpected error (a bug: the message names it; ``-v`` shows the traceback)
     2    bad input: a malformed id or argument, an unknown option or provider, a directory
-         given where a file is expected, an ambiguous id prefix
+         given where a file is expected, an ambiguous id prefix, a request a provider
+         refused as malformed
     3    a setting is invalid or cannot work (ConfigError, or a malformed variable)
     4    not found: no such file for this owner, no such upload source, no such token
     5    a destination or source path outside the allowed roots
@@ -60,9 +65,10 @@ Every exit code the ``filetier`` command uses (the README's table repeats this):
     12   ``verify`` found problems it did not repair
     13   ``doctor``: a configured service does not answer
     14   a provider is named but has no API key configured
-    15   a provider refused the key or the request
+    15   a provider refused the key (or failed in another way)
     16   a provider kept answering 429
     17   a provider is unavailable or did not answer in time
+    18   a different file is already at the download destination (``--force``)
     130  interrupted (Ctrl-C)
 """
 
@@ -104,6 +110,11 @@ class InvalidMetadataError(InvalidInputError):
 
 class NotFoundError(FiletierError, FileNotFoundError):
     """No file with that id exists (or it belongs to another owner)."""
+
+
+class ObjectMissing(FiletierError, FileNotFoundError):
+    """An object store has no object at that key. Internal: tiers raise it, and the store
+    turns it into :class:`NotFoundError` or :class:`IntegrityError` before callers see it."""
 
 
 class SourceNotFoundError(NotFoundError):
@@ -227,51 +238,89 @@ class ProviderTimeoutError(ProviderError, TimeoutError):
     """The provider did not answer in time."""
 
 
+# -- the one table every interface reads ----------------------------------------------------
+
+MCP_TEXT = "Error executing tool {tool}: {message}"
+"""How a tool error reads to the model: the tool and the error's own message, which is
+written to say what to do next."""
+
+MCP_RETRY_TEXT = MCP_TEXT + " (temporary: the same call may succeed later)"
+"""The same for errors a retry can cure, so an agent knows to try again rather than to
+change its call."""
+
+
 class ErrorMapping(NamedTuple):
+    """How one error class reaches each interface."""
+
     http_status: int
     exit_code: int
+    retryable: bool
+    """Whether the same request, unchanged, may succeed later (the cause is transient)."""
+    mcp_text: str = MCP_TEXT
+    """Template of the MCP tool error: ``{tool}`` and ``{message}`` are filled in."""
 
 
-# Ordered most specific first: the first ``isinstance`` match wins.
+def _row(http_status: int, exit_code: int, *, retry: bool = False) -> ErrorMapping:
+    return ErrorMapping(http_status, exit_code, retry, MCP_RETRY_TEXT if retry else MCP_TEXT)
+
+
+# One row per class, ordered most specific first: the first ``isinstance`` match wins, so
+# a subclass sits above its base. Columns: HTTP status, CLI exit code, retry can help (the
+# MCP text follows from it). tests/test_errors.py checks that every class has its own row.
 ERROR_TABLE: tuple[tuple[type[FiletierError], ErrorMapping], ...] = (
-    (InvalidFileIdError, ErrorMapping(400, 2)),
-    (InvalidMetadataError, ErrorMapping(400, 2)),
-    (InvalidInputError, ErrorMapping(400, 2)),
-    (ConfigError, ErrorMapping(500, 3)),
-    (StoreClosedError, ErrorMapping(503, 1)),
-    (SourceNotAFileError, ErrorMapping(400, 2)),
-    (SourceNotFoundError, ErrorMapping(400, 4)),
-    (NotFoundError, ErrorMapping(404, 4)),
-    (PathNotAllowedError, ErrorMapping(403, 5)),
-    (DestinationExistsError, ErrorMapping(409, 18)),
-    (FileTooLargeError, ErrorMapping(413, 6)),
-    (TypeNotAllowedError, ErrorMapping(415, 6)),
-    (QuotaExceededError, ErrorMapping(413, 6)),
-    (LimitExceededError, ErrorMapping(422, 6)),
-    (InsufficientSpaceError, ErrorMapping(507, 7)),
-    (IntegrityError, ErrorMapping(500, 8)),
-    (StoreBusyError, ErrorMapping(503, 9)),
-    (StorageUnavailableError, ErrorMapping(503, 10)),
-    (MetadataUnavailableError, ErrorMapping(503, 11)),
-    (OriginalNotAvailableError, ErrorMapping(409, 4)),
-    (UnknownProviderError, ErrorMapping(400, 2)),
-    (ProviderNotConfiguredError, ErrorMapping(400, 14)),
-    (ProviderAuthError, ErrorMapping(502, 15)),
-    (UnsupportedPurposeError, ErrorMapping(400, 2)),
-    (ProviderLimitError, ErrorMapping(413, 6)),
-    (ProviderInputError, ErrorMapping(400, 2)),
-    (ProviderRequestError, ErrorMapping(502, 15)),
-    (ProviderRateLimitedError, ErrorMapping(429, 16)),
-    (ProviderUnavailableError, ErrorMapping(502, 17)),
-    (ProviderTimeoutError, ErrorMapping(504, 17)),
-    (ProviderError, ErrorMapping(502, 15)),
-    (FiletierError, ErrorMapping(500, 1)),
+    # The caller's input: fix the call, a retry cannot help.
+    (InvalidFileIdError, _row(400, 2)),
+    (InvalidMetadataError, _row(400, 2)),
+    (ProviderInputError, _row(400, 2)),  # before its bases: the caller's mistake
+    (InvalidInputError, _row(400, 2)),
+    (SourceNotAFileError, _row(400, 2)),
+    (SourceNotFoundError, _row(400, 4)),
+    (NotFoundError, _row(404, 4)),
+    (ObjectMissing, _row(500, 1)),  # internal: the store translates it before callers
+    (OriginalNotAvailableError, _row(409, 4)),
+    (PathNotAllowedError, _row(403, 5)),
+    (DestinationExistsError, _row(409, 18)),
+    (FileTooLargeError, _row(413, 6)),
+    (TypeNotAllowedError, _row(415, 6)),
+    (QuotaExceededError, _row(413, 6)),
+    (LimitExceededError, _row(422, 6)),
+    # This host: settings or the machine must change.
+    (ConfigError, _row(500, 3)),
+    (StoreClosedError, _row(503, 1)),
+    (InsufficientSpaceError, _row(507, 7)),
+    (IntegrityError, _row(500, 8)),
+    # Shared resources: busy or down now, likely fine later.
+    (StoreBusyError, _row(503, 9, retry=True)),
+    # Refused is listed before its base: the store answered, so only settings can help.
+    (StorageRefusedError, _row(502, 10)),
+    (StorageUnavailableError, _row(503, 10, retry=True)),
+    (MetadataUnavailableError, _row(503, 11, retry=True)),
+    # LLM providers. A request the provider refused as malformed (its 400/404/422) is the
+    # caller's mistake (ProviderInputError, above); any other refusal is the provider's.
+    (UnknownProviderError, _row(400, 2)),
+    (ProviderNotConfiguredError, _row(400, 14)),
+    (UnsupportedPurposeError, _row(400, 2)),
+    (ProviderRequestError, _row(502, 15)),
+    (ProviderLimitError, _row(413, 6)),
+    (ProviderAuthError, _row(502, 15)),
+    (ProviderRateLimitedError, _row(429, 16, retry=True)),
+    (ProviderUnavailableError, _row(502, 17, retry=True)),
+    (ProviderTimeoutError, _row(504, 17, retry=True)),
+    (ProviderError, _row(502, 15)),
+    (FiletierError, _row(500, 1)),
 )
 
 
-def mapping_for(error: FiletierError) -> ErrorMapping:
-    """The HTTP status and CLI exit code for ``error``."""
-    for cls, mapping in ERROR_TABLE:
-        if isinstance(error, cls):
+def mapping_for(error: FiletierError | type[FiletierError]) -> ErrorMapping:
+    """The table's row for ``error`` (an instance or a class): its HTTP status, CLI exit
+    code, whether a retry can help, and its MCP text."""
+    cls = error if isinstance(error, type) else type(error)
+    for known, mapping in ERROR_TABLE:
+        if issubclass(cls, known):
             return mapping
-    return ErrorMapping(500, 1)  # pragma: no cover - FiletierError is the last row
+    return _row(500, 1)  # pragma: no cover - FiletierError is the last row
+
+
+def mcp_text(error: FiletierError, tool: str) -> str:
+    """The text of the MCP tool error ``error`` becomes when ``tool`` raised it."""
+    return mapping_for(error).mcp_text.format(tool=tool, message=error.message)

@@ -33,6 +33,7 @@ from filetier.errors import (
     FiletierError,
     IntegrityError,
     NotFoundError,
+    ObjectMissing,
     StorageUnavailableError,
 )
 from filetier.ingest import translate_os_error
@@ -40,7 +41,6 @@ from filetier.models import FileRecord, Tier
 from filetier.modes import open_new
 from filetier.records import RecordCache
 from filetier.singleflight import SingleFlight, process_lock
-from filetier.tiers.protocols import ObjectMissing
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from filetier.digest import StreamDigest, hash_file
-from filetier.tiers.protocols import Get, LocalPath, ObjectMissing
+from filetier.errors import ObjectMissing
+from filetier.tiers.protocols import Get, LocalPath
 
 
 async def hash_object(primary: Get, key: str) -> StreamDigest | None:

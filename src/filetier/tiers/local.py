@@ -24,9 +24,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filetier.errors import StorageUnavailableError
+from filetier.errors import ObjectMissing, StorageUnavailableError
 from filetier.modes import make_dirs, open_new
-from filetier.tiers.protocols import ObjectInfo, ObjectMissing
+from filetier.tiers.protocols import ObjectInfo
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 

@@ -19,9 +19,9 @@ import stamina
 from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
 from obstore.exceptions import NotFoundError as ObstoreNotFound
 
-from filetier.errors import StorageRefusedError, StorageUnavailableError
+from filetier.errors import ObjectMissing, StorageRefusedError, StorageUnavailableError
 from filetier.tiers.local import check_key
-from filetier.tiers.protocols import ObjectInfo, ObjectMissing
+from filetier.tiers.protocols import ObjectInfo
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore

@@ -5,7 +5,8 @@ and an S3 bucket are interchangeable wherever they implement them. Keys are
 ``/``-separated relative names such as ``sha256/ab/cd/abcd…``.
 
 Every implementation raises only filetier errors: a missing object is
-:class:`ObjectMissing`, any other failure :class:`filetier.errors.StorageUnavailableError`.
+:class:`filetier.errors.ObjectMissing`, any other failure
+:class:`filetier.errors.StorageUnavailableError`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-
-from filetier.errors import FiletierError
-
-
-class ObjectMissing(FiletierError, FileNotFoundError):
-    """The object store has no object at that key (internal: never reaches callers)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1048,9 +1048,12 @@ def _unexpected(exc: Exception, as_json: bool) -> int:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
+        from filetier.config import Settings
+
         first = exc.errors()[0]
-        where = first["loc"][0] if first["loc"] else ""
-        return _report("ConfigError", f"invalid setting {where}: {first['msg']}", 3, as_json)
+        where = Settings.env_name(str(first["loc"][0])) if first["loc"] else ""
+        message = f"invalid setting {where}: {first['msg']}"
+        return _report("ConfigError", message, mapping_for(ConfigError).exit_code, as_json)
     # A bug, not a user error: one line all the same; the traceback only with -v.
     if state.verbose:
         traceback.print_exc()

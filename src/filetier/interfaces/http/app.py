@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from importlib.metadata import PackageNotFoundError, version
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from filetier import __version__
 from filetier.config import Settings
 from filetier.errors import FiletierError
 from filetier.interfaces.http import links, routes
@@ -42,13 +42,6 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRAC
 READY_PROBE_KEY = "filetier-readyz-probe"
 
 log = logging.getLogger("filetier.http")
-
-
-def _version() -> str:
-    try:
-        return version("filetier")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
 
 
 async def healthz(request: Request) -> Response:
@@ -181,5 +174,5 @@ def build_app(
     )
     app.state.runtime = runtime
     app.state.redact = runtime.redact
-    app.state.openapi = openapi_document(_version())
+    app.state.openapi = openapi_document(__version__)
     return app

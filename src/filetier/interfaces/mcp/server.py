@@ -55,7 +55,7 @@ from starlette.types import Receive, Scope, Send
 
 from filetier import __version__, logsafe
 from filetier.config import Settings
-from filetier.errors import FiletierError, InvalidInputError, NotFoundError
+from filetier.errors import FiletierError, InvalidInputError, NotFoundError, mcp_text
 from filetier.interfaces.mcp.changes import FileChanges
 from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
 from filetier.interfaces.mcp.resources import (
@@ -141,8 +141,9 @@ class FiletierMCPServer(MCPServer[AppState]):
         except UnexpectedToolError as exc:
             # The SDK wraps what a tool raised; a domain error is anticipated, and its
             # message is written for the caller, so it goes back as a tool error.
+            # Its text comes from the error table (and says whether a retry can help).
             if isinstance(exc.__cause__, FiletierError):
-                raise ToolError(f"Error executing tool {name}: {exc.__cause__}") from None
+                raise ToolError(mcp_text(exc.__cause__, name)) from None
             raise
 
     async def _handle_list_tools(
