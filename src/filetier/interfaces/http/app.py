@@ -30,7 +30,7 @@ from starlette.routing import Route
 from filetier.config import Settings
 from filetier.errors import FiletierError
 from filetier.interfaces.http import links, routes
-from filetier.interfaces.http.auth import AccessGate, HostPolicy
+from filetier.interfaces.http.access import AccessGate, HostPolicy
 from filetier.interfaces.http.errors import on_filetier_error, on_http_exception, on_unexpected
 from filetier.interfaces.http.metrics import MetricsMiddleware
 from filetier.interfaces.http.openapi import openapi_document
