@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from uuid6 import uuid7
 
-from filetier.coordination import ADVISORY_CLASS, advisory_key
 from filetier.errors import QuotaExceededError, StorageUnavailableError
+from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
