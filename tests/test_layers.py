@@ -20,11 +20,16 @@ ROOT = SRC.parent.parent
 MAX_LINES = 500
 OVERSIZED = frozenset(
     {
+        # Being split now by other branches of issue 11.
         "store.py",
         "providers/manager.py",
         "config.py",
         "interfaces/cli/app.py",
         "interfaces/mcp/tools.py",
+        # HTTP's own read loop (_open_copy) moves into the one read path of the store split.
+        "interfaces/http/content.py",
+        # Shrinks when its components are generated from pydantic models (issue 11, open).
+        "interfaces/http/openapi.py",
     }
 )
 
