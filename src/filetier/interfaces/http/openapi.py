@@ -1,4 +1,6 @@
-"""The OpenAPI 3.1 document of the HTTP API, written by hand next to the routes.
+"""The OpenAPI 3.1 document of the HTTP API: paths written by hand next to the routes;
+the response bodies that are pydantic models (files, pages, uploads, provider ids)
+generated from those models; request bodies, errors and links written here.
 
 It is checked against the running server by ``tests/test_http_schemathesis.py``: every
 status code, header and body a route can answer must be listed here.
@@ -8,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
+
+from filetier.models import FilePage, ProviderCopyInfo, ProviderFileId, UploadResult
 from filetier.store import LIST_OFFSET_MAX
 
 JSON = "application/json"
@@ -144,88 +149,6 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
-    "FileRecord": {
-        "type": "object",
-        "required": [
-            "file_id",
-            "owner",
-            "filename",
-            "size",
-            "mime_type",
-            "sha256",
-            "upload_date",
-            "access_count",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "owner": {"type": "string"},
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 0},
-            "mime_type": {"type": "string"},
-            "sha256": {"type": "string", "pattern": SHA256},
-            "provider_file_ids": {"type": "object"},
-            "provider_copies": {
-                "type": "array",
-                "description": "Provider copies of the content and the life each has left "
-                "(GET /v1/files/{id} only)",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "provider": {"type": "string"},
-                        "purpose": {"type": "string"},
-                        "provider_file_id": {"type": "string"},
-                        "status": {"type": "string"},
-                        "uploaded_at": {"type": "string", "format": "date-time"},
-                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
-                        "remaining_seconds": {"type": ["number", "null"]},
-                    },
-                },
-            },
-            "metadata": {"type": "object"},
-            "upload_date": {"type": "string", "format": "date-time"},
-            "last_accessed": {"type": ["string", "null"], "format": "date-time"},
-            "access_count": {"type": "integer", "minimum": 0},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "FilePage": {
-        "type": "object",
-        "required": ["items", "total", "offset", "limit", "next_offset"],
-        "properties": {
-            "items": {"type": "array", "items": _ref("FileRecord")},
-            "total": {"type": "integer", "minimum": 0},
-            "offset": {"type": "integer", "minimum": 0},
-            "limit": {"type": "integer", "minimum": 1},
-            "next_offset": {"type": ["integer", "null"]},
-        },
-    },
-    "UploadResult": {
-        "type": "object",
-        "required": [
-            "file_id",
-            "sha256",
-            "size",
-            "mime_type",
-            "filename",
-            "deduplicated",
-            "bytes_written",
-        ],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "sha256": {"type": "string", "pattern": SHA256},
-            "size": {"type": "integer", "minimum": 0},
-            "mime_type": {"type": "string"},
-            "filename": {"type": "string"},
-            "deduplicated": {
-                "type": "boolean",
-                "description": "True when no byte was written: the content was stored already.",
-            },
-            "bytes_written": {"type": "integer", "minimum": 0},
-        },
-    },
     # User metadata: any JSON object whose strings and keys hold no NUL (JSONB cannot).
     "MetadataValue": {
         "anyOf": [
@@ -266,18 +189,6 @@ SCHEMAS: dict[str, Any] = {
             "provider": {"type": "string", "pattern": NOT_BLANK, "maxLength": 64},
             "purpose": {"type": "string", "pattern": NOT_BLANK, "maxLength": 64},
             "verify": {"type": "boolean"},
-        },
-    },
-    "ProviderFileId": {
-        "type": "object",
-        "required": ["file_id", "sha256", "provider", "purpose", "provider_file_id", "uploaded"],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "sha256": {"type": "string"},
-            "provider": {"type": "string"},
-            "purpose": {"type": "string"},
-            "provider_file_id": {"type": "string"},
-            "uploaded": {"type": "boolean"},
         },
     },
     "Health": {
@@ -356,6 +267,29 @@ def _content_get(head: bool) -> dict[str, Any]:
     }
 
 
+def model_schemas() -> dict[str, Any]:
+    """The response bodies that are pydantic models, generated from those models (as
+    serialized: ``model_dump(mode="json")``), so the document cannot drift from them."""
+    _, top = models_json_schema(
+        [(model, "serialization") for model in (FilePage, UploadResult, ProviderFileId)]
+        + [(ProviderCopyInfo, "serialization")],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas: dict[str, Any] = top["$defs"]
+    record = schemas["FileRecord"]
+    # The HTTP API never shows where the object lies (routes drop it), and
+    # adds the provider copies on GET /v1/files/{id}.
+    del record["properties"]["storage_key"]
+    record["required"].remove("storage_key")
+    record["properties"]["provider_copies"] = {
+        "type": "array",
+        "description": "Provider copies of the content and the life each has left "
+        "(GET /v1/files/{id} only)",
+        "items": _ref("ProviderCopyInfo"),
+    }
+    return schemas
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     return {
@@ -369,7 +303,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SCHEMAS, **LINK_SCHEMAS},
+            "schemas": {**model_schemas(), **SCHEMAS, **LINK_SCHEMAS},
             "responses": {
                 "Error": {
                     "description": "An error.",
