@@ -28,8 +28,6 @@ OVERSIZED = frozenset(
         "interfaces/mcp/tools.py",
         # HTTP's own read loop (_open_copy) moves into the one read path of the store split.
         "interfaces/http/content.py",
-        # Shrinks when its components are generated from pydantic models (issue 11, open).
-        "interfaces/http/openapi.py",
     }
 )
 
