@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.prometheus_text import types, value, values
 from tests.services import free_port
 
 ALICE = "alice-token-0123456789abcdef"
@@ -244,29 +245,22 @@ def test_metrics_count_requests_bytes_latency_and_tiers(
 
     text = httpx.get(f"{server.url}/metrics", headers=METRICS).text
 
-    assert 'filetier_http_requests_total{route="/v1/files",method="POST",status="201"}' in text
-    assert re.search(
-        r'filetier_http_requests_total\{route="/v1/files/\{file_id\}/content",method="GET",'
-        r'status="200"\} [1-9]',
-        text,
+    total = "filetier_http_requests_total"
+    assert value(text, total, route="/v1/files", method="POST", status="201") == 1
+    content = value(text, total, route="/v1/files/{file_id}/content", method="GET", status="200")
+    assert content is not None and content >= 1
+    assert value(text, total, route="/v1/files", method="GET", status="401") == 1
+    duration = "filetier_http_request_duration_seconds"
+    assert value(text, f"{duration}_bucket", route="/v1/files", method="POST", le="+Inf") == 1
+    bytes_in = value(text, "filetier_http_request_body_bytes_total", route="/v1/files")
+    assert bytes_in is not None and bytes_in >= len(data)
+    out = value(
+        text, "filetier_http_response_body_bytes_total", route="/v1/files/{file_id}/content"
     )
-    assert 'filetier_http_requests_total{route="/v1/files",method="GET",status="401"}' in text
-    assert (
-        'filetier_http_request_duration_seconds_bucket{route="/v1/files",method="POST",le="+Inf"}'
-        in text
-    )
-    bytes_in = re.search(r'filetier_http_request_body_bytes_total\{route="/v1/files"\} (\d+)', text)
-    assert bytes_in is not None and int(bytes_in.group(1)) >= len(data)
-    out = re.search(
-        r'filetier_http_response_body_bytes_total\{route="/v1/files/\{file_id\}/content"\} (\d+)',
-        text,
-    )
-    assert out is not None and int(out.group(1)) >= len(data)
-    hits = {
-        m[0]: int(m[1]) for m in re.findall(r'filetier_tier_hits_total\{tier="(\w+)"\} (\d+)', text)
-    }
+    assert out is not None and out >= len(data)
+    hits = {labels["tier"]: n for labels, n in values(text, "filetier_tier_hits_total")}
     assert set(hits) == {"memory", "disk", "primary"} and sum(hits.values()) >= 1
-    assert "# TYPE filetier_http_request_duration_seconds histogram" in text
+    assert types(text)[duration] == "histogram"
 
 
 def test_openapi_document_is_valid_and_lists_every_v1_route(server: LiveServer) -> None:
@@ -638,11 +632,10 @@ def test_a_corrupt_copy_aborts_the_download_before_its_last_byte(
 
 def copies_counters(client: httpx.Client) -> tuple[int, int]:
     text = client.get("/metrics", headers=METRICS).text
-    found = dict(re.findall(r"^(filetier_http_copies_\w+_total) (\d+)$", text, re.M))
-    return (
-        int(found["filetier_http_copies_hashed_total"]),
-        int(found["filetier_http_copies_trusted_total"]),
-    )
+    hashed = value(text, "filetier_http_copies_hashed_total")
+    trusted = value(text, "filetier_http_copies_trusted_total")
+    assert hashed is not None and trusted is not None
+    return int(hashed), int(trusted)
 
 
 def stream_all(client: httpx.Client, fid: str) -> bytes:

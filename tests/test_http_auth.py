@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from filetier import FileStore, Settings
-from filetier.auth import TokenAuthority
-from filetier.interfaces.http.auth import AccessGate, HostPolicy
+from filetier.interfaces.http.access import AccessGate, HostPolicy
+from filetier.tokens import TokenAuthority
 from tests.services import free_port
 from tests.test_http_api import (
     ALICE,

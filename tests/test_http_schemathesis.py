@@ -9,7 +9,6 @@ Kept small so the module runs in well under a minute.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from filetier.interfaces.http.app import _version  # noqa: E402
 from filetier.interfaces.http.openapi import openapi_document  # noqa: E402
+from tests.prometheus_text import values  # noqa: E402
 from tests.test_http_api import (  # noqa: E402
     ALICE,
     METRICS,
@@ -77,11 +77,8 @@ def test_the_generated_requests_reached_the_routes(live: LiveServer) -> None:
     """Runs after the generated tests: they were authenticated, and most got through."""
     text = httpx.get(f"{live.url}/metrics", headers=METRICS).text
     answered = {
-        (route, method, status): int(n)
-        for route, method, status, n in re.findall(
-            r'filetier_http_requests_total\{route="([^"]+)",method="(\w+)",status="(\d+)"\} (\d+)',
-            text,
-        )
+        (labels["route"], labels["method"], labels["status"]): int(n)
+        for labels, n in values(text, "filetier_http_requests_total")
     }
     ok = {(r, m) for (r, m, s), n in answered.items() if s.startswith("2") and n}
     assert {("/v1/files", "GET"), ("/v1/files", "POST")} <= ok

@@ -14,7 +14,6 @@ destructive steps where it is not.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,14 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from filetier.errors import FiletierError
+from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key, lock_digest
 from filetier.metadata.database import Database
 from filetier.singleflight import process_lock
 
 log = logging.getLogger(__name__)
-
-# First key of the two-int advisory lock form: keeps filetier's locks apart from any
-# other application's on the same database ("ft" + 1).
-ADVISORY_CLASS = 0x6674_0001
 
 
 class ContentLocks(Protocol):
@@ -43,25 +39,13 @@ class ContentLocks(Protocol):
         ...
 
 
-def _digest(key: str) -> str:
-    if len(key) == 64 and all(c in "0123456789abcdef" for c in key):
-        return key
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 class FileContentLocks:
     def __init__(self, directory: Path, wait_seconds: float) -> None:
         self._dir = directory
         self._wait = wait_seconds
 
     def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
-        return process_lock(self._dir / f"{_digest(key)}.blob.lock", self._wait)
-
-
-def advisory_key(key: str) -> int:
-    """A signed 32-bit key from the name (the second int of the two-int form)."""
-    value = int(_digest(key)[:8], 16)
-    return value - (1 << 32) if value >= 1 << 31 else value
+        return process_lock(self._dir / f"{lock_digest(key)}.blob.lock", self._wait)
 
 
 class AdvisoryContentLocks:

@@ -23,8 +23,8 @@ from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
 from filetier.config import Settings
+from filetier.interfaces.http.access import is_loopback
 from filetier.interfaces.http.app import build_app as _build_http_app
-from filetier.interfaces.http.auth import is_loopback
 from filetier.interfaces.http.deadlines import deadline_protocol
 from filetier.interfaces.http.runtime import AUTH_REQUIRED_MESSAGE, Runtime
 
@@ -54,8 +54,8 @@ def log_config() -> dict[str, Any]:
 
 
 async def _has_stored_tokens(settings: Settings) -> bool:
-    from filetier.auth import TokenAuthority
     from filetier.store import FileStore
+    from filetier.tokens import TokenAuthority
 
     async with FileStore(settings) as store:
         return bool(await TokenAuthority(settings, store.db).list())

@@ -1,5 +1,9 @@
 """Every query FileStore runs, as small named functions over :class:`Database`.
 
+The rows these queries return are in :mod:`~filetier.metadata.rows`, the download log's
+queries in :mod:`~filetier.metadata.access_log`, and the batched inserts in
+:mod:`~filetier.metadata.inserts`.
+
 Ordering rules the callers rely on (diskcache's ``_transact`` discipline):
 objects are written before the rows that reference them are committed, and an object
 is deleted only after the commit that removed its last reference.
@@ -9,112 +13,44 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from uuid6 import uuid7
 
 from filetier.clock import utcnow
-from filetier.content_locks import ADVISORY_CLASS, advisory_key
-from filetier.errors import QuotaExceededError, StorageUnavailableError
+from filetier.metadata.access_log import AccessEvent, AccessLog
+from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
-from filetier.metadata.schema import UTCDateTime, blobs, file_download_history, file_metadata
-from filetier.models import DownloadEvent, FileRecord, FileSort, TierStats
+from filetier.metadata.inserts import (
+    FileInsert,
+    durability_pool,
+    insert_batch_sync,
+    insert_rows,
+    make_durable,
+)
+from filetier.metadata.rows import BlobRow, blob_of, file_order, new_id, record_from_row
+from filetier.metadata.schema import blobs, file_download_history, file_metadata
+from filetier.models import FileRecord, FileSort, TierStats
 from filetier.quota import OwnerQuota
 
-
-def new_id() -> UUID:
-    # Time-ordered keys: batched inserts into a B-tree stay at its right edge.
-    return UUID(bytes=uuid7().bytes)
-
-
-def record_from_row(row: RowMapping) -> FileRecord:
-    return FileRecord(
-        file_id=row["file_id"],
-        owner=row["owner"],
-        filename=row["original_filename"],
-        size=row["file_size"],
-        mime_type=row["mime_type"],
-        sha256=row["file_hash"],
-        storage_key=row["supabase_storage_path"],
-        provider_file_ids=row["provider_file_ids"] or {},
-        metadata=row["metadata"] or {},
-        upload_date=row["upload_date"],
-        last_accessed=row["last_accessed"],
-        access_count=row["access_count"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+__all__ = [
+    "AccessEvent",
+    "BlobRow",
+    "Repository",
+    "new_id",
+    "record_from_row",
+    "utcnow",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class AccessEvent:
-    """One download, recorded in memory and written in batches."""
-
-    file_id: UUID
-    owner: str
-    at: datetime
-    tier: str
-    bytes: int
-    duration_ms: float
-    verified: bool
-    destination_path: str | None = None
-    downloaded_by: str | None = None
-    cleanup_policy: str | None = None
-    expires_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BlobRow:
-    sha256: str
-    size: int
-    storage_key: str
-    status: str
-    created_at: datetime
-    last_verified_at: datetime | None = None
-    # The object's modification time when filetier last wrote or hashed it.
-    object_modified_at: datetime | None = None
-
-
-def _blob_of(row: RowMapping) -> BlobRow:
-    return BlobRow(
-        row["sha256"],
-        row["size"],
-        row["storage_key"],
-        row["status"],
-        row["created_at"],
-        row["last_verified_at"],
-        row["object_modified_at"],
-    )
-
-
-def _file_order(sort: FileSort) -> list[sa.ColumnElement[Any]]:
-    """ORDER BY for a listing: the key, then newest first, then the id, so that pages
-    never repeat or skip a row when keys tie."""
-    f = file_metadata.c
-    column: sa.ColumnElement[Any] = {
-        "name": f.original_filename,
-        "size": f.file_size,
-        "type": f.mime_type,
-        "uploaded": f.created_at,
-        "accessed": f.last_accessed,
-    }[sort.lstrip("-")]
-    keyed = column.desc().nulls_last() if sort.startswith("-") else column.asc().nulls_first()
-    return [keyed, f.created_at.desc(), f.file_id.desc()]
-
-
-class Repository:
+class Repository(AccessLog):
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._inserts: GroupCommit[_FileInsert, None] = GroupCommit(self._insert_batch)
+        self._inserts: GroupCommit[FileInsert, None] = GroupCommit(self._insert_batch)
 
     async def settle(self) -> None:
         """Wait for queued file inserts to be answered (before the database closes)."""
@@ -209,7 +145,7 @@ class Repository:
                     await conn.execute(
                         sa.select(file_metadata)
                         .where(*where)
-                        .order_by(*_file_order(sort))
+                        .order_by(*file_order(sort))
                         .limit(limit)
                         .offset(offset)
                     )
@@ -289,7 +225,7 @@ class Repository:
         if lock:
             query = query.with_for_update()
         row = (await conn.execute(query)).mappings().first()
-        return None if row is None else _blob_of(row)
+        return None if row is None else blob_of(row)
 
     async def insert_file(
         self,
@@ -340,7 +276,7 @@ class Repository:
             "created_at": now,
             "updated_at": now,
         }
-        request = _FileInsert(
+        request = FileInsert(
             values, quota, wrote_object, object_modified_at if wrote_object else None, durable_first
         )
         if self.db.dialect == "sqlite":
@@ -352,7 +288,7 @@ class Repository:
                 if quota is not None and quota.limited:
                     await self._check_quota(conn, quota, size)
                 blob = await self._get_blob(conn, sha256, lock=True)
-                await conn.run_sync(_insert_rows, request, blob)
+                await conn.run_sync(insert_rows, request, blob)
         return FileRecord(
             file_id=file_id,
             owner=owner,
@@ -367,7 +303,7 @@ class Repository:
             updated_at=now,
         )
 
-    async def _insert_batch(self, requests: list[_FileInsert]) -> list[Exception | None]:
+    async def _insert_batch(self, requests: list[FileInsert]) -> list[Exception | None]:
         outcomes: list[Exception | None] = [None] * len(requests)
         if any(r.durable_first is not None for r in requests):
             # In parallel threads: concurrent fsyncs share the file system's journal
@@ -375,14 +311,14 @@ class Repository:
             loop = asyncio.get_running_loop()
             outcomes = list(
                 await asyncio.gather(
-                    *(loop.run_in_executor(_durability_pool(), _make_durable, r) for r in requests)
+                    *(loop.run_in_executor(durability_pool(), make_durable, r) for r in requests)
                 )
             )
         todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
         if todo:
             async with self.db.write() as conn:
                 # One thread hop for every statement of the batch, not one per statement.
-                done = iter(await conn.run_sync(_insert_batch_sync, todo, self.db.unavailable))
+                done = iter(await conn.run_sync(insert_batch_sync, todo, self.db.unavailable))
             outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
         return outcomes
 
@@ -452,7 +388,7 @@ class Repository:
     async def all_blobs(self) -> list[BlobRow]:
         async with self.db.read() as conn:
             rows = (await conn.execute(sa.select(blobs).order_by(blobs.c.sha256))).mappings().all()
-        return [_blob_of(r) for r in rows]
+        return [blob_of(r) for r in rows]
 
     async def referenced_hashes(self) -> set[str]:
         async with self.db.read() as conn:
@@ -490,137 +426,6 @@ class Repository:
                     )
                 )
 
-    # -- access bookkeeping ---------------------------------------------------------------
-
-    async def record_accesses(self, events: Sequence[AccessEvent]) -> None:
-        """Append history and bump counters for a batch of downloads, in one transaction."""
-        if not events:
-            return
-        per_file: dict[UUID, tuple[int, datetime]] = {}
-        for ev in events:
-            count, last = per_file.get(ev.file_id, (0, ev.at))
-            per_file[ev.file_id] = (count + 1, max(last, ev.at))
-        async with self.db.write() as conn:
-            await conn.execute(
-                sa.insert(file_download_history),
-                [
-                    {
-                        "id": new_id(),
-                        "file_id": ev.file_id,
-                        "owner": ev.owner,
-                        "provider_file_id": None,
-                        "downloaded_at": ev.at,
-                        "downloaded_by": ev.downloaded_by,
-                        "destination_path": ev.destination_path,
-                        "tier": ev.tier,
-                        "bytes": ev.bytes,
-                        "duration_ms": ev.duration_ms,
-                        "verified": ev.verified,
-                        "cleanup_policy": ev.cleanup_policy,
-                        "expires_at": ev.expires_at,
-                        "removed_at": None,
-                    }
-                    for ev in events
-                ],
-            )
-            # A new delivery to a path supersedes earlier ones: their cleanup policy no
-            # longer describes the file that is there now.
-            for ev in events:
-                if ev.destination_path is not None:
-                    await conn.execute(
-                        sa.update(file_download_history)
-                        .where(
-                            # Only the same owner's rows: another owner's history is
-                            # neither changed nor told of this delivery.
-                            file_download_history.c.owner == ev.owner,
-                            file_download_history.c.destination_path == ev.destination_path,
-                            file_download_history.c.downloaded_at < ev.at,
-                            file_download_history.c.removed_at.is_(None),
-                        )
-                        .values(removed_at=ev.at)
-                    )
-            for file_id, (count, last) in per_file.items():
-                await conn.execute(
-                    sa.update(file_metadata)
-                    .where(file_metadata.c.file_id == file_id)
-                    .values(
-                        access_count=file_metadata.c.access_count + count,
-                        # Batches from several processes may land out of order.
-                        last_accessed=sa.case(
-                            (
-                                sa.or_(
-                                    file_metadata.c.last_accessed.is_(None),
-                                    file_metadata.c.last_accessed < last,
-                                ),
-                                sa.literal(last, UTCDateTime()),
-                            ),
-                            else_=file_metadata.c.last_accessed,
-                        ),
-                        updated_at=utcnow(),
-                    )
-                )
-
-    async def history(self, owner: str, file_id: UUID | None, limit: int) -> list[DownloadEvent]:
-        h = file_download_history
-        query = sa.select(h).where(h.c.owner == owner)
-        if file_id is not None:
-            query = query.where(h.c.file_id == file_id)
-        async with self.db.read() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        query.order_by(h.c.downloaded_at.desc(), h.c.id.desc()).limit(limit)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [
-            DownloadEvent(
-                file_id=r["file_id"],
-                downloaded_at=r["downloaded_at"],
-                downloaded_by=r["downloaded_by"],
-                destination_path=r["destination_path"],
-                tier=r["tier"],
-                bytes=r["bytes"],
-                duration_ms=r["duration_ms"],
-                verified=r["verified"],
-                cleanup_policy=r["cleanup_policy"],
-                expires_at=r["expires_at"],
-                removed_at=r["removed_at"],
-            )
-            for r in rows
-        ]
-
-    async def expired_deliveries(self, now: datetime) -> list[tuple[UUID, str, str]]:
-        """(history id, destination path, sha256) of delivered copies due for removal.
-
-        ``retain`` copies expire after the retention period; ``immediate`` ones after a
-        safety net, for when the process that should have removed them died.
-        """
-        h = file_download_history
-        due = sa.and_(h.c.cleanup_policy.in_(("retain", "immediate")), h.c.expires_at <= now)
-        query = (
-            sa.select(h.c.id, h.c.destination_path, file_metadata.c.file_hash)
-            .select_from(h.outerjoin(file_metadata, file_metadata.c.file_id == h.c.file_id))
-            .where(due, h.c.removed_at.is_(None), h.c.destination_path.is_not(None))
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [(r[0], r[1], r[2] or "") for r in rows]
-
-    async def mark_removed(self, history_ids: Sequence[UUID]) -> None:
-        if not history_ids:
-            return
-        async with self.db.write() as conn:
-            await conn.execute(
-                sa.update(file_download_history)
-                .where(file_download_history.c.id.in_(list(history_ids)))
-                .values(removed_at=utcnow())
-            )
-
-    # -- stats ----------------------------------------------------------------------------
-
     async def totals(self, owner: str) -> tuple[int, int, int, int, int, dict[str, TierStats]]:
         f, b, h = file_metadata, blobs, file_download_history
         async with self.db.read() as conn:
@@ -648,163 +453,3 @@ class Repository:
         tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
         downloads = sum(t.hits for t in tiers.values())
         return int(files), int(logical), int(blob_count), int(unique), downloads, tiers
-
-
-@dataclass(slots=True)
-class _FileInsert:
-    values: dict[str, Any]
-    quota: OwnerQuota | None
-    wrote_object: bool
-    object_modified_at: datetime | None
-    durable_first: Callable[[], None] | None
-
-
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def _durability_pool() -> ThreadPoolExecutor:
-    """Threads for a batch's fsyncs, apart from the default pool (sized for the CPUs,
-    too few to have a batch's fsyncs in flight together)."""
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=32, thread_name_prefix="filetier-fsync"))
-    return _POOL[0]
-
-
-def _make_durable(request: _FileInsert) -> Exception | None:
-    try:
-        if request.durable_first is not None:
-            request.durable_first()
-    except OSError as exc:
-        return StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
-    return None
-
-
-def _insert_rows(sync_conn: sa.Connection, request: _FileInsert, blob: BlobRow | None) -> None:
-    """The blob row (new, or marked ok again) and the file row, inside the caller's
-    transaction, which already holds the blob row's lock (PostgreSQL)."""
-    values = request.values
-    now = values["created_at"]
-    sha256 = values["file_hash"]
-    if blob is None:
-        sync_conn.execute(
-            sa.insert(blobs).values(
-                sha256=sha256,
-                size=values["file_size"],
-                storage_key=values["supabase_storage_path"],
-                status="ok",
-                created_at=now,
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    elif blob.status != "ok" or request.wrote_object:
-        # Fresh, verified bytes replace a quarantined (or damaged) object.
-        sync_conn.execute(
-            sa.update(blobs)
-            .where(blobs.c.sha256 == sha256)
-            .values(
-                status="ok",
-                last_verified_at=now,
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    sync_conn.execute(sa.insert(file_metadata).values(**values))
-
-
-def _insert_batch_sync(
-    sync_conn: sa.Connection,
-    requests: list[_FileInsert],
-    translate: Callable[[BaseException], Exception],
-) -> list[Exception | None]:
-    """SQLite: a batch in the caller's ``BEGIN IMMEDIATE`` transaction (the writer lock
-    serializes the quota counts), in a handful of statements whatever its size.
-
-    Should the batch fail as a whole (a constraint, say), it is undone and each request
-    is tried again on its own, so only the request at fault gets the error.
-    """
-    try:
-        with sync_conn.begin_nested():
-            return _insert_all(sync_conn, requests)
-    except SQLAlchemyError as exc:
-        if len(requests) == 1:
-            return [translate(exc)]
-    outcomes: list[Exception | None] = []
-    for request in requests:
-        try:
-            with sync_conn.begin_nested():
-                outcomes.extend(_insert_all(sync_conn, [request]))
-        except SQLAlchemyError as exc:
-            outcomes.append(translate(exc))
-    return outcomes
-
-
-def _insert_all(sync_conn: sa.Connection, requests: list[_FileInsert]) -> list[Exception | None]:
-    """The rows of ``requests``, with the outcome a one-by-one insert would have had:
-    quotas counted in order (earlier files of the batch included), a blob row made by
-    the first file of its content, marked ok again by a file that rewrote its object."""
-    f = file_metadata
-    outcomes: list[Exception | None] = []
-    usage: dict[str, tuple[int, int]] = {}
-    accepted: list[_FileInsert] = []
-    for request in requests:
-        quota, size = request.quota, request.values["file_size"]
-        if quota is not None and quota.limited:
-            if quota.owner not in usage:
-                files, used = sync_conn.execute(
-                    sa.select(
-                        sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
-                    ).where(f.c.owner == quota.owner)
-                ).one()
-                usage[quota.owner] = (int(files), int(used))
-            files, used = usage[quota.owner]
-            try:
-                quota.check(files, used, size)
-            except QuotaExceededError as exc:
-                outcomes.append(exc)
-                continue
-            usage[quota.owner] = (files + 1, used + size)
-        accepted.append(request)
-        outcomes.append(None)
-    if not accepted:
-        return outcomes
-    hashes = {request.values["file_hash"] for request in accepted}
-    status = {
-        row.sha256: row.status
-        for row in sync_conn.execute(
-            sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
-        )
-    }
-    new_blobs: list[dict[str, Any]] = []
-    renewed: list[_FileInsert] = []
-    for request in accepted:
-        values = request.values
-        sha256, now = values["file_hash"], values["created_at"]
-        if sha256 not in status:
-            new_blobs.append(
-                {
-                    "sha256": sha256,
-                    "size": values["file_size"],
-                    "storage_key": values["supabase_storage_path"],
-                    "status": "ok",
-                    "created_at": now,
-                    "object_modified_at": request.object_modified_at,
-                }
-            )
-        elif status[sha256] != "ok" or request.wrote_object:
-            renewed.append(request)
-        status[sha256] = "ok"
-    if new_blobs:
-        sync_conn.execute(sa.insert(blobs), new_blobs)
-    for request in renewed:
-        # Fresh, verified bytes replace a quarantined (or damaged) object. Rare: one
-        # statement each, in order, after the new blob rows they may follow.
-        sync_conn.execute(
-            sa.update(blobs)
-            .where(blobs.c.sha256 == request.values["file_hash"])
-            .values(
-                status="ok",
-                last_verified_at=request.values["created_at"],
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    sync_conn.execute(sa.insert(file_metadata), [request.values for request in accepted])
-    return outcomes

@@ -137,7 +137,7 @@ def _main(
 
 
 def _overrides() -> dict[str, Any]:
-    from filetier.auth import check_owner_name
+    from filetier.tokens import check_owner_name
 
     overrides: dict[str, Any] = {}
     if state.home is not None:
@@ -148,8 +148,8 @@ def _overrides() -> dict[str, Any]:
 
 
 def build_settings() -> Settings:
-    from filetier.auth import check_owner_name
     from filetier.config import Settings
+    from filetier.tokens import check_owner_name
 
     overrides = _overrides()
     settings = Settings(**overrides)
@@ -814,7 +814,7 @@ def token_create(
     """Create a token; it is printed once and only its hash is stored. The token sees
     only OWNER's files: files stored by the CLI belong to owner `default` unless it runs
     with `--owner OWNER` (or FILETIER_OWNER=OWNER)."""
-    from filetier.auth import TokenAuthority, check_owner_name
+    from filetier.tokens import TokenAuthority, check_owner_name
 
     check_owner_name(owner)
     token = run(lambda s: TokenAuthority(s.settings, s.db).create(owner, name))
@@ -839,7 +839,7 @@ def token_create(
 @token_app.command("list")
 def token_list(as_json: JsonFlag = False) -> None:
     """Tokens created with `token create` (owner, label, hash prefix)."""
-    from filetier.auth import TokenAuthority
+    from filetier.tokens import TokenAuthority
 
     tokens = run(lambda s: TokenAuthority(s.settings, s.db).list())
     if as_json:
@@ -857,7 +857,7 @@ def token_revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke tokens whose hash starts with the given prefix (8+ hex digits)."""
-    from filetier.auth import TokenAuthority
+    from filetier.tokens import TokenAuthority
 
     count = run(lambda s: TokenAuthority(s.settings, s.db).revoke(hash_prefix))
     if as_json:
@@ -986,8 +986,8 @@ def mcp(
 
 def build_server_settings(**extra: Any) -> Settings:
     """Servers get only the configured roots: no current-directory convenience."""
-    from filetier.auth import check_owner_name
     from filetier.config import Settings
+    from filetier.tokens import check_owner_name
 
     settings = Settings(**(_overrides() | extra))
     check_owner_name(settings.owner)

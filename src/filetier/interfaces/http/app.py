@@ -30,9 +30,9 @@ from filetier import __version__
 from filetier.config import Settings
 from filetier.errors import FiletierError
 from filetier.interfaces.http import links, routes
-from filetier.interfaces.http.auth import AccessGate, HostPolicy
+from filetier.interfaces.http.access import AccessGate, HostPolicy
 from filetier.interfaces.http.errors import on_filetier_error, on_http_exception, on_unexpected
-from filetier.interfaces.http.metrics import MetricsMiddleware
+from filetier.interfaces.http.metrics import CONTENT_TYPE, MetricsMiddleware
 from filetier.interfaces.http.openapi import openapi_document
 from filetier.interfaces.http.runtime import Runtime
 from filetier.interfaces.web.app import console_routes
@@ -84,7 +84,7 @@ async def metrics(request: Request) -> Response:
     stats = await runtime.store.stats() if runtime.store is not None else None
     return PlainTextResponse(
         runtime.metrics.render(stats, (runtime.verified.hashed, runtime.verified.trusted)),
-        media_type="text/plain; version=0.0.4; charset=utf-8",
+        media_type=CONTENT_TYPE,
     )
 
 

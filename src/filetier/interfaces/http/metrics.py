@@ -1,4 +1,4 @@
-"""Prometheus metrics: a registry small enough to read, and the middleware that feeds it.
+"""Prometheus metrics (``prometheus_client``) and the middleware that feeds them.
 
 Exposed at ``/metrics`` in the text exposition format (version 0.0.4)::
 
@@ -15,17 +15,19 @@ Exposed at ``/metrics`` in the text exposition format (version 0.0.4)::
     filetier_http_copies_trusted_total                       counter (served in the window)
 
 ``route`` is the route's template (``/v1/files/{file_id}``), never the raw path, so ids
-do not explode the number of series. ``prometheus_client`` is not a dependency: the
-format is a few lines of text.
+do not explode the number of series. The HTTP series live in a registry of this server
+(not ``prometheus_client``'s global one, so two apps in one process never share counts);
+the store's counters are read at scrape time by a collector made for that scrape.
 """
 
 from __future__ import annotations
 
-import bisect
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,122 +36,106 @@ from filetier.models import StoreStats
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 UNMATCHED = "(unmatched)"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The exposition format generate_latest writes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _Snapshot(Collector):
+    """The store's and the content reader's counters, as they are at this scrape."""
 
+    def __init__(self, stats: StoreStats | None, copies: tuple[int, int]) -> None:
+        self.stats = stats
+        self.copies = copies
 
-def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    if not names:
-        return ""
-    inner = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
-    return "{" + inner + "}"
-
-
-class Histogram:
-    def __init__(self, buckets: Iterable[float]) -> None:
-        self.bounds = tuple(sorted(buckets))
-        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "filetier_http_copies_hashed",
+            "Local copies hashed in full before or while being served.",
+            value=self.copies[0],
+        )
+        yield CounterMetricFamily(
+            "filetier_http_copies_trusted",
+            "Whole downloads of a copy hashed within FILETIER_VERIFIED_COPY_SECONDS, not rehashed.",
+            value=self.copies[1],
+        )
+        stats = self.stats
+        if stats is None:
+            return
+        hits = CounterMetricFamily(
+            "filetier_tier_hits", "Reads served, by tier (this process).", labels=("tier",)
+        )
+        served = CounterMetricFamily(
+            "filetier_tier_bytes_served", "Bytes served, by tier (this process).", labels=("tier",)
+        )
+        for tier, t in sorted(stats.session.items()):
+            hits.add_metric((tier,), t.hits)
+            served.add_metric((tier,), t.bytes_served)
+        yield hits
+        yield served
+        yield CounterMetricFamily(
+            "filetier_primary_reads",
+            "Primary-store reads (this process).",
+            value=stats.primary_reads,
+        )
+        yield GaugeMetricFamily(
+            "filetier_memory_tier_bytes", "Bytes held by the memory tier.", value=stats.memory_bytes
+        )
+        yield GaugeMetricFamily(
+            "filetier_disk_cache_bytes",
+            "Bytes held by the disk cache.",
+            value=stats.disk_cache_bytes,
+        )
 
 
 class HttpMetrics:
-    """Counters of one server process (one event loop: no locks needed)."""
+    """The HTTP series of one server process, in its own registry."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str], Histogram] = {}
-        self.bytes_in: dict[str, int] = defaultdict(int)
-        self.bytes_out: dict[str, int] = defaultdict(int)
-        self.in_flight = 0
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "filetier_http_requests",
+            "HTTP requests answered.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "filetier_http_request_duration_seconds",
+            "Time from request to last response byte.",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.bytes_in = Counter(
+            "filetier_http_request_body_bytes",
+            "Request body bytes read.",
+            ("route",),
+            registry=self.registry,
+        )
+        self.bytes_out = Counter(
+            "filetier_http_response_body_bytes",
+            "Response body bytes sent.",
+            ("route",),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "filetier_http_requests_in_flight",
+            "Requests being answered now.",
+            registry=self.registry,
+        )
 
     def observe(
         self, route: str, method: str, status: int, seconds: float, received: int, sent: int
     ) -> None:
-        self.requests[(route, method, str(status))] += 1
-        histogram = self.latency.get((route, method))
-        if histogram is None:
-            histogram = self.latency[(route, method)] = Histogram(LATENCY_BUCKETS)
-        histogram.observe(seconds)
-        self.bytes_in[route] += received
-        self.bytes_out[route] += sent
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+        self.bytes_in.labels(route).inc(received)
+        self.bytes_out.labels(route).inc(sent)
 
     def render(self, stats: StoreStats | None, copies: tuple[int, int] = (0, 0)) -> str:
         """The exposition text; ``copies`` is (hashed, trusted) from the content reader."""
-        out: list[str] = []
-
-        def family(name: str, kind: str, help_text: str) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-
-        family("filetier_http_requests_total", "counter", "HTTP requests answered.")
-        for (route, method, status), n in sorted(self.requests.items()):
-            labels = _labels(("route", "method", "status"), (route, method, status))
-            out.append(f"filetier_http_requests_total{labels} {n}")
-
-        name = "filetier_http_request_duration_seconds"
-        family(name, "histogram", "Time from request to last response byte.")
-        for (route, method), hist in sorted(self.latency.items()):
-            cumulative = 0
-            for bound, n in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
-                cumulative += n
-                le = "+Inf" if bound == float("inf") else repr(float(bound))
-                labels = _labels(("route", "method", "le"), (route, method, le))
-                out.append(f"{name}_bucket{labels} {cumulative}")
-            labels = _labels(("route", "method"), (route, method))
-            out.append(f"{name}_sum{labels} {hist.total!r}")
-            out.append(f"{name}_count{labels} {hist.count}")
-
-        family("filetier_http_request_body_bytes_total", "counter", "Request body bytes read.")
-        for route, n in sorted(self.bytes_in.items()):
-            out.append(f"filetier_http_request_body_bytes_total{_labels(('route',), (route,))} {n}")
-        family("filetier_http_response_body_bytes_total", "counter", "Response body bytes sent.")
-        for route, n in sorted(self.bytes_out.items()):
-            labels = _labels(("route",), (route,))
-            out.append(f"filetier_http_response_body_bytes_total{labels} {n}")
-
-        family("filetier_http_requests_in_flight", "gauge", "Requests being answered now.")
-        out.append(f"filetier_http_requests_in_flight {self.in_flight}")
-
-        family(
-            "filetier_http_copies_hashed_total",
-            "counter",
-            "Local copies hashed in full before or while being served.",
-        )
-        out.append(f"filetier_http_copies_hashed_total {copies[0]}")
-        family(
-            "filetier_http_copies_trusted_total",
-            "counter",
-            "Whole downloads of a copy hashed within FILETIER_VERIFIED_COPY_SECONDS, not rehashed.",
-        )
-        out.append(f"filetier_http_copies_trusted_total {copies[1]}")
-
-        if stats is not None:
-            family("filetier_tier_hits_total", "counter", "Reads served, by tier (this process).")
-            for tier, t in sorted(stats.session.items()):
-                out.append(f"filetier_tier_hits_total{_labels(('tier',), (tier,))} {t.hits}")
-            family(
-                "filetier_tier_bytes_served_total",
-                "counter",
-                "Bytes served, by tier (this process).",
-            )
-            for tier, t in sorted(stats.session.items()):
-                labels = _labels(("tier",), (tier,))
-                out.append(f"filetier_tier_bytes_served_total{labels} {t.bytes_served}")
-            family("filetier_primary_reads_total", "counter", "Primary-store reads (this process).")
-            out.append(f"filetier_primary_reads_total {stats.primary_reads}")
-            family("filetier_memory_tier_bytes", "gauge", "Bytes held by the memory tier.")
-            out.append(f"filetier_memory_tier_bytes {stats.memory_bytes}")
-            family("filetier_disk_cache_bytes", "gauge", "Bytes held by the disk cache.")
-            out.append(f"filetier_disk_cache_bytes {stats.disk_cache_bytes}")
-        return "\n".join(out) + "\n"
+        snapshot = CollectorRegistry(auto_describe=False)
+        snapshot.register(_Snapshot(stats, copies))
+        return (generate_latest(self.registry) + generate_latest(snapshot)).decode()
 
 
 def _template(route: object) -> str | None:
@@ -205,11 +191,11 @@ class MetricsMiddleware:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        self.metrics.in_flight += 1
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
-            self.metrics.in_flight -= 1
+            self.metrics.in_flight.dec()
             self.metrics.observe(
                 route_label(scope, self.routes),
                 scope["method"] if scope["method"] in METHODS else "OTHER",

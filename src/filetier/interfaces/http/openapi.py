@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document of the HTTP API, written by hand next to the routes.
+"""The OpenAPI 3.1 document of the HTTP API: its paths, written by hand next to the
+routes; the components come from :mod:`filetier.interfaces.http.schemas`.
 
 It is checked against the running server by ``tests/test_http_schemathesis.py``: every
 status code, header and body a route can answer must be listed here.
@@ -9,23 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from filetier.catalog import LIST_OFFSET_MAX
+from filetier.interfaces.http.schemas import (
+    JSON,
+    MIME,
+    NAME,
+    NO_NUL,
+    UUID_PATTERN,
+    component_schemas,
+    ref,
+)
 
-JSON = "application/json"
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-NO_NUL = r"^[^\u0000]*$"
-# Python's str.strip() whitespace, spelled out: ECMA's \s differs (\x1c-\x1f, U+FEFF).
-_SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# A file name: no control characters (C0, DEL, C1) or line separators, not blank.
-_CONTROL = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
-NAME = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
-NOT_BLANK = rf"[^{_SPACE}]"
 OFFSET_MAX = LIST_OFFSET_MAX
-SHA256 = r"^[0-9a-fA-F]{64}$"
-MIME = r"^[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]{0,126}/[a-zA-Z0-9][a-zA-Z0-9!#$&^_.+-]{0,126}$"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -89,204 +84,6 @@ _REVOKED = _json(
     "How many live links were revoked.",
 )
 
-LINK_SCHEMAS: dict[str, Any] = {
-    "LinkRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "expires_in": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Lifetime in seconds, at most FILETIER_LINK_MAX_SECONDS "
-                "(default 3600).",
-            },
-            "single_use": {"type": "boolean", "default": False},
-            "range": {
-                "type": "string",
-                "description": "Serve only these bytes, e.g. bytes=0-1023.",
-            },
-            "direct": {
-                "type": "boolean",
-                "default": False,
-                "description": "A pre-signed object-store URL (S3-compatible primary): not "
-                "revocable, no download history.",
-            },
-        },
-    },
-    "Link": {
-        "type": "object",
-        "required": ["url", "direct", "file_id", "expires_at", "revocable"],
-        "properties": {
-            "url": {"type": "string", "description": "Serves the file without a token."},
-            "link_id": {"type": "string"},
-            "direct": {"type": "boolean"},
-            "file_id": {"type": "string", "format": "uuid"},
-            "expires_at": {"type": "string", "format": "date-time"},
-            "single_use": {"type": "boolean"},
-            "range": {"type": ["string", "null"]},
-            "revocable": {"type": "boolean"},
-        },
-    },
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["type", "message"],
-                "properties": {
-                    "type": {"type": "string", "description": "The error class name."},
-                    "message": {"type": "string"},
-                },
-            }
-        },
-    },
-    "FileRecord": {
-        "type": "object",
-        "required": [
-            "file_id",
-            "owner",
-            "filename",
-            "size",
-            "mime_type",
-            "sha256",
-            "upload_date",
-            "access_count",
-            "created_at",
-            "updated_at",
-        ],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "owner": {"type": "string"},
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 0},
-            "mime_type": {"type": "string"},
-            "sha256": {"type": "string", "pattern": SHA256},
-            "provider_file_ids": {"type": "object"},
-            "provider_copies": {
-                "type": "array",
-                "description": "Provider copies of the content and the life each has left "
-                "(GET /v1/files/{id} only)",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "provider": {"type": "string"},
-                        "purpose": {"type": "string"},
-                        "provider_file_id": {"type": "string"},
-                        "status": {"type": "string"},
-                        "uploaded_at": {"type": "string", "format": "date-time"},
-                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
-                        "remaining_seconds": {"type": ["number", "null"]},
-                    },
-                },
-            },
-            "metadata": {"type": "object"},
-            "upload_date": {"type": "string", "format": "date-time"},
-            "last_accessed": {"type": ["string", "null"], "format": "date-time"},
-            "access_count": {"type": "integer", "minimum": 0},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "FilePage": {
-        "type": "object",
-        "required": ["items", "total", "offset", "limit", "next_offset"],
-        "properties": {
-            "items": {"type": "array", "items": _ref("FileRecord")},
-            "total": {"type": "integer", "minimum": 0},
-            "offset": {"type": "integer", "minimum": 0},
-            "limit": {"type": "integer", "minimum": 1},
-            "next_offset": {"type": ["integer", "null"]},
-        },
-    },
-    "UploadResult": {
-        "type": "object",
-        "required": [
-            "file_id",
-            "sha256",
-            "size",
-            "mime_type",
-            "filename",
-            "deduplicated",
-            "bytes_written",
-        ],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "sha256": {"type": "string", "pattern": SHA256},
-            "size": {"type": "integer", "minimum": 0},
-            "mime_type": {"type": "string"},
-            "filename": {"type": "string"},
-            "deduplicated": {
-                "type": "boolean",
-                "description": "True when no byte was written: the content was stored already.",
-            },
-            "bytes_written": {"type": "integer", "minimum": 0},
-        },
-    },
-    # User metadata: any JSON object whose strings and keys hold no NUL (JSONB cannot).
-    "MetadataValue": {
-        "anyOf": [
-            {"type": "string", "pattern": NO_NUL},
-            {"type": "number"},
-            {"type": "boolean"},
-            {"type": "null"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/MetadataValue"}},
-            {
-                "type": "object",
-                "propertyNames": {"pattern": NO_NUL},
-                "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
-            },
-        ]
-    },
-    "Metadata": {
-        "type": "object",
-        "propertyNames": {"pattern": NO_NUL},
-        "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
-    },
-    "HashFirstUpload": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["sha256", "size", "filename"],
-        "properties": {
-            "sha256": {"type": "string", "pattern": SHA256},
-            "size": {"type": "integer", "minimum": 0},
-            "filename": {"type": "string", "pattern": NAME, "maxLength": 1024},
-            "mime_type": {"type": "string", "pattern": MIME},
-            "metadata": {"$ref": "#/components/schemas/Metadata"},
-        },
-    },
-    "ProviderIdRequest": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["provider"],
-        "properties": {
-            "provider": {"type": "string", "pattern": NOT_BLANK, "maxLength": 64},
-            "purpose": {"type": "string", "pattern": NOT_BLANK, "maxLength": 64},
-            "verify": {"type": "boolean"},
-        },
-    },
-    "ProviderFileId": {
-        "type": "object",
-        "required": ["file_id", "sha256", "provider", "purpose", "provider_file_id", "uploaded"],
-        "properties": {
-            "file_id": {"type": "string", "format": "uuid"},
-            "sha256": {"type": "string"},
-            "provider": {"type": "string"},
-            "purpose": {"type": "string"},
-            "provider_file_id": {"type": "string"},
-            "uploaded": {"type": "boolean"},
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
-    },
-}
-
 
 def _content_get(head: bool) -> dict[str, Any]:
     body = (
@@ -345,7 +142,7 @@ def _content_get(head: bool) -> dict[str, Any]:
             "headers": {
                 "Content-Range": {"description": "bytes */<size>", "schema": {"type": "string"}}
             },
-            "content": {JSON: {"schema": _ref("Error")}},
+            "content": {JSON: {"schema": ref("Error")}},
         }
     responses.update(_errors(400, 401, 404, 421, 503))
     return {
@@ -369,11 +166,11 @@ def openapi_document(version: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SCHEMAS, **LINK_SCHEMAS},
+            "schemas": component_schemas(),
             "responses": {
                 "Error": {
                     "description": "An error.",
-                    "content": {JSON: {"schema": _ref("Error")}},
+                    "content": {JSON: {"schema": ref("Error")}},
                 }
             },
         },
@@ -382,7 +179,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": {
                     "operationId": "healthz",
                     "summary": "Liveness",
-                    "responses": {"200": _json(_ref("Health"), "The process is alive.")},
+                    "responses": {"200": _json(ref("Health"), "The process is alive.")},
                 }
             },
             "/readyz": {
@@ -390,8 +187,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "operationId": "readyz",
                     "summary": "Readiness: the database and the primary store answer",
                     "responses": {
-                        "200": _json(_ref("Health"), "Ready."),
-                        "503": _json(_ref("Health"), "Not ready (why is in the server's log)."),
+                        "200": _json(ref("Health"), "Ready."),
+                        "503": _json(ref("Health"), "Not ready (why is in the server's log)."),
                     },
                 }
             },
@@ -459,7 +256,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "201": {
-                            **_json(_ref("UploadResult"), "Stored (deduplicated when known)."),
+                            **_json(ref("UploadResult"), "Stored (deduplicated when known)."),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
                         **_errors(400, 401, 413, 415, 421, 422, 503, 507),
@@ -514,7 +311,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json(_ref("FilePage"), "One page of files."),
+                        "200": _json(ref("FilePage"), "One page of files."),
                         **_errors(400, 401, 421, 503),
                     },
                 },
@@ -529,11 +326,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "security": bearer,
                     "requestBody": {
                         "required": True,
-                        "content": {JSON: {"schema": _ref("HashFirstUpload")}},
+                        "content": {JSON: {"schema": ref("HashFirstUpload")}},
                     },
                     "responses": {
                         "201": {
-                            **_json(_ref("UploadResult"), "Recorded without a transfer."),
+                            **_json(ref("UploadResult"), "Recorded without a transfer."),
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
                         **_errors(400, 401, 404, 413, 415, 421, 422, 503),
@@ -547,7 +344,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "security": bearer,
                     "parameters": [FILE_ID],
                     "responses": {
-                        "200": _json(_ref("FileRecord"), "The file's record."),
+                        "200": _json(ref("FileRecord"), "The file's record."),
                         **_errors(400, 401, 404, 421, 503),
                     },
                 },
@@ -574,10 +371,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "parameters": [FILE_ID],
                     "requestBody": {
                         "required": True,
-                        "content": {JSON: {"schema": _ref("LinkRequest")}},
+                        "content": {JSON: {"schema": ref("LinkRequest")}},
                     },
                     "responses": {
-                        "201": _json(_ref("Link"), "The link."),
+                        "201": _json(ref("Link"), "The link."),
                         **_errors(400, 401, 404, 421, 503),
                     },
                 },
@@ -614,10 +411,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "parameters": [FILE_ID],
                     "requestBody": {
                         "required": True,
-                        "content": {JSON: {"schema": _ref("ProviderIdRequest")}},
+                        "content": {JSON: {"schema": ref("ProviderIdRequest")}},
                     },
                     "responses": {
-                        "200": _json(_ref("ProviderFileId"), "The provider's id."),
+                        "200": _json(ref("ProviderFileId"), "The provider's id."),
                         **_errors(400, 401, 404, 409, 413, 421, 429, 503),
                     },
                 }

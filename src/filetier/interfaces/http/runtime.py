@@ -29,15 +29,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
-from filetier.auth import TokenAuthority
 from filetier.config import Settings
 from filetier.errors import ConfigError, StoreClosedError
-from filetier.interfaces.http.auth import OWNER_STATE_KEY, TokenCache, is_loopback
+from filetier.interfaces.http.access import OWNER_STATE_KEY, TokenCache, is_loopback
 from filetier.interfaces.http.content import ReadAheadBudget, VerifiedCopies
 from filetier.interfaces.http.errors import Redactor
 from filetier.interfaces.http.metrics import HttpMetrics
 from filetier.links import LinkAuthority
 from filetier.store import FileStore
+from filetier.tokens import TokenAuthority
 
 log = logging.getLogger("filetier.http")
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from filetier.errors import FiletierError, mapping_for
-from filetier.interfaces.http.auth import OWNER_STATE_KEY
+from filetier.interfaces.http.access import OWNER_STATE_KEY
 from filetier.interfaces.http.errors import error_response
 from filetier.interfaces.http.runtime import Runtime
 from filetier.interfaces.web.sessions import (

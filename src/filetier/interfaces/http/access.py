@@ -13,7 +13,7 @@ One pure-ASGI middleware (no per-chunk overhead on transfers) does, in order:
    ``FILETIER_METRICS_TOKEN`` or an operator's API token (see ``metrics_access``): its
    counters are the whole server's, not one owner's. Elsewhere ``Authorization: Bearer
    <token>`` is looked up
-   with :class:`filetier.auth.TokenAuthority`; a missing and a wrong token get the same
+   with :class:`filetier.tokens.TokenAuthority`; a missing and a wrong token get the same
    401 with ``WWW-Authenticate: Bearer``. Positive answers for tokens stored in the
    database are reused for a few seconds (a revoked token stops working within that).
    Without any configured token the server runs only when ``allow_no_auth`` is set and it

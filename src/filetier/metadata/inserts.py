@@ -1,0 +1,181 @@
+"""File inserts, batched: one :class:`FileInsert` per upload, queued to a group commit that
+makes the batch's objects durable (fsyncs in parallel threads), then inserts every blob
+and file row in one transaction, each request in a savepoint of its own when the batch
+as a whole is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from filetier.errors import QuotaExceededError, StorageUnavailableError
+from filetier.metadata.rows import BlobRow
+from filetier.metadata.schema import blobs, file_metadata
+from filetier.quota import OwnerQuota
+
+
+@dataclass(slots=True)
+class FileInsert:
+    values: dict[str, Any]
+    quota: OwnerQuota | None
+    wrote_object: bool
+    object_modified_at: datetime | None
+    durable_first: Callable[[], None] | None
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def durability_pool() -> ThreadPoolExecutor:
+    """Threads for a batch's fsyncs, apart from the default pool (sized for the CPUs,
+    too few to have a batch's fsyncs in flight together)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=32, thread_name_prefix="filetier-fsync"))
+    return _POOL[0]
+
+
+def make_durable(request: FileInsert) -> Exception | None:
+    try:
+        if request.durable_first is not None:
+            request.durable_first()
+    except OSError as exc:
+        return StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
+    return None
+
+
+def insert_rows(sync_conn: sa.Connection, request: FileInsert, blob: BlobRow | None) -> None:
+    """The blob row (new, or marked ok again) and the file row, inside the caller's
+    transaction, which already holds the blob row's lock (PostgreSQL)."""
+    values = request.values
+    now = values["created_at"]
+    sha256 = values["file_hash"]
+    if blob is None:
+        sync_conn.execute(
+            sa.insert(blobs).values(
+                sha256=sha256,
+                size=values["file_size"],
+                storage_key=values["supabase_storage_path"],
+                status="ok",
+                created_at=now,
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    elif blob.status != "ok" or request.wrote_object:
+        # Fresh, verified bytes replace a quarantined (or damaged) object.
+        sync_conn.execute(
+            sa.update(blobs)
+            .where(blobs.c.sha256 == sha256)
+            .values(
+                status="ok",
+                last_verified_at=now,
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    sync_conn.execute(sa.insert(file_metadata).values(**values))
+
+
+def insert_batch_sync(
+    sync_conn: sa.Connection,
+    requests: list[FileInsert],
+    translate: Callable[[BaseException], Exception],
+) -> list[Exception | None]:
+    """SQLite: a batch in the caller's ``BEGIN IMMEDIATE`` transaction (the writer lock
+    serializes the quota counts), in a handful of statements whatever its size.
+
+    Should the batch fail as a whole (a constraint, say), it is undone and each request
+    is tried again on its own, so only the request at fault gets the error.
+    """
+    try:
+        with sync_conn.begin_nested():
+            return _insert_all(sync_conn, requests)
+    except SQLAlchemyError as exc:
+        if len(requests) == 1:
+            return [translate(exc)]
+    outcomes: list[Exception | None] = []
+    for request in requests:
+        try:
+            with sync_conn.begin_nested():
+                outcomes.extend(_insert_all(sync_conn, [request]))
+        except SQLAlchemyError as exc:
+            outcomes.append(translate(exc))
+    return outcomes
+
+
+def _insert_all(sync_conn: sa.Connection, requests: list[FileInsert]) -> list[Exception | None]:
+    """The rows of ``requests``, with the outcome a one-by-one insert would have had:
+    quotas counted in order (earlier files of the batch included), a blob row made by
+    the first file of its content, marked ok again by a file that rewrote its object."""
+    f = file_metadata
+    outcomes: list[Exception | None] = []
+    usage: dict[str, tuple[int, int]] = {}
+    accepted: list[FileInsert] = []
+    for request in requests:
+        quota, size = request.quota, request.values["file_size"]
+        if quota is not None and quota.limited:
+            if quota.owner not in usage:
+                files, used = sync_conn.execute(
+                    sa.select(
+                        sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)
+                    ).where(f.c.owner == quota.owner)
+                ).one()
+                usage[quota.owner] = (int(files), int(used))
+            files, used = usage[quota.owner]
+            try:
+                quota.check(files, used, size)
+            except QuotaExceededError as exc:
+                outcomes.append(exc)
+                continue
+            usage[quota.owner] = (files + 1, used + size)
+        accepted.append(request)
+        outcomes.append(None)
+    if not accepted:
+        return outcomes
+    hashes = {request.values["file_hash"] for request in accepted}
+    status = {
+        row.sha256: row.status
+        for row in sync_conn.execute(
+            sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
+        )
+    }
+    new_blobs: list[dict[str, Any]] = []
+    renewed: list[FileInsert] = []
+    for request in accepted:
+        values = request.values
+        sha256, now = values["file_hash"], values["created_at"]
+        if sha256 not in status:
+            new_blobs.append(
+                {
+                    "sha256": sha256,
+                    "size": values["file_size"],
+                    "storage_key": values["supabase_storage_path"],
+                    "status": "ok",
+                    "created_at": now,
+                    "object_modified_at": request.object_modified_at,
+                }
+            )
+        elif status[sha256] != "ok" or request.wrote_object:
+            renewed.append(request)
+        status[sha256] = "ok"
+    if new_blobs:
+        sync_conn.execute(sa.insert(blobs), new_blobs)
+    for request in renewed:
+        # Fresh, verified bytes replace a quarantined (or damaged) object. Rare: one
+        # statement each, in order, after the new blob rows they may follow.
+        sync_conn.execute(
+            sa.update(blobs)
+            .where(blobs.c.sha256 == request.values["file_hash"])
+            .values(
+                status="ok",
+                last_verified_at=request.values["created_at"],
+                object_modified_at=request.object_modified_at,
+            )
+        )
+    sync_conn.execute(sa.insert(file_metadata), [request.values for request in accepted])
+    return outcomes
