@@ -26,8 +26,6 @@ OVERSIZED = frozenset(
         "interfaces/mcp/tools.py",
         "interfaces/web/views.py",
         "interfaces/http/content.py",
-        # Split by the CLI branch (i12-cli), merged next.
-        "interfaces/cli/app.py",
     }
 )
 
