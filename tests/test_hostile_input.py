@@ -50,7 +50,7 @@ from filetier import (
     Settings,
 )
 from filetier.paths import owner_folder
-from tests.services import S3Server
+from testbed.services import S3Server
 
 T = TypeVar("T")
 TRIED: Counter[str] = Counter()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from filetier.interfaces.http.app import _version  # noqa: E402
 from filetier.interfaces.http.openapi import openapi_document  # noqa: E402
-from tests.test_http_api import (  # noqa: E402
+from tests.support.http import (  # noqa: E402
     ALICE,
     METRICS,
     METRICS_TOKEN,

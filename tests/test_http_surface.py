@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_http_api import (
+from tests.support.http import (
     ALICE,
     BOB,
     METRICS,

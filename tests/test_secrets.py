@@ -35,8 +35,8 @@ import pytest
 from pydantic import SecretStr
 
 from filetier import FileStore, Settings
-from tests.provider_server import ProviderServer
-from tests.services import S3Server, free_port
+from testbed.provider_server import ProviderServer
+from testbed.services import S3Server, free_port
 
 
 def _secret(prefix: str) -> str:

@@ -125,7 +125,7 @@ class LoopbackProvider:
 
     def app(self) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         async def stats(request: Request) -> Response:
-            # What tests.provider_server.ProviderControl.stats() reads from other processes.
+            # What testbed.provider_server.ProviderControl.stats() reads from other processes.
             return JSONResponse({"upload_count": self.upload_count, "files": len(self.file_ids)})
 
         inner = Starlette(routes=[*self.routes(), Route("/_control/stats", stats)])
