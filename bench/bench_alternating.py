@@ -161,7 +161,7 @@ def main() -> None:
         if args.s3 == "none":
             samples = asyncio.run(embedded(work, size, args.pairs))
         else:
-            from tests.services import create_database, drop_database
+            from testbed.services import create_database, drop_database
 
             url = create_database()  # runs its own event loop: outside ours
             try:

@@ -59,7 +59,7 @@ from _table import NOTES, add, finish, make_random_file, scrub_environment, verd
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for tests.services
+    sys.path.insert(0, str(REPO))  # for testbed.services
 
 CHUNK = 1 << 20
 MiB = 1 << 20
@@ -108,7 +108,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 @dataclasses.dataclass(frozen=True)
 class Services:
     database_url: str  # plain postgresql://
-    s3: Any  # tests.services.S3Server
+    s3: Any  # testbed.services.S3Server
     bucket: str
 
 
@@ -678,7 +678,7 @@ class Bench:
 
 def choose_s3(kind: str) -> tuple[Any, Any]:
     """(S3Server, MotoProcess or None)."""
-    from tests.services import RGW_ENDPOINT, MotoProcess, ceph_server, supabase_server
+    from testbed.services import RGW_ENDPOINT, MotoProcess, ceph_server, supabase_server
 
     if kind == "supabase":
         supabase = supabase_server()
@@ -857,7 +857,7 @@ def main() -> None:
     load = os.getloadavg()
     started = time.perf_counter()
 
-    from tests.services import create_database, drop_database
+    from testbed.services import create_database, drop_database
 
     database_url: str | None = None
     moto: Any = None

@@ -5,7 +5,7 @@ Run::
     .venv/bin/python bench/bench_providers.py            # full run, well under a minute
     .venv/bin/python bench/bench_providers.py --quick    # smoke run
 
-The provider is ``tests.provider_server.ProviderServer`` (Kimi's files API) on 127.0.0.1,
+The provider is ``testbed.provider_server.ProviderServer`` (Kimi's files API) on 127.0.0.1,
 served by uvicorn in a thread of this process; filetier is the embedded default (SQLite +
 local directory) configured as Kimi. Baselines are measured in the same run against the
 same server:
@@ -17,14 +17,14 @@ same server:
    ``AsyncOpenAI(...).files.create(file=(name, bytes), purpose="file-extract")`` of a file
    of the same size; every upload has new content so both really send it. Reported as
    filetier time / bare time and the absolute overhead in ms.
-3. Gemini (``tests.provider_servers.gemini.GeminiServer``, driven through ``google-genai``): a mapped
+3. Gemini (``testbed.provider_servers.gemini.GeminiServer``, driven through ``google-genai``): a mapped
    id answered with 0 provider calls, and the first upload's throughput (resumable
    protocol, read from the stored file) vs the SDK's own ``client.aio.files.upload`` of a
    file of the same size from disk.
 4. OpenAI over the Uploads API threshold (set low, so MiB stand for GiB): a mapped id with
    0 calls, and throughput of filetier's parallel parts vs the SDK's own
    ``uploads.upload_file_chunked`` of the same file to the same server.
-5, 6. Anthropic and Mistral (``tests.provider_servers``), through their own SDKs: the
+5, 6. Anthropic and Mistral (``testbed.provider_servers``), through their own SDKs: the
    mapped lookup with the requests the provider saw (must be 0), and the first upload's
    throughput next to the SDK's own raw upload of a file of the same size to the same
    server (``files.upload`` / ``files.upload_async``).
@@ -55,7 +55,7 @@ from _table import NOTES, add, finish, scrub_environment, verdict
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # for tests.provider_server
+    sys.path.insert(0, str(REPO))  # for testbed.provider_server
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -551,8 +551,8 @@ async def sdk_provider(plan: Plan, work: Path, provider: str, server: Any, row: 
 
 
 async def sdk_providers(plan: Plan, work: Path) -> None:
-    from tests.provider_servers.anthropic import AnthropicServer
-    from tests.provider_servers.mistral import MistralServer
+    from testbed.provider_servers.anthropic import AnthropicServer
+    from testbed.provider_servers.mistral import MistralServer
 
     for row, (provider, server_type) in enumerate(
         (("anthropic", AnthropicServer), ("mistral", MistralServer)), start=5
@@ -592,7 +592,7 @@ def header(plan: Plan, load: tuple[float, float, float], elapsed: float) -> str:
             "",
             f"- filetier {filetier.__version__}, openai {openai.__version__}, Python "
             f"{platform.python_version()}, {platform.platform()}, {os.cpu_count()} CPUs",
-            "- provider: tests.provider_server.ProviderServer (Kimi files API) on 127.0.0.1, "
+            "- provider: testbed.provider_server.ProviderServer (Kimi files API) on 127.0.0.1, "
             "uvicorn in a thread of this process; filetier: embedded default (SQLite + local "
             "directory), fsync=False",
             f"- lookups N={plan.lookup_calls:,} after {plan.lookup_warmup} warm-up calls; "
@@ -622,8 +622,8 @@ def main() -> None:
     load = os.getloadavg()
     started = time.perf_counter()
 
-    from tests.provider_server import ProviderServer
-    from tests.provider_servers.gemini import GeminiServer
+    from testbed.provider_server import ProviderServer
+    from testbed.provider_servers.gemini import GeminiServer
 
     server = gemini = None
     try:

@@ -15,7 +15,7 @@
       report.py     the figures of one run as ``docs/reliability.md``
 
 ``scripts/reliability`` runs every suite in full and writes the report;
-``tests/test_reliability_short.py`` runs a short version of each on every push.
+``tests/reliability/test_reliability_short.py`` runs a short version of each on every push.
 
 Every check here is made from the outside: through the public ``FileStore`` API, a
 listing of the primary store (a directory walk, or the S3 bucket listing) and a re-hash

@@ -12,8 +12,8 @@ a user's process would; the checking side gets the same as :class:`Settings`. Th
 ``object_*`` methods look at the primary store directly (a directory walk, or the bucket
 listing through boto3), never through filetier, so a check cannot share filetier's bugs.
 
-The machine's services are reached through ``tests/services.py`` (the test suite's own
-helpers), so the suites and the tests agree on where PostgreSQL and Ceph live.
+The machine's services are reached through ``testbed/services.py`` (shared with the tests
+and the benchmarks), so the suites and the tests agree on where PostgreSQL and Ceph live.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class StoreUnderTest:
     mode: Mode
     root: Path
     database_url: str | None = None
-    s3: Any = None  # tests.services.S3Server
+    s3: Any = None  # testbed.services.S3Server
     bucket: str | None = None
     s3_backend: str = "local"
     s3_note: str = ""  # why production mode is not on Ceph, when it is not
@@ -204,7 +204,7 @@ class StoreUnderTest:
     def close(self) -> None:
         if self.mode != "production":
             return
-        from tests.services import drop_database
+        from testbed.services import drop_database
 
         with contextlib.suppress(Exception):
             drop_database(self.database_url or "")
@@ -225,7 +225,8 @@ def ceph_status() -> tuple[Any, str]:
     hangs every write, so the probe creates a bucket, writes, and removes both.
     """
     from botocore.config import Config
-    from tests.services import ceph_server
+
+    from testbed.services import ceph_server
 
     if os.environ.get("FILETIER_TEST_SKIP_CEPH") == "1":
         return None, "FILETIER_TEST_SKIP_CEPH=1"
@@ -261,7 +262,7 @@ def s3_server(prefer_ceph: bool = True) -> tuple[Any, Any, str]:
 
     Returns ``(server, moto_process_or_None, why_not_ceph)``; the caller stops moto.
     """
-    from tests.services import MotoProcess
+    from testbed.services import MotoProcess
 
     reason = "moto requested"
     if prefer_ceph:
@@ -276,7 +277,7 @@ def build_store(mode: Mode, root: Path, *, prefer_ceph: bool = True) -> StoreUnd
     """A fresh store of ``mode`` under ``root`` (a fresh database and bucket in production)."""
     if mode == "embedded":
         return StoreUnderTest("embedded", root).make_dirs()
-    from tests.services import create_database
+    from testbed.services import create_database
 
     server, moto, why_not_ceph = s3_server(prefer_ceph)
     bucket = server.create_bucket()

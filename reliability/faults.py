@@ -246,7 +246,7 @@ async def s3_proxy_faults(
 ) -> str:
     """503/500 (before and mid-body), dropped requests, cut responses, an endpoint that
     dies and returns: through the proxy, in front of Ceph (or moto)."""
-    from tests.services import create_database, drop_database
+    from testbed.services import create_database, drop_database
 
     server, moto, why = s3_server(prefer_ceph=True)
     target = f"S3 via proxy -> {server.name}" + (f" ({why})" if why else "")
@@ -434,7 +434,7 @@ async def s3_process_faults(
     root: Path, log: FaultLog, rounds: int, rng: random.Random, *, short: bool = False
 ) -> str:
     """A moto server of our own, stalled with SIGSTOP and killed with SIGKILL."""
-    from tests.services import MotoProcess, create_database, drop_database
+    from testbed.services import MotoProcess, create_database, drop_database
 
     target = "S3 server process (private moto)"
     moto = MotoProcess().start()
@@ -602,7 +602,7 @@ class PrivatePostgres:
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[PrivatePostgres]:
-        from tests.services import free_port
+        from testbed.services import free_port
 
         found = sorted(
             Path("/usr/lib/postgresql").glob("*/bin/initdb"),
@@ -1017,7 +1017,7 @@ async def _chunks(data: bytes, size: int = 64 * KiB) -> Any:
 async def provider_faults(
     root: Path, log: FaultLog, rounds: int, rng: random.Random, *, short: bool = False
 ) -> str:
-    from tests.provider_server import ProviderServer
+    from testbed.provider_server import ProviderServer
 
     target = "provider (loopback, Kimi-compatible)"
     key = "sk-reliability-" + uuid.uuid4().hex

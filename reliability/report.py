@@ -432,7 +432,7 @@ def render(results: Path, command: str) -> str:
         "Ceph, `scripts/start-ceph-rgw.sh` (otherwise moto is used and the report says "
         "so); it runs as root for the tmpfs mount and the private PostgreSQL server "
         "(`runuser -u postgres`). CI runs the short versions on every push: "
-        "`tests/test_reliability_short.py`, `tests/test_load_short.py`, and the hostile-input, "
+        "`tests/reliability/test_reliability_short.py`, `tests/reliability/test_load_short.py`, and the hostile-input, "
         "HTTP and secrets suites as they are.",
         "",
     ]

@@ -68,11 +68,11 @@ async def remote_store(remote_settings: Settings) -> AsyncIterator[FileStore]:
         yield opened
 
 
-# -- production-mode services (see tests/services.py) ---------------------------------------
+# -- production-mode services (see testbed/services.py) ---------------------------------------
 
 from collections.abc import Iterator  # noqa: E402
 
-from tests.services import (  # noqa: E402
+from testbed.services import (  # noqa: E402
     MotoProcess,
     S3Server,
     SupabaseServer,

@@ -21,7 +21,7 @@ import typer.main
 from filetier import FileStore, Settings
 from filetier.errors import ERROR_TABLE, InvalidInputError, NotFoundError
 from filetier.interfaces.cli.app import app
-from tests.services import free_port
+from testbed.services import free_port
 
 FILETIER = str(Path(sys.executable).with_name("filetier"))
 README = Path(__file__).resolve().parent.parent / "README.md"

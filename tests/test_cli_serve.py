@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import answers, free_port
+from testbed.services import answers, free_port
 
 CLI = [sys.executable, "-c", "from filetier.interfaces.cli.app import main; main()"]
 

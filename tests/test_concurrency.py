@@ -9,7 +9,7 @@ The promises under test (see ``store.py`` and ``singleflight.py``):
 - what a process reports reflects what happened: a copy another process fetched is a
   disk hit, and a file another process deleted is not found.
 
-Children are real interpreters configured through the environment (``tests/procs``);
+Children are real interpreters configured through the environment (``tests/support/procs``);
 a start barrier (a "go" file) makes them begin together.
 """
 
@@ -27,7 +27,7 @@ import pytest
 
 from filetier import FileStore, NotFoundError
 from filetier.tiers.disk import DiskCache
-from tests.procs import (
+from tests.support.procs import (
     Child,
     StoreLayout,
     all_records,

@@ -28,7 +28,7 @@ import pytest
 
 from filetier import FileRecord, FileStore
 from filetier.tiers.disk import DiskCache
-from tests.procs import (
+from tests.support.procs import (
     Child,
     StoreLayout,
     all_records,

@@ -22,7 +22,7 @@ import pytest
 from filetier import FileStore, Settings
 from filetier.errors import ConfigError
 from filetier.metadata.database import Database
-from tests.services import create_database, drop_database
+from testbed.services import create_database, drop_database
 
 FILETIER = [sys.executable, "-c", "from filetier.interfaces.cli.app import main; main()"]
 

@@ -17,8 +17,8 @@ import pytest
 from filetier import FileStore, Settings
 from filetier.interfaces.http.access import AccessGate, HostPolicy
 from filetier.tokens import TokenAuthority
-from tests.services import free_port
-from tests.test_http_api import (
+from testbed.services import free_port
+from tests.support.http import (
     ALICE,
     BOB,
     TOKENS,

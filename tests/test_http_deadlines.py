@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reliability.load import Server
 
-from tests.test_http_api import read_answer
+from reliability.load import Server
+from tests.support.http import read_answer
 
 HEAD_TIMEOUT = 1.0
 MIN_BODY_RATE = 1024

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_http_api import ALICE, TOKENS, LiveServer, assert_error
+from tests.support.http import ALICE, TOKENS, LiveServer, assert_error
 
 LIMIT = 3 * 1024 * 1024
 

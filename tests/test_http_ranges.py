@@ -17,7 +17,7 @@ from filetier.interfaces.http.ranges import (
     parse_range,
     range_applies,
 )
-from tests.test_http_api import ALICE, TOKENS, LiveServer, assert_error, sha, upload
+from tests.support.http import ALICE, TOKENS, LiveServer, assert_error, sha, upload
 
 MiB = 1024 * 1024
 SMALL = os.urandom(10_000)  # served from the memory tier

@@ -19,10 +19,9 @@ schemathesis = pytest.importorskip("schemathesis")
 import httpx  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from filetier.interfaces.http.app import _version  # noqa: E402
+from filetier import __version__  # noqa: E402
 from filetier.interfaces.http.openapi import openapi_document  # noqa: E402
-from tests.prometheus_text import values  # noqa: E402
-from tests.test_http_api import (  # noqa: E402
+from tests.support.http import (  # noqa: E402
     ALICE,
     METRICS,
     METRICS_TOKEN,
@@ -30,6 +29,7 @@ from tests.test_http_api import (  # noqa: E402
     LiveServer,
     upload,
 )
+from tests.support.prometheus_text import values  # noqa: E402
 
 MAX_EXAMPLES = 100
 
@@ -53,12 +53,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
     {"auth": {"openapi": {"bearerAuth": {"bearer": ALICE}}}}
 )
-schema = schemathesis.openapi.from_dict(openapi_document(_version()), config=CONFIG)
+schema = schemathesis.openapi.from_dict(openapi_document(__version__), config=CONFIG)
 
 
 def test_the_server_serves_this_document(live: LiveServer) -> None:
     assert httpx.get(f"{live.url}/openapi.json").json() == json.loads(
-        json.dumps(openapi_document(_version()))
+        json.dumps(openapi_document(__version__))
     )
 
 

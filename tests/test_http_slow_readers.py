@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_http_api import ALICE, TOKENS, LiveServer, MiB, upload
+from tests.support.http import ALICE, TOKENS, LiveServer, MiB, upload
 
 HEAD_TIMEOUT = 2
 CLIENTS = 100

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.prometheus_text import parse, values
-from tests.test_http_api import (
+from tests.support.http import (
     ALICE,
     BOB,
     METRICS,
@@ -21,6 +20,7 @@ from tests.test_http_api import (
     assert_error,
     upload,
 )
+from tests.support.prometheus_text import parse, values
 
 OPERATOR = "operator-token-0123456789abcdef"
 TOKENS = f"alice:{ALICE},bob:{BOB},default:{OPERATOR}"

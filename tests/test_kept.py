@@ -20,8 +20,8 @@ import pytest
 
 from filetier import FileStore, QuotaExceededError, Settings
 from filetier.store import storage_key
-from tests.procs import Child, StoreLayout
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
+from tests.support.procs import Child, StoreLayout
 
 KEY = "sk-kimi-test-secret-kept-5d1c"
 

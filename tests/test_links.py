@@ -15,8 +15,8 @@ import pytest
 
 from filetier import FileStore, Settings
 from filetier.links import LINK_INVALID_MESSAGE, load_secret
-from tests.services import S3Server
-from tests.test_http_api import ALICE, BOB, TOKENS, LiveServer, assert_error, upload
+from testbed.services import S3Server
+from tests.support.http import ALICE, BOB, TOKENS, LiveServer, assert_error, upload
 
 BIG = 5 * 1024 * 1024  # above the memory tier's item size: streamed from a local copy
 

@@ -14,9 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,33 +21,21 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-import uvicorn
-from mcp.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from filetier import FileStore, Settings
 from filetier.interfaces.mcp import mcp_http_app
-
-OWNER_HEADER = "x-test-owner"
-
-
-class OwnerFromHeader:
-    """Stands in for filetier's bearer-token authentication: header -> scope state."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            owner = Headers(scope=scope).get(OWNER_HEADER)
-            if owner:
-                scope.setdefault("state", {})["filetier_owner"] = owner
-        await self.app(scope, receive, send)
+from tests.support.mcp import (
+    ListChanges,
+    OwnerFromHeader,
+    ServerThread,
+    call,
+    connect,
+    error_text,
+)
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -67,41 +52,6 @@ def build_app(settings: Settings) -> Starlette:
     return app
 
 
-class ServerThread:
-    """uvicorn on 127.0.0.1 and a free port, in a daemon thread."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="on", ws="none", http="h11"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            assert self.thread.is_alive(), "uvicorn did not start"
-            assert time.monotonic() < deadline, "uvicorn did not start in time"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
-        assert not self.thread.is_alive(), "uvicorn did not stop"
-
-
 @pytest.fixture
 def roots(tmp_path: Path) -> Path:
     path = tmp_path / "roots"
@@ -116,39 +66,6 @@ def server(home: Path, roots: Path) -> Iterator[ServerThread]:
     )
     with ServerThread(build_app(settings)) as running:
         yield running
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    server: ServerThread,
-    owner: str | None,
-    mode: str = "auto",
-    *,
-    token: str | None = None,
-    message_handler: Any = None,
-) -> AsyncIterator[Client]:
-    headers = {OWNER_HEADER: owner} if owner else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        transport = streamable_http_client(server.url, http_client=http)
-        async with Client(transport, mode=mode, message_handler=message_handler) as client:
-            yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-async def error_text(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    text = " ".join(getattr(block, "text", "") for block in result.content)
-    assert "Traceback" not in text
-    return text
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
@@ -405,39 +322,6 @@ async def test_resources_list_the_callers_files_and_large_reads_are_links(
             assert fetched.status_code == 200 and fetched.content == big
             with pytest.raises(MCPError, match="no file with id"):
                 await as_bob.read_resource(large["resource_uri"])
-
-
-class ListChanges:
-    """Counts the ``notifications/resources/list_changed`` a client receives: on its
-    session (handshake era, through ``message_handler``) or on a ``subscriptions/listen``
-    stream it opens (2026-07-28)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._changed = anyio.Event()
-
-    async def on_message(self, message: object) -> None:
-        root = getattr(message, "root", message)
-        if getattr(root, "method", None) == "notifications/resources/list_changed":
-            self._seen()
-
-    def _seen(self) -> None:
-        self.count += 1
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def listen(self, client: Client, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        async with client.listen(resources_list_changed=True) as subscription:
-            assert subscription.honored.resources_list_changed is True
-            task_status.started()
-            async for _event in subscription:
-                self._seen()
-
-    async def more_than(self, seen: int) -> int:
-        with anyio.fail_after(10):
-            while self.count <= seen:
-                await self._changed.wait()
-        return self.count
 
 
 class LoopOf:

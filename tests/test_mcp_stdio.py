@@ -299,7 +299,7 @@ async def test_list_changed_over_stdio(
     env: dict[str, str], tmp_path: Path, log: TextIO, mode: str
 ) -> None:
     """An upload and a delete each notify the client that the resource list changed."""
-    from tests.test_mcp_http import ListChanges
+    from tests.support.mcp import ListChanges
 
     changes = ListChanges()
     legacy = mode == "legacy"

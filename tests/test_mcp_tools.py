@@ -23,7 +23,7 @@ from mcp.types import BlobResourceContents, TextResourceContents
 
 from filetier import FileStore, Settings
 from filetier.interfaces.mcp import build_server
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
 
 KEY = "sk-kimi-mcp-test-3c9e1a7f5b"
 

@@ -16,8 +16,8 @@ under test:
 - uploads on one host racing deletes of the same content on another never leave a file
   row whose object is gone.
 
-Hosts run the real ``filetier`` CLI (``tests/procs/mh_host.py``) or the library
-(``tests/procs/mh_store.py``) in child processes released together by a go file.
+Hosts run the real ``filetier`` CLI (``tests/support/procs/mh_host.py``) or the library
+(``tests/support/procs/mh_store.py``) in child processes released together by a go file.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ import pytest
 
 from filetier import FileStore, Settings
 from filetier.store import storage_key
-from tests.procs import Child, sha256_file
-from tests.services import S3Server
+from testbed.services import S3Server
+from tests.support.procs import Child, sha256_file
 
 MiB = 1024 * 1024
 CLI = "from filetier.interfaces.cli.app import main; main()"

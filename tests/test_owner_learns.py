@@ -21,8 +21,8 @@ import pytest
 
 from filetier import FileStore, InvalidFileIdError, Settings
 from filetier.interfaces.http import build_app as build_http_api
-from tests.provider_server import ProviderServer
-from tests.test_mcp_http import ServerThread, call, connect
+from testbed.provider_server import ProviderServer
+from tests.support.mcp import ServerThread, call, connect
 
 KEY = "sk-kimi-test-secret-owners-9b2e"
 ALICE_TOKEN = "alice-token-learns-0123456789ab"  # noqa: S105 - a test token

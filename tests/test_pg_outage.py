@@ -43,7 +43,7 @@ import pytest
 
 from filetier import FileStore, MetadataUnavailableError, Settings, UploadResult
 from filetier.store import storage_key
-from tests.services import S3Server, free_port
+from testbed.services import S3Server, free_port
 
 T = TypeVar("T")
 MiB = 1024 * 1024

@@ -25,7 +25,7 @@ from filetier import (
 )
 from filetier.store import storage_key
 from filetier.tiers.protocols import LocalPath
-from tests.services import MotoProcess, S3Server
+from testbed.services import MotoProcess, S3Server
 
 
 def prod_settings(
@@ -161,7 +161,7 @@ async def test_row_level_security_scopes_a_tenant_role_to_its_owner(
 
 
 async def test_database_down_says_so(home: Path, moto: S3Server) -> None:
-    from tests.services import free_port
+    from testbed.services import free_port
 
     settings = prod_settings(
         home,
@@ -253,7 +253,7 @@ def _restart_rgw() -> None:
         timeout=60,
     )
     deadline = time.monotonic() + 60
-    from tests.services import RGW_ENDPOINT, answers
+    from testbed.services import RGW_ENDPOINT, answers
 
     while not answers(RGW_ENDPOINT):
         assert time.monotonic() < deadline, "radosgw did not come back"

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.provider_server import ProviderControl, ProviderServer
+from testbed.provider_server import ProviderControl, ProviderServer
 
 KEY = "sk-test-provider"
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,7 +386,7 @@ def test_control_from_another_process(server: ProviderServer, sync_client: opena
     created = sync_client.files.create(file=("a.txt", b"hello"), purpose="file-extract")
     code = (
         "import sys\n"
-        "from tests.provider_server import ProviderControl\n"
+        "from testbed.provider_server import ProviderControl\n"
         "with ProviderControl(sys.argv[1]) as control:\n"
         "    assert control.request_count('POST', '/files') == 1\n"
         "    assert control.file_bytes(sys.argv[2]) == b'hello'\n"

@@ -34,7 +34,7 @@ from filetier.errors import (
     ProviderUnavailableError,
     UnsupportedPurposeError,
 )
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
 
 # Distinctive, so any leak into a message or a log line is found by substring search.
 KEY = "sk-kimi-test-secret-7f3a9c1e5b2d"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from filetier import FileStore, Settings
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
 
 FILETIER = [sys.executable, "-c", "from filetier.interfaces.cli.app import main; main()"]
 KEY = "sk-kimi-cli-secret-51b7e0c2a9"

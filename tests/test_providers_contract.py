@@ -1,8 +1,8 @@
 """One contract, run against every provider adapter through its official SDK.
 
-Kimi, GLM and OpenAI (the ``openai`` SDK against ``tests/provider_server.py``), Gemini
+Kimi, GLM and OpenAI (the ``openai`` SDK against ``testbed/provider_server.py``), Gemini
 (``google-genai``), Anthropic (``anthropic``) and Mistral (``mistralai``) each against
-their loopback server in ``tests/provider_servers/``. An adapter is done when this suite
+their loopback server in ``testbed/provider_servers/``. An adapter is done when this suite
 passes for it: a content is uploaded once (the same content asked for twice is one
 request), its lifetime at the provider is reported, a copy the provider forgot (404, or
 Gemini's 403) is uploaded again, deleting the file deletes the copy, a transient 5xx or
@@ -32,11 +32,11 @@ from filetier.errors import (
     mapping_for,
 )
 from filetier.providers.registry import build_provider
-from tests.provider_server import ProviderServer
-from tests.provider_servers._loopback import LoopbackServer
-from tests.provider_servers.anthropic import AnthropicServer
-from tests.provider_servers.gemini import GeminiServer
-from tests.provider_servers.mistral import MistralServer
+from testbed.provider_server import ProviderServer
+from testbed.provider_servers._loopback import LoopbackServer
+from testbed.provider_servers.anthropic import AnthropicServer
+from testbed.provider_servers.gemini import GeminiServer
+from testbed.provider_servers.mistral import MistralServer
 
 ATTEMPTS = 3
 HOUR = 3600

@@ -1,5 +1,5 @@
 """Gemini copies through the real ``google-genai`` SDK, over HTTP, against the loopback
-Gemini server (``tests/provider_servers/gemini.py``), which speaks the resumable upload protocol,
+Gemini server (``testbed/provider_servers/gemini.py``), which speaks the resumable upload protocol,
 moves files from PROCESSING to ACTIVE, expires them after 48 hours on a clock the tests
 control, and answers 403 PERMISSION_DENIED for files it no longer has.
 
@@ -39,7 +39,7 @@ from filetier.errors import (
 )
 from filetier.providers.gemini import sha256_hex
 from filetier.providers.registry import build_provider
-from tests.provider_servers.gemini import GeminiServer
+from testbed.provider_servers.gemini import GeminiServer
 
 KEY = "AIza-gemini-test-secret-5c1d9e7a3b"
 HOUR = 3600.0
@@ -439,7 +439,7 @@ async def test_cli_mcp_and_http_show_each_copys_remaining_life(
 
     from filetier.interfaces.http import build_app
     from filetier.interfaces.mcp import build_server
-    from tests.test_http_api import ALICE, BOB, TOKENS, ThreadServer
+    from tests.support.http import ALICE, BOB, TOKENS, ThreadServer
 
     settings = gemini_settings(home, gemini, api_tokens=TOKENS)
     async with FileStore(settings) as opened:
@@ -524,7 +524,7 @@ async def test_limits_are_checked_before_sending_and_lru_copies_make_room(
 async def test_a_gemini_outage_never_blocks_another_provider(
     home: Path, gemini: GeminiServer
 ) -> None:
-    from tests.provider_server import ProviderServer
+    from testbed.provider_server import ProviderServer
 
     gemini.fail_next(100, 503)
     with ProviderServer(api_key="sk-kimi-beside-gemini") as kimi:

@@ -15,7 +15,7 @@ import pytest
 
 from filetier import FileStore, Settings
 from filetier.errors import ProviderLimitError, UnsupportedPurposeError
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
 
 KEY = "sk-glm-test-secret-3a7c"
 GLM_PURPOSES = {"batch", "code-interpreter", "agent", "voice-clone-input", "file-extract"}

@@ -1,6 +1,6 @@
 """Upload-once holds across processes: many callers, one upload reaching the provider.
 
-Four real interpreters (``tests/procs/pv_get_id.py``), configured only by the
+Four real interpreters (``tests/support/procs/pv_get_id.py``), configured only by the
 environment and sharing one embedded SQLite home, make 50 concurrent
 ``get_provider_file_id`` calls between them for content no provider holds yet. Inside a
 process one task uploads (single flight); across processes a lock of the same name lets
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from filetier import FileStore
-from tests.procs import Child, StoreLayout
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
+from tests.support.procs import Child, StoreLayout
 
 KEY = "sk-kimi-multiprocess-3e9d1c7a"
 PROCESSES = 4

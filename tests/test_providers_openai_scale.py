@@ -17,7 +17,7 @@ import pytest
 
 from filetier import FileStore, Settings
 from filetier.errors import IntegrityError, ProviderUnavailableError
-from tests.provider_server import ProviderServer
+from testbed.provider_server import ProviderServer
 
 KEY = "sk-openai-test-secret-3e8a1f0c"
 KB = 1024

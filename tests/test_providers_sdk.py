@@ -37,9 +37,9 @@ from filetier.errors import (
     ProviderUnavailableError,
     UnsupportedPurposeError,
 )
-from tests.provider_servers._loopback import LoopbackProvider, StoredFile
-from tests.provider_servers.anthropic import AnthropicServer
-from tests.provider_servers.mistral import MistralServer
+from testbed.provider_servers._loopback import LoopbackProvider, StoredFile
+from testbed.provider_servers.anthropic import AnthropicServer
+from testbed.provider_servers.mistral import MistralServer
 
 ANTHROPIC_KEY = "sk-ant-test-secret-4c1d9e7a2b"
 MISTRAL_KEY = "mistral-test-secret-8e2f6a0c3d"

@@ -1,5 +1,5 @@
 """Upload-once across processes holds for the SDK providers too (Anthropic here): four
-real interpreters (``tests/procs/pv_get_id.py``) sharing one embedded SQLite home make 24
+real interpreters (``tests/support/procs/pv_get_id.py``) sharing one embedded SQLite home make 24
 concurrent calls for content Anthropic does not hold yet; exactly one upload reaches it.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from filetier import FileStore
-from tests.procs import Child, StoreLayout
-from tests.provider_servers.anthropic import AnthropicServer
+from testbed.provider_servers.anthropic import AnthropicServer
+from tests.support.procs import Child, StoreLayout
 
 KEY = "sk-ant-multiprocess-7c2e"
 PROCESSES = 4

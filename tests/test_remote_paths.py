@@ -19,7 +19,7 @@ from filetier import FileStore, Settings
 from filetier.errors import ConfigError
 from filetier.interfaces.http import build_app as build_http_api
 from filetier.interfaces.mcp import build_server
-from tests.test_mcp_http import ServerThread, call, connect, error_text
+from tests.support.mcp import ServerThread, call, connect, error_text
 
 ALICE = "alice-token-0123456789abcdef"
 BOB = "bob-token-0123456789abcdefgh"

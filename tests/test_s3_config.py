@@ -13,7 +13,7 @@ import pytest
 from filetier import ConfigError, Settings
 from filetier.tiers.factory import build_primary, s3_credentials
 from filetier.tiers.objectstore import ObstorePrimary
-from tests.services import S3Server
+from testbed.services import S3Server
 
 ANON_KEY = "eyJhbGciOiJIUzI1NiJ9.anon-key-value"
 JWT = "eyJhbGciOiJIUzI1NiJ9.user-session-jwt"

@@ -30,7 +30,7 @@ from filetier.store import storage_key
 from filetier.tiers.factory import build_primary, build_s3_primary, s3_credentials
 from filetier.tiers.objectstore import ObstorePrimary
 from filetier.tiers.supabase import learn_region, region_named_in
-from tests.services import SupabaseServer, free_port
+from testbed.services import SupabaseServer, free_port
 
 DEFAULT_BUCKET = "exai-files"
 

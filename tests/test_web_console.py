@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.provider_server import ProviderServer
-from tests.web_console import (
+from testbed.provider_server import ProviderServer
+from tests.support.web_console import (
     ALICE_TOKEN,
     BOB_TOKEN,
     CHROMIUM,

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.provider_servers._loopback import MB, LoopbackProvider, StoredFile, new_id
+from testbed.provider_servers._loopback import MB, LoopbackProvider, StoredFile, new_id
 
 API_VERSION = "2023-06-01"
 FILES_BETA = "files-api-2025-04-14"

@@ -1,7 +1,7 @@
 """What every loopback provider shares.
 
 - :class:`UvicornThread`: an ASGI app served on 127.0.0.1 in a daemon thread, started and
-  stopped with bounds. Every loopback server runs on it (``tests/provider_server.py`` for
+  stopped with bounds. Every loopback server runs on it (``testbed/provider_server.py`` for
   the OpenAI-compatible ones, ``gemini.py``, and :class:`LoopbackProvider` below).
 - :class:`LoopbackProvider`: a request log, injected faults (status, optional
   ``Retry-After``) and delays, and a thread-safe file store. A provider module
@@ -294,7 +294,7 @@ class LoopbackProvider:
 
     def app(self) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         async def stats(request: Request) -> Response:
-            # What tests.provider_server.ProviderControl.stats() reads from other processes.
+            # What testbed.provider_server.ProviderControl.stats() reads from other processes.
             return JSONResponse({"upload_count": self.upload_count, "files": len(self.file_ids)})
 
         inner = Starlette(routes=[*self.routes(), Route("/_control/stats", stats)])

@@ -28,14 +28,11 @@ import contextlib
 import copy
 import json
 import mimetypes
-import re
 import secrets
 import threading
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
-from email.message import Message
 from types import TracebackType
 from typing import Any, Self
 
@@ -46,9 +43,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.provider_servers._loopback import Fault, Faults, UvicornThread
-from tests.provider_servers.openai_uploads import UploadsState
-from tests.provider_servers.openai_uploads import routes as uploads_routes
+from testbed.provider_servers._loopback import Fault, Faults, UvicornThread
+from testbed.provider_servers.multipart import parse_multipart
+from testbed.provider_servers.openai_uploads import UploadsState
+from testbed.provider_servers.openai_uploads import routes as uploads_routes
 
 __all__ = [
     "DEFAULT_PURPOSES",
@@ -446,64 +444,6 @@ def _fault_response(fault: Fault) -> JSONResponse:
     return _error(status, fault.message or message, type_, headers=headers)
 
 
-# -- multipart/form-data --------------------------------------------------------------------
-
-_PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-
-
-@dataclass
-class _Part:
-    name: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
-def _disposition_params(value: str) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for key, raw in _PARAM.findall(value):
-        raw = raw.strip()
-        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1]).replace("%22", '"')
-        key = key.lower()
-        if key.endswith("*"):  # RFC 5987: charset'lang'percent-encoded
-            charset, _, rest = raw.partition("'")
-            _, _, encoded = rest.partition("'")
-            params[key[:-1]] = urllib.parse.unquote(encoded, encoding=charset or "utf-8")
-        else:
-            params.setdefault(key, raw)
-    return params
-
-
-def _parse_multipart(body: bytes, content_type: str) -> list[_Part]:
-    header = Message()
-    header["content-type"] = content_type
-    boundary = header.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
-        raise ValueError("multipart body without a boundary")
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    chunks = (b"\r\n" + body).split(delimiter)
-    parts: list[_Part] = []
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            return parts  # the closing delimiter
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise ValueError("malformed multipart part")
-        headers: dict[str, str] = {}
-        for line in head.decode("utf-8", errors="replace").split("\r\n"):
-            name, colon, value = line.partition(":")
-            if colon:
-                headers[name.strip().lower()] = value.strip()
-        params = _disposition_params(headers.get("content-disposition", ""))
-        if "name" not in params:
-            raise ValueError("multipart part without a name")
-        parts.append(
-            _Part(params["name"], params.get("filename"), headers.get("content-type"), data)
-        )
-    raise ValueError("multipart body without a closing delimiter")
-
-
 # -- /v1 handlers ---------------------------------------------------------------------------
 
 
@@ -518,7 +458,7 @@ async def _upload(request: Request) -> Response:
     if not content_type.lower().startswith("multipart/form-data"):
         return _error(400, "request must be multipart/form-data", "invalid_request_error")
     try:
-        parts = _parse_multipart(await request.body(), content_type)
+        parts = parse_multipart(await request.body(), content_type)
     except ValueError as exc:
         return _error(400, f"invalid multipart body: {exc}", "invalid_request_error")
     by_name = {part.name: part for part in parts}
@@ -1118,7 +1058,7 @@ class ProviderControl:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m tests.provider_server [--port N] [--api-key K]``: serve until interrupted."""
+    """``python -m testbed.provider_server [--port N] [--api-key K]``: serve until interrupted."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)

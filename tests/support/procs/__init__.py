@@ -1,6 +1,6 @@
 """Child processes for the concurrency and crash tests, and the parent's side of them.
 
-Each ``<name>.py`` here is a script a test starts as ``sys.executable tests/procs/<name>.py``
+Each ``<name>.py`` here is a script a test starts as ``sys.executable tests/support/procs/<name>.py``
 with the store configured through environment variables only. A child prints one JSON
 object per line on stdout; :class:`Child` reads them with a timeout, so a child that hangs
 fails the test instead of stalling it.

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.provider_servers._loopback import MB, LoopbackProvider, StoredFile
+from testbed.provider_servers._loopback import MB, LoopbackProvider, StoredFile
 
 PURPOSES = ("fine-tune", "batch", "ocr")
 SAMPLE_TYPES = {"fine-tune": "instruct", "batch": "batch_request", "ocr": "ocr_input"}

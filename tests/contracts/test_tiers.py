@@ -26,7 +26,7 @@ from filetier.tiers.local import LocalPrimary
 from filetier.tiers.memory import MemoryTier
 from filetier.tiers.objectstore import ObstorePrimary
 from filetier.tiers.protocols import PrimaryStore
-from tests.services import S3Server
+from testbed.services import S3Server
 
 KEY = "sha256/ab/cd/abcdef0123"
 INVALID_KEYS = ["../x", "/abs", "a//b"]

@@ -25,9 +25,9 @@ from _child import emit, run, wait_for_go
 from filetier import FileStore
 from filetier.errors import FiletierError
 
-# The control client lives with the loopback provider in tests/, beside this directory.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.provider_server import ProviderControl
+# The control client lives with the loopback provider in testbed/, at the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from testbed.provider_server import ProviderControl
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""OpenAI's multipart Uploads API for the loopback provider (``tests/provider_server.py``).
+"""OpenAI's multipart Uploads API for the loopback provider (``testbed/provider_server.py``).
 
 As documented: ``POST /v1/uploads`` (JSON ``bytes``, ``filename``, ``mime_type``,
 ``purpose``, optional ``expires_after``) opens an Upload of at most 8 GB; ``POST
@@ -25,8 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from testbed.provider_servers.multipart import parse_multipart
+
 if TYPE_CHECKING:
-    from tests.provider_server import ProviderState
+    from testbed.provider_server import ProviderState
 
 MB = 1024 * 1024
 MAX_UPLOAD_BYTES = 8 * 1024 * MB
@@ -89,8 +91,6 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def routes(state: ProviderState) -> list[Route]:
-    from tests.provider_server import _parse_multipart
-
     uploads = state.uploads
 
     async def create(request: Request) -> Response:
@@ -117,7 +117,7 @@ def routes(state: ProviderState) -> list[Route]:
 
     async def add_part(request: Request) -> Response:
         upload_id = request.path_params["upload_id"]
-        parts = _parse_multipart(await request.body(), request.headers.get("content-type", ""))
+        parts = parse_multipart(await request.body(), request.headers.get("content-type", ""))
         data = next((p.data for p in parts if p.name == "data"), None)
         with uploads.lock:
             uploads.part_requests += 1

@@ -39,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.provider_servers._loopback import Fault, Faults, UvicornThread
+from testbed.provider_servers._loopback import Fault, Faults, UvicornThread
 
 MB = 1024 * 1024
 GB = 1024 * MB

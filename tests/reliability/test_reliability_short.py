@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from reliability.crash import Workload, run_crash_suite
 from reliability.faults import run_faults
 

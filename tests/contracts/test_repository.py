@@ -1,0 +1,135 @@
+"""The repository contract, against SQLite and PostgreSQL: the same rows in, the same
+answers out.
+
+Each test opens a real database (a SQLite file, or a fresh PostgreSQL database), migrated
+by filetier's own migrations, and talks to :class:`filetier.metadata.repository.Repository`
+only: insert a file row (its blob row comes with it), look it up, list and filter, delete,
+and never let one owner see another's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from filetier import FileRecord, Settings
+from filetier.metadata.database import Database
+from filetier.metadata.repository import Repository
+from testbed.services import create_database, drop_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
+    home = tmp_path / "home"
+    pg_url = await asyncio.to_thread(create_database) if request.param == "postgresql" else None
+    settings = Settings(home=home, database_url=pg_url) if pg_url else Settings(home=home)
+    db = Database(settings.database_url)
+    try:
+        await db.upgrade(lock_dir=home)
+        repository = Repository(db)
+        yield repository
+        await repository.settle()
+    finally:
+        await db.close()
+        if pg_url:
+            await asyncio.to_thread(drop_database, pg_url)
+
+
+async def insert(
+    repo: Repository,
+    owner: str,
+    data: bytes,
+    filename: str = "notes.txt",
+    mime_type: str = "text/plain",
+) -> FileRecord:
+    sha = hashlib.sha256(data).hexdigest()
+    return await repo.insert_file(
+        owner=owner,
+        filename=filename,
+        size=len(data),
+        mime_type=mime_type,
+        sha256=sha,
+        storage_key=f"sha256/{sha[:2]}/{sha[2:4]}/{sha}",
+        metadata={"source": "contract"},
+        local_cache_path=None,
+    )
+
+
+async def test_an_inserted_file_is_found_with_what_was_recorded(repo: Repository) -> None:
+    record = await insert(repo, "alice", b"hello\n", filename="hello.txt")
+    found = await repo.get_file("alice", record.file_id)
+    assert found is not None
+    assert found.file_id == record.file_id
+    assert found.filename == "hello.txt" and found.owner == "alice"
+    assert found.size == 6 and found.mime_type == "text/plain"
+    assert found.sha256 == hashlib.sha256(b"hello\n").hexdigest()
+    assert found.metadata == {"source": "contract"}
+    blob = await repo.get_blob(found.sha256)
+    assert blob is not None and blob.size == 6
+    assert await repo.get_file("alice", uuid4()) is None
+
+
+async def test_list_filters_pages_and_counts(repo: Repository) -> None:
+    ids = [
+        (await insert(repo, "alice", f"text {i}".encode(), filename=f"report-{i}.txt")).file_id
+        for i in range(3)
+    ]
+    image = await insert(
+        repo, "alice", b"\x89PNG fake", filename="photo.png", mime_type="image/png"
+    )
+    everything, total = await repo.list_files(
+        "alice", name_contains=None, mime_type=None, sha256=None, limit=10, offset=0
+    )
+    assert total == 4 and {r.file_id for r in everything} == {*ids, image.file_id}
+    page, total = await repo.list_files(
+        "alice", name_contains=None, mime_type=None, sha256=None, limit=2, offset=2
+    )
+    assert total == 4 and len(page) == 2
+    reports, total = await repo.list_files(
+        "alice", name_contains="report", mime_type=None, sha256=None, limit=10, offset=0
+    )
+    assert total == 3 and {r.file_id for r in reports} == set(ids)
+    images, _ = await repo.list_files(
+        "alice", name_contains=None, mime_type="image/*", sha256=None, limit=10, offset=0
+    )
+    assert [r.file_id for r in images] == [image.file_id]
+    # A LIKE wildcard in the filter is a literal character, on both databases.
+    none, total = await repo.list_files(
+        "alice", name_contains="%", mime_type=None, sha256=None, limit=10, offset=0
+    )
+    assert (none, total) == ([], 0)
+
+
+async def test_delete_removes_the_row_and_releases_the_blob_once_unreferenced(
+    repo: Repository,
+) -> None:
+    first = await insert(repo, "alice", b"shared bytes")
+    second = await insert(repo, "alice", b"shared bytes", filename="copy.txt")
+    deleted = await repo.delete_file_row("alice", first.file_id)
+    assert deleted is not None and deleted.file_id == first.file_id
+    assert await repo.get_file("alice", first.file_id) is None
+    assert await repo.delete_file_row("alice", first.file_id) is None  # already gone
+    assert await repo.blob_referenced(first.sha256) is True
+    assert await repo.release_blob(first.sha256) is False  # the copy still uses it
+    await repo.delete_file_row("alice", second.file_id)
+    assert await repo.release_blob(first.sha256) is True
+    assert await repo.get_blob(first.sha256) is None
+
+
+async def test_an_owner_never_sees_or_deletes_anothers_rows(repo: Repository) -> None:
+    mine = await insert(repo, "alice", b"alice's notes")
+    assert await repo.get_file("bob", mine.file_id) is None
+    assert await repo.get_files("bob", [mine.file_id]) == {}
+    listed, total = await repo.list_files(
+        "bob", name_contains=None, mime_type=None, sha256=None, limit=10, offset=0
+    )
+    assert (listed, total) == ([], 0)
+    assert await repo.delete_file_row("bob", mine.file_id) is None
+    assert await repo.get_file("alice", mine.file_id) is not None
+    assert await repo.owner_usage("bob") == (0, 0)
+    assert await repo.owner_usage("alice") == (1, len(b"alice's notes"))
