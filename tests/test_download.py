@@ -509,3 +509,35 @@ def test_a_copy_that_cannot_share_blocks_falls_back_to_a_kernel_copy(tmp_path: P
             assert target.read_bytes() == data[:-1]
         finally:
             target.unlink()
+
+
+async def test_a_cancelled_download_stops_its_copy_and_leaves_nothing_at_the_target(
+    home: Path, roots: tuple[Path, Path]
+) -> None:
+    """Cancelling a large download stops the thread copying it before the cancellation
+    returns: no file at the destination, no temp file beside it, even a moment later."""
+    import time
+
+    _, shared = roots
+    data = os.urandom(32 * 1024 * 1024)
+    settings = with_roots(home, *roots, memory_item_max_bytes=1024 * 1024)
+    loop = asyncio.get_running_loop()
+    copying = asyncio.Event()
+
+    def slow_progress(n: int) -> None:  # a caller's callback; it runs in the copy thread
+        loop.call_soon_threadsafe(copying.set)
+        time.sleep(0.01)  # 32 chunks of 1 MiB: the copy takes about a third of a second
+
+    async with FileStore(settings) as store:
+        uploaded = await store.upload_file(data, filename="large.bin")
+        target = shared / "large.bin"
+        task = asyncio.create_task(store.download(uploaded.file_id, target, progress=slow_progress))
+        await asyncio.wait_for(copying.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.5)  # long enough for a copy still running to finish
+        assert list(shared.iterdir()) == []
+        # The store is unharmed: the same download, not cancelled, delivers the bytes.
+        await store.download(uploaded.file_id, target)
+        assert target.read_bytes() == data

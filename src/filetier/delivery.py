@@ -23,7 +23,7 @@ from filetier.delivered import remove_delivered
 from filetier.digest import Progress, copy_and_hash, copy_exact
 from filetier.diskcap import check_space
 from filetier.errors import FiletierError, InvalidInputError
-from filetier.ingest import translate_os_error
+from filetier.ingest import in_stoppable_thread, translate_os_error
 from filetier.models import BatchItem, CleanupPolicy, DownloadResult, FileRecord, Tier
 from filetier.paths import AllowedRoots, SafeDestination, owner_folder, safe_filename
 from filetier.providers.lookup import resolve_copy
@@ -48,6 +48,10 @@ def deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: 
             os.close(fd)
             target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
+        except BaseException:  # the caller was cancelled (StoppedByCancel), or a bug
+            os.close(fd)
+            target.discard(parent, temp)
+            raise
         os.close(fd)
         target.publish(parent, temp, overwrite=overwrite, sha256=sha256)
     finally:
@@ -84,6 +88,10 @@ def deliver_file(
             os.close(fd)
             target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
+        except BaseException:  # the caller was cancelled (StoppedByCancel), or a bug
+            os.close(fd)
+            target.discard(parent, temp)
+            raise
         os.close(fd)
         if not intact:
             target.discard(parent, temp)
@@ -154,7 +162,12 @@ class Delivery:
                 if progress:
                     progress(len(data))
             else:
-                await asyncio.to_thread(deliver_file, target, located, record, progress, overwrite)
+                # A cancelled download stops its copy between two chunks and removes the
+                # temp file before the cancellation returns: nothing lands at the target.
+                await in_stoppable_thread(
+                    lambda per_chunk: deliver_file(target, located, record, per_chunk, overwrite),
+                    progress,
+                )
             return located.tier
 
         data = core.memory.get(record.sha256)

@@ -285,11 +285,11 @@ def read_head(path: Path) -> bytes:
 _T = TypeVar("_T")
 
 
-class _Stopped(Exception):
+class StoppedByCancel(Exception):
     """Raised in a worker thread, between two chunks, once its caller was cancelled."""
 
 
-async def _in_thread(work: Callable[[Progress], _T], progress: Progress | None) -> _T:
+async def in_stoppable_thread(work: Callable[[Progress], _T], progress: Progress | None) -> _T:
     """Run ``work(per_chunk)`` in a worker thread, and stop it when the caller is cancelled.
 
     A thread cannot be cancelled: ``asyncio.to_thread`` alone lets a cancelled caller's
@@ -303,7 +303,7 @@ async def _in_thread(work: Callable[[Progress], _T], progress: Progress | None) 
 
     def per_chunk(n: int) -> None:
         if stop.is_set():
-            raise _Stopped
+            raise StoppedByCancel
         if progress is not None:
             progress(n)
 
@@ -326,13 +326,13 @@ async def _until_done(future: asyncio.Future[Any]) -> None:
         except asyncio.CancelledError:
             cancelled = True
     if not future.cancelled():
-        future.exception()  # retrieved: a _Stopped or an error is not logged as unhandled
+        future.exception()  # retrieved: a StoppedByCancel or an error is not logged as unhandled
     if cancelled:
         raise asyncio.CancelledError
 
 
 async def hash_path(path: Path, progress: Progress | None) -> StreamDigest:
-    return await _in_thread(lambda per_chunk: hash_file(path, per_chunk), progress)
+    return await in_stoppable_thread(lambda per_chunk: hash_file(path, per_chunk), progress)
 
 
 async def stage_path(
@@ -355,7 +355,7 @@ async def stage_path(
     fd, temp = _new_temp(staging)
     try:
         limit = settings.size_limit_for(mime_type)
-        digest = await _in_thread(
+        digest = await in_stoppable_thread(
             lambda per_chunk: copy_and_hash(path, fd, limit=limit, progress=per_chunk, fsync=fsync),
             progress,
         )
