@@ -19,7 +19,12 @@ if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null; then
   apt-get install -y -qq radosgw ceph-mon ceph-osd ceph-mgr uuid-runtime curl >/dev/null
 fi
 # A previous cluster in $D may still be running half-started: stop it first.
-if [ -f "$D/pids" ]; then xargs -r kill < "$D/pids" 2>/dev/null || true; sleep 1; fi
+# The daemons record themselves in $D/run/*.pid (the monitor daemonizes, so $D/pids may
+# miss it); a monitor left from a cluster whose radosgw died keeps port 6789 bound.
+if [ -f "$D/pids" ]; then xargs -r kill < "$D/pids" 2>/dev/null || true; fi
+pkill -f -- "--pid-file $D/run/" 2>/dev/null || true
+for _ in $(seq 1 30); do pgrep -f -- "--pid-file $D/run/" >/dev/null || break; sleep 1; done
+pkill -9 -f -- "--pid-file $D/run/" 2>/dev/null || true
 rm -rf "$D"; mkdir -p "$D"/{mon,osd0,run,log}
 FSID=$(uuidgen)
 cat > "$D/ceph.conf" <<CONF
