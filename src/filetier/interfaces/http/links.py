@@ -22,14 +22,9 @@ from starlette.responses import JSONResponse, Response
 
 from filetier.errors import InvalidInputError, NotFoundError
 from filetier.interfaces.http.content import find_record
+from filetier.interfaces.http.params import check_keys, json_object, only_params, runtime_of
 from filetier.interfaces.http.ranges import ByteRange, parse_range
-from filetier.interfaces.http.routes import (
-    _check_keys,
-    _json_object,
-    _only_params,
-    _runtime,
-    serve_content,
-)
+from filetier.interfaces.http.routes import serve_content
 from filetier.links import LinkAuthority, link_invalid, link_url, parse_link_id
 from filetier.models import FileRecord
 from filetier.store import FileStore
@@ -96,11 +91,11 @@ def _bound_range(header: str | None, size: int) -> ByteRange | None:
 
 
 async def create_link(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
-    body = await _json_object(request)
-    _check_keys(body, {"expires_in", "single_use", "range", "direct"}, set())
+    body = await json_object(request)
+    check_keys(body, {"expires_in", "single_use", "range", "direct"}, set())
     expires_in = body.get("expires_in", min(DEFAULT_EXPIRES_IN, store.settings.link_max_seconds))
     single_use, direct, range_header = (
         body.get("single_use", False),
@@ -130,8 +125,8 @@ async def create_link(request: Request) -> Response:
 
 
 async def revoke_link(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     link_id = parse_link_id(request.path_params["link_id"])
     revoked = await runtime.link_authority().revoke(store.owner, link_id=link_id)
@@ -139,8 +134,8 @@ async def revoke_link(request: Request) -> Response:
 
 
 async def revoke_file_links(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     record = await find_record(store, request.path_params["file_id"])
     revoked = await runtime.link_authority().revoke(store.owner, file_id=record.file_id)
@@ -148,8 +143,8 @@ async def revoke_file_links(request: Request) -> Response:
 
 
 async def revoke_all_links(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     return JSONResponse({"revoked": await runtime.link_authority().revoke(store.owner)})
 
@@ -158,7 +153,7 @@ async def link_content(request: Request) -> Response:
     """Serve a link: no token, and one 404 for every link that cannot be served."""
     if request.query_params:
         raise link_invalid()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     links = runtime.link_authority()
     grant = await links.check(request.path_params["token"])
     store = runtime.root_store().as_owner(grant.owner)
