@@ -46,7 +46,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from filetier.errors import IntegrityError
-from filetier.interfaces.http.ranges import ByteRange
+from filetier.interfaces.common.ranges import ByteRange
 from filetier.interfaces.http.verified import VerifiedCopies
 from filetier.models import FileRecord
 from filetier.reading import CorruptCopy, Located, VanishedCopy

@@ -17,6 +17,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
 from filetier.errors import FileTooLargeError, InvalidInputError, InvalidMetadataError
+from filetier.interfaces.common.ranges import (
+    UNSATISFIABLE,
+    ByteRange,
+    not_modified,
+    parse_range,
+    range_applies,
+    strong_etag,
+)
 from filetier.interfaces.http.content import CHUNK_SIZE, ContentReader, find_record
 from filetier.interfaces.http.errors import error_response
 from filetier.interfaces.http.headers import (
@@ -36,14 +44,6 @@ from filetier.interfaces.http.params import (
     require_unicode,
     runtime_of,
     text_param,
-)
-from filetier.interfaces.http.ranges import (
-    UNSATISFIABLE,
-    ByteRange,
-    not_modified,
-    parse_range,
-    range_applies,
-    strong_etag,
 )
 from filetier.interfaces.http.runtime import Runtime
 from filetier.models import FileRecord, UploadResult

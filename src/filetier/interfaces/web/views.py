@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from filetier.errors import InvalidInputError, StorageUnavailableError
+from filetier.interfaces.common.links import DEFAULT_EXPIRES_IN, mint_link
 from filetier.interfaces.http import routes
 from filetier.interfaces.http.headers import content_disposition
-from filetier.interfaces.http.links import DEFAULT_EXPIRES_IN, mint_link
 from filetier.interfaces.web.charts import human_bytes
 from filetier.interfaces.web.guard import Guard, Visitor, secure, wants_json
 from filetier.interfaces.web.maintenance import MaintenancePages

@@ -8,7 +8,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from filetier.errors import InvalidInputError
-from filetier.interfaces.http.links import mint_link
+from filetier.interfaces.common.links import mint_link
 from filetier.interfaces.mcp.context import (
     app_state,
     caller_store,

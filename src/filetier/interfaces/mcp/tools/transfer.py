@@ -19,7 +19,7 @@ from filetier.errors import (
     PathNotAllowedError,
     SourceNotFoundError,
 )
-from filetier.interfaces.http.links import mint_link
+from filetier.interfaces.common.links import mint_link
 from filetier.interfaces.mcp.context import (
     app_state,
     caller_store,
