@@ -119,7 +119,6 @@ async def link_content(request: Request) -> Response:
 __all__ = [
     "create_link",
     "link_content",
-    "mint_link",
     "revoke_all_links",
     "revoke_file_links",
     "revoke_link",
