@@ -29,7 +29,7 @@ import httpx
 
 import _table
 from filetier import FileStore, Settings
-from filetier.interfaces.http.app import build_app
+from filetier.interfaces.app import build_app
 
 TOKEN = "bench-console-token-0123456789"  # noqa: S105 - a benchmark's own token
 OWNER = "bench"

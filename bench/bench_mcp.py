@@ -71,7 +71,7 @@ def serve(app_kind: str, home: Path, port: int) -> None:
     settings = settings_for(home)
     app: Any
     if app_kind == "full":
-        from filetier.interfaces.http import build_app
+        from filetier.interfaces.app import build_app
 
         app = build_app(settings, bind_host="127.0.0.1", bind_port=port)
     else:

@@ -96,7 +96,7 @@ def test_http_answers_with_the_table_status(tmp_path: Path) -> None:
     from starlette.routing import Route
 
     from filetier import Settings
-    from filetier.interfaces.http import build_app
+    from filetier.interfaces.app import build_app
     from tests.support.http import ALICE, TOKENS, ThreadServer
 
     app = build_app(Settings(home=tmp_path / "home", fsync=False, api_tokens=TOKENS))

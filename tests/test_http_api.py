@@ -729,7 +729,7 @@ def test_errors_never_show_a_traceback_or_an_internal_path(tmp_path: Path) -> No
 
     from filetier import Settings
     from filetier.errors import InsufficientSpaceError
-    from filetier.interfaces.http import build_app
+    from filetier.interfaces.app import build_app
 
     home = tmp_path / "home"
     settings = Settings(home=home, fsync=False, api_tokens=TOKENS)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from filetier.interfaces.http.ranges import (
+from filetier.interfaces.common.ranges import (
     UNSATISFIABLE,
     ByteRange,
     not_modified,

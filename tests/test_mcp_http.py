@@ -158,7 +158,7 @@ async def test_served_alone_it_runs_its_lifespan_and_refuses_ownerless_calls(
 async def test_behind_filetiers_http_api_each_token_is_its_own_owner(
     home: Path, roots: Path
 ) -> None:
-    from filetier.interfaces.http import build_app as build_http_api
+    from filetier.interfaces.app import build_app as build_http_api
 
     alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
     settings = Settings(
@@ -208,7 +208,7 @@ async def test_large_base64_upload_over_http(server: ServerThread) -> None:
 async def test_an_agent_mints_a_link_hands_it_on_and_revokes_it(home: Path, roots: Path) -> None:
     """The round trip of a remote agent: upload, get a link, a token-less client fetches
     it, the agent revokes it; another owner can neither link nor revoke alice's file."""
-    from filetier.interfaces.http import build_app as build_http_api
+    from filetier.interfaces.app import build_app as build_http_api
 
     alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
     settings = Settings(
@@ -251,7 +251,7 @@ async def test_download_without_a_destination_over_http_returns_a_link(
     home: Path, roots: Path
 ) -> None:
     """A remote agent gets a URL it can fetch where it runs; nothing lands on the server."""
-    from filetier.interfaces.http import build_app as build_http_api
+    from filetier.interfaces.app import build_app as build_http_api
 
     alice = "alice-token-0123456789abcdef"
     settings = Settings(
@@ -283,7 +283,7 @@ async def test_download_without_a_destination_over_http_returns_a_link(
 async def test_resources_list_the_callers_files_and_large_reads_are_links(
     home: Path, roots: Path
 ) -> None:
-    from filetier.interfaces.http import build_app as build_http_api
+    from filetier.interfaces.app import build_app as build_http_api
 
     alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
     settings = Settings(
@@ -348,7 +348,7 @@ async def test_list_changed_reaches_the_owners_own_sessions_only(
     """A file added or deleted by alice, through MCP, the HTTP API or the library in the
     server's process, notifies alice's sessions; bob's receive nothing until he himself
     changes a file (then alice's receive nothing)."""
-    from filetier.interfaces.http import build_app as build_http_api
+    from filetier.interfaces.app import build_app as build_http_api
 
     alice, bob = "alice-token-0123456789abcdef", "bob-token-0123456789abcdefgh"
     settings = Settings(

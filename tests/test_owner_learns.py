@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from filetier import FileStore, InvalidFileIdError, Settings
-from filetier.interfaces.http import build_app as build_http_api
+from filetier.interfaces.app import build_app as build_http_api
 from testbed.provider_server import ProviderServer
 from tests.support.mcp import ServerThread, call, connect
 

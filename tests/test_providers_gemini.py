@@ -437,7 +437,7 @@ async def test_cli_mcp_and_http_show_each_copys_remaining_life(
 ) -> None:
     from mcp.client import Client
 
-    from filetier.interfaces.http import build_app
+    from filetier.interfaces.app import build_app
     from filetier.interfaces.mcp import build_server
     from tests.support.http import ALICE, BOB, TOKENS, ThreadServer
 

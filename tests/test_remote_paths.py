@@ -17,7 +17,7 @@ import pytest
 
 from filetier import FileStore, Settings
 from filetier.errors import ConfigError
-from filetier.interfaces.http import build_app as build_http_api
+from filetier.interfaces.app import build_app as build_http_api
 from filetier.interfaces.mcp import build_server
 from tests.support.mcp import ServerThread, call, connect, error_text
 

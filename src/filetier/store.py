@@ -3,7 +3,7 @@
 Each method checks the store is open and hands the request to the one collaborator that
 owns the rule (:mod:`filetier.parts` wires them). A file id, from the MCP tool down::
 
-    interfaces.mcp.tools.download_file -> FileStore.download -> delivery.Delivery.download
+    interfaces.mcp.tools.transfer.download_file -> FileStore.download -> delivery.Delivery.download
       -> records.RecordCache.get(owner, id)     the owner's record (cached briefly)
       -> reading.ReadPath.attempt -> .locate    memory, disk cache, primary; verified
         -> tiers: memory.MemoryTier, disk.DiskCache, the PrimaryStore (object store)

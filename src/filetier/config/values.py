@@ -18,10 +18,17 @@ from filetier.errors import ConfigError
 _BYTE_SIZE: TypeAdapter[ByteSize] = TypeAdapter(ByteSize)
 
 
+_SIZE_TEXT = re.compile(r"\s*\d*\.?\d+\s*[A-Za-z]*\s*", re.ASCII)
+
+
 def parse_size(value: object) -> int:
     """``"64MiB"`` -> 67108864; ints pass through. Raises ConfigError on nonsense."""
     if isinstance(value, bool):  # ByteSize would take True as 1 byte
         raise ConfigError(f"not a size: {value!r}")
+    # ByteSize matches only a prefix ("5 MiB extra" read as 5 MiB): the whole text must be
+    # a number and at most a unit.
+    if isinstance(value, str) and not _SIZE_TEXT.fullmatch(value):
+        raise ConfigError(f"not a size: {value!r} (use bytes or a suffix such as 64MiB, 2GB)")
     try:
         return int(_BYTE_SIZE.validate_python(value))
     except ValidationError:

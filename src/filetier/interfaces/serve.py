@@ -23,8 +23,8 @@ from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
 from filetier.config import Settings
+from filetier.interfaces.app import build_app as _build_http_app
 from filetier.interfaces.http.access import is_loopback
-from filetier.interfaces.http.app import build_app as _build_http_app
 from filetier.interfaces.http.deadlines import deadline_protocol
 from filetier.interfaces.http.runtime import AUTH_REQUIRED_MESSAGE, Runtime
 

@@ -1,5 +1,5 @@
-"""The HTTP API (and MCP over HTTP at /mcp) of filetier: see :func:`build_app`."""
+"""The HTTP API of filetier: the /v1 endpoints, links, access, metrics and content serving.
 
-from filetier.interfaces.http.app import build_app
-
-__all__ = ["build_app"]
+The app that puts them together with the web console and MCP at /mcp is
+:func:`filetier.interfaces.app.build_app`, one layer above this package.
+"""

@@ -15,92 +15,24 @@ verification and ranges, and each use is a download history row ``downloaded_by 
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from filetier.errors import InvalidInputError, NotFoundError
+from filetier.interfaces.common.links import DEFAULT_EXPIRES_IN, mint_link
+from filetier.interfaces.common.ranges import ByteRange
 from filetier.interfaces.http.content import find_record
-from filetier.interfaces.http.ranges import ByteRange, parse_range
-from filetier.interfaces.http.routes import (
-    _check_keys,
-    _json_object,
-    _only_params,
-    _runtime,
-    serve_content,
-)
-from filetier.links import LinkAuthority, link_invalid, link_url, parse_link_id
-from filetier.models import FileRecord
-from filetier.store import FileStore
-
-DEFAULT_EXPIRES_IN = 3600
-
-
-async def mint_link(
-    links: LinkAuthority,
-    store: FileStore,
-    record: FileRecord,
-    *,
-    request_base: str | None,
-    expires_in: int,
-    single_use: bool,
-    range_header: str | None,
-    direct: bool,
-) -> dict[str, Any]:
-    """The answer to a mint request (shared by the HTTP route and the MCP tool)."""
-    byte_range = _bound_range(range_header, record.size)
-    if direct:
-        if single_use or byte_range is not None:
-            raise InvalidInputError(
-                "a direct object-store URL cannot be single-use or bound to a range"
-            )
-        url, expires_at = await store.presigned_url(record.file_id, expires_in)
-        return {
-            "url": url,
-            "direct": True,
-            "expires_at": expires_at.isoformat(),
-            "file_id": str(record.file_id),
-            "revocable": False,
-        }
-    minted = await links.mint(
-        store.owner,
-        record.file_id,
-        expires_in=expires_in,
-        single_use=single_use,
-        byte_range=(byte_range.start, byte_range.end) if byte_range else None,
-    )
-    grant = minted.grant
-    return {
-        "url": link_url(store.settings, minted.token, request_base),
-        "link_id": grant.link_id.hex,
-        "direct": False,
-        "file_id": str(record.file_id),
-        "expires_at": grant.expires_at.isoformat(),
-        "single_use": grant.single_use,
-        "range": byte_range.content_range if byte_range else None,
-        "revocable": True,
-    }
-
-
-def _bound_range(header: str | None, size: int) -> ByteRange | None:
-    if header is None:
-        return None
-    parsed = parse_range(header, size)
-    if not isinstance(parsed, ByteRange):
-        raise InvalidInputError(
-            f"range must be one satisfiable byte range such as 'bytes=0-1023' of the file's "
-            f"{size} bytes, not {header[:80]!r}"
-        )
-    return parsed
+from filetier.interfaces.http.params import check_keys, json_object, only_params, runtime_of
+from filetier.interfaces.http.routes import serve_content
+from filetier.links import link_invalid, parse_link_id
 
 
 async def create_link(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
-    body = await _json_object(request)
-    _check_keys(body, {"expires_in", "single_use", "range", "direct"}, set())
+    body = await json_object(request)
+    check_keys(body, {"expires_in", "single_use", "range", "direct"}, set())
     expires_in = body.get("expires_in", min(DEFAULT_EXPIRES_IN, store.settings.link_max_seconds))
     single_use, direct, range_header = (
         body.get("single_use", False),
@@ -130,8 +62,8 @@ async def create_link(request: Request) -> Response:
 
 
 async def revoke_link(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     link_id = parse_link_id(request.path_params["link_id"])
     revoked = await runtime.link_authority().revoke(store.owner, link_id=link_id)
@@ -139,8 +71,8 @@ async def revoke_link(request: Request) -> Response:
 
 
 async def revoke_file_links(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     record = await find_record(store, request.path_params["file_id"])
     revoked = await runtime.link_authority().revoke(store.owner, file_id=record.file_id)
@@ -148,8 +80,8 @@ async def revoke_file_links(request: Request) -> Response:
 
 
 async def revoke_all_links(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     return JSONResponse({"revoked": await runtime.link_authority().revoke(store.owner)})
 
@@ -158,7 +90,7 @@ async def link_content(request: Request) -> Response:
     """Serve a link: no token, and one 404 for every link that cannot be served."""
     if request.query_params:
         raise link_invalid()
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     links = runtime.link_authority()
     grant = await links.check(request.path_params["token"])
     store = runtime.root_store().as_owner(grant.owner)
@@ -187,7 +119,6 @@ async def link_content(request: Request) -> Response:
 __all__ = [
     "create_link",
     "link_content",
-    "mint_link",
     "revoke_all_links",
     "revoke_file_links",
     "revoke_link",

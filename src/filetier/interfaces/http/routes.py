@@ -7,7 +7,6 @@ forbidden: its existence is not revealed.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import format_datetime
@@ -18,6 +17,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
 from filetier.errors import FileTooLargeError, InvalidInputError, InvalidMetadataError
+from filetier.interfaces.common.ranges import (
+    UNSATISFIABLE,
+    ByteRange,
+    not_modified,
+    parse_range,
+    range_applies,
+    strong_etag,
+)
 from filetier.interfaces.http.content import CHUNK_SIZE, ContentReader, find_record
 from filetier.interfaces.http.errors import error_response
 from filetier.interfaces.http.headers import (
@@ -28,31 +35,27 @@ from filetier.interfaces.http.headers import (
 )
 from filetier.interfaces.http.multipart import ENVELOPE_ALLOWANCE, boundary_of, read_file_part
 from filetier.interfaces.http.openapi import OFFSET_MAX
-from filetier.interfaces.http.ranges import (
-    UNSATISFIABLE,
-    ByteRange,
-    not_modified,
-    parse_range,
-    range_applies,
-    strong_etag,
+from filetier.interfaces.http.params import (
+    check_keys,
+    int_param,
+    json_object,
+    loads_json,
+    only_params,
+    require_unicode,
+    runtime_of,
+    text_param,
 )
 from filetier.interfaces.http.runtime import Runtime
 from filetier.models import FileRecord, UploadResult
 from filetier.providers.uploads import DEFAULT_PURPOSE
 from filetier.store import FileStore
 
-JSON_BODY_MAX = 256 * 1024
 FILENAME_MAX = 1024
 LIMIT_MAX = 1000
 _MIME_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _GENERIC_BODY_TYPES = frozenset(
     {"application/octet-stream", "application/x-www-form-urlencoded", "multipart/form-data"}
 )
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def _record_json(record: FileRecord) -> dict[str, Any]:
@@ -68,81 +71,10 @@ def _created(result: UploadResult) -> JSONResponse:
     )
 
 
-def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"-?[0-9]{1,30}", raw.strip()):
-        raise InvalidInputError(f"{name} must be an integer, not {raw[:40]!r}")
-    value = int(raw)
-    if value > maximum:
-        raise InvalidInputError(f"{name} must be at most {maximum}, not {value}")
-    return value
-
-
-def _text_param(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
-    if value is not None and "\x00" in value:
-        raise InvalidInputError(f"{name} must not contain a NUL character")
-    return value or None
-
-
-def _loads(text: str | bytes | bytearray, what: str) -> Any:
-    """Parse JSON a client sent: every way it can fail is the client's 400.
-
-    Nesting deeper than the interpreter's recursion limit (``[[[[...]]]]``, a few KiB)
-    makes ``json`` raise RecursionError rather than ValueError; nothing this API takes
-    is nested more than a few levels, so it is refused the same way as other bad JSON.
-    """
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise InvalidInputError(f"{what} is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError(f"{what} is not valid JSON") from None
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > JSON_BODY_MAX:
-            raise InvalidInputError(f"the JSON body is larger than {JSON_BODY_MAX:,} bytes")
-    value = _loads(body, "the request body")
-    if not isinstance(value, dict):
-        raise InvalidInputError("the request body must be a JSON object")
-    _require_unicode(value, "the request body")
-    return value
-
-
-def _require_unicode(value: object, what: str) -> None:
-    """JSON may escape lone UTF-16 surrogates (``"\\ud800"``): no valid text has them."""
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} contains invalid Unicode (a lone surrogate)") from None
-
-
-def _only_params(request: Request, *allowed: str) -> None:
-    unknown = sorted(set(request.query_params) - set(allowed))
-    if unknown:
-        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
-        raise InvalidInputError(f"unknown query parameter(s): {shown}")
-
-
 def _file_name(name: str) -> str:
     if len(name) > FILENAME_MAX:
         raise InvalidInputError(f"a file name may have at most {FILENAME_MAX} characters")
     return name
-
-
-def _check_keys(body: dict[str, Any], allowed: set[str], required: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidInputError(f"unknown field(s): {', '.join(unknown)}")
-    missing = sorted(required - set(body))
-    if missing:
-        raise InvalidInputError(f"missing field(s): {', '.join(missing)}")
 
 
 # -- upload -------------------------------------------------------------------------------
@@ -205,18 +137,18 @@ def _metadata(request: Request) -> dict[str, Any] | None:
     if raw is None or not raw.strip():
         return None
     try:
-        value = _loads(latin1_to_text(raw), "X-Filetier-Metadata")
+        value = loads_json(latin1_to_text(raw), "X-Filetier-Metadata")
     except InvalidInputError as exc:
         raise InvalidMetadataError(f"{exc}; it must be a JSON object") from None
     if not isinstance(value, dict):
         raise InvalidMetadataError("X-Filetier-Metadata must be a JSON object")
-    _require_unicode(value, "X-Filetier-Metadata")
+    require_unicode(value, "X-Filetier-Metadata")
     return value
 
 
 async def upload_file(request: Request) -> Response:
-    _only_params(request, "filename", "mime_type")
-    store = _runtime(request).store_for(request)
+    only_params(request, "filename", "mime_type")
+    store = runtime_of(request).store_for(request)
     limit = store.settings.max_file_size
     boundary = boundary_of(request.headers.get("content-type", ""))
     # A form's boundaries and part headers do not count against the file's limit.
@@ -266,10 +198,10 @@ async def upload_file(request: Request) -> Response:
 
 
 async def upload_by_hash(request: Request) -> Response:
-    _only_params(request)
-    store = _runtime(request).store_for(request)
-    body = await _json_object(request)
-    _check_keys(
+    only_params(request)
+    store = runtime_of(request).store_for(request)
+    body = await json_object(request)
+    check_keys(
         body,
         {"sha256", "size", "filename", "mime_type", "metadata"},
         {"sha256", "size", "filename"},
@@ -309,14 +241,14 @@ async def upload_by_hash(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    _only_params(request, "name", "type", "sha256", "limit", "offset")
-    store = _runtime(request).store_for(request)
+    only_params(request, "name", "type", "sha256", "limit", "offset")
+    store = runtime_of(request).store_for(request)
     page = await store.list(
-        name_contains=_text_param(request, "name"),
-        mime_type=_text_param(request, "type"),
-        sha256=_text_param(request, "sha256"),
-        limit=_int_param(request, "limit", 100, LIMIT_MAX),
-        offset=_int_param(request, "offset", 0, OFFSET_MAX),
+        name_contains=text_param(request, "name"),
+        mime_type=text_param(request, "type"),
+        sha256=text_param(request, "sha256"),
+        limit=int_param(request, "limit", 100, LIMIT_MAX),
+        offset=int_param(request, "offset", 0, OFFSET_MAX),
     )
     body = page.model_dump(mode="json", exclude={"items"})
     body["items"] = [_record_json(item) for item in page.items]
@@ -324,8 +256,8 @@ async def list_files(request: Request) -> Response:
 
 
 async def get_file(request: Request) -> Response:
-    _only_params(request)
-    store = _runtime(request).store_for(request)
+    only_params(request)
+    store = runtime_of(request).store_for(request)
     record = await store.stat(request.path_params["file_id"])
     body = _record_json(record)
     body["provider_copies"] = [
@@ -335,17 +267,17 @@ async def get_file(request: Request) -> Response:
 
 
 async def delete_file(request: Request) -> Response:
-    _only_params(request)
-    store = _runtime(request).store_for(request)
+    only_params(request)
+    store = runtime_of(request).store_for(request)
     await store.delete(request.path_params["file_id"])
     return Response(status_code=204)
 
 
 async def provider_file_id(request: Request) -> Response:
-    _only_params(request)
-    store = _runtime(request).store_for(request)
-    body = await _json_object(request)
-    _check_keys(body, {"provider", "purpose", "verify"}, {"provider"})
+    only_params(request)
+    store = runtime_of(request).store_for(request)
+    body = await json_object(request)
+    check_keys(body, {"provider", "purpose", "verify"}, {"provider"})
     provider, purpose, verify = body["provider"], body.get("purpose"), body.get("verify", False)
     if not isinstance(provider, str) or not provider.strip():
         raise InvalidInputError("provider must be a non-empty string such as 'kimi'")
@@ -381,8 +313,8 @@ def _content_headers(record: FileRecord) -> dict[str, str]:
 
 
 async def file_content(request: Request) -> Response:
-    _only_params(request)
-    runtime = _runtime(request)
+    only_params(request)
+    runtime = runtime_of(request)
     store = runtime.store_for(request)
     record = await find_record(store, request.path_params["file_id"])
     return await serve_content(request, runtime, store, record)

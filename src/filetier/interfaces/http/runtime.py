@@ -32,9 +32,10 @@ from starlette.types import ASGIApp, Message
 from filetier.config import Settings
 from filetier.errors import ConfigError, StoreClosedError
 from filetier.interfaces.http.access import OWNER_STATE_KEY, TokenCache, is_loopback
-from filetier.interfaces.http.content import ReadAheadBudget, VerifiedCopies
+from filetier.interfaces.http.content import ReadAheadBudget
 from filetier.interfaces.http.errors import Redactor
 from filetier.interfaces.http.metrics import HttpMetrics
+from filetier.interfaces.http.verified import VerifiedCopies
 from filetier.links import LinkAuthority
 from filetier.store import FileStore
 from filetier.tokens import TokenAuthority

@@ -3,7 +3,7 @@
 ::
 
     context.py    AppState (the lifespan state) and who the caller is: the owner per request
-    tools.py      the tools, their descriptions for the model and their behaviour hints
+    tools/        the tools (one module per group), their descriptions and behaviour hints
     results.py    the tools' structured results (output schemas)
     resources.py  the resource template filetier://files/{file_id}
     progress.py   byte counts from the store -> progress notifications, across threads

@@ -8,21 +8,22 @@ and uploads and downloads go through the API's own endpoints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import get_args
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from filetier.errors import InvalidInputError, StorageUnavailableError
+from filetier.interfaces.common.links import DEFAULT_EXPIRES_IN, mint_link
 from filetier.interfaces.http import routes
 from filetier.interfaces.http.headers import content_disposition
-from filetier.interfaces.http.links import DEFAULT_EXPIRES_IN, mint_link
-from filetier.interfaces.web.charts import bar_chart, gauge_chart, human_bytes
+from filetier.interfaces.web.charts import human_bytes
 from filetier.interfaces.web.guard import Guard, Visitor, secure, wants_json
-from filetier.models import FileRecord, FileSort, StoreStats
+from filetier.interfaces.web.maintenance import MaintenancePages
+from filetier.interfaces.web.overview import OverviewPages
+from filetier.models import FileRecord, FileSort
 
 PAGE_SIZE = 50
 MAX_PAGE = 100_000  # 5 million files deep: past it a page number is noise, not a request
@@ -55,25 +56,6 @@ SORT_COLUMNS = (
 # The lifetimes "Copy link" offers; those longer than FILETIER_LINK_MAX_SECONDS are left
 # out and the maximum itself is offered, so the choice always fits the setting.
 LINK_LIFETIMES = (15 * 60, 3600, 24 * 3600, 7 * 24 * 3600)
-Operation = Literal["verify", "cleanup", "gc"]
-OPERATIONS: dict[str, tuple[str, str]] = {
-    "verify": (
-        "Verify",
-        "Re-hash every stored object and cached copy against its SHA-256, and check "
-        "that rows and objects match. Running it repairs what it can (evicts bad cached "
-        "copies, quarantines corrupt objects).",
-    ),
-    "cleanup": (
-        "Cleanup",
-        "Evict disk-cache copies older than the maximum age or beyond the size cap, and "
-        "remove expired deliveries and stale temporary files.",
-    ),
-    "gc": (
-        "Garbage collection",
-        "Delete stored objects and blob rows that no file refers to any more (past the "
-        "grace window, so uploads in flight are never collected).",
-    ),
-}
 
 
 def _when(value: datetime | None) -> str:
@@ -115,16 +97,9 @@ def _query(**params: str | int | None) -> str:
     return "?" + urlencode(kept) if kept else ""
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderUse:
-    name: str
-    copies: int
-    bytes: int
-    max_files: int | None
-    max_bytes: int | None
+class Pages(OverviewPages, MaintenancePages):
+    """Every page of the console: the file pages here, the others from their modules."""
 
-
-class Pages:
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
 
@@ -372,166 +347,3 @@ class Pages:
             },
             visitor=visitor,
         )
-
-    # -- overview -----------------------------------------------------------------------
-
-    async def overview(self, request: Request, visitor: Visitor) -> Response:
-        stats = await visitor.store.stats()
-        providers = await self._providers(visitor) if visitor.operator else None
-        return self.guard.render(
-            request,
-            "overview.html",
-            {
-                "stats": stats,
-                "human": human_bytes,
-                **self._charts(stats),
-                "providers": providers,
-                "local_primary": stats.disk_cache_max_bytes > 0
-                and stats.disk_cache_entries == 0
-                and stats.disk_cache_bytes == 0,
-                "active": "overview",
-            },
-            visitor=visitor,
-        )
-
-    @staticmethod
-    def _charts(stats: StoreStats) -> dict[str, object]:
-        names = ("memory", "disk", "primary")
-        rates = stats.hit_rates
-        return {
-            "tier_rows": [
-                (
-                    name,
-                    stats.tiers[name].hits,
-                    rates.get(name, 0.0),
-                    human_bytes(stats.tiers[name].bytes_served),
-                )
-                for name in names
-            ],
-            "hits_chart": bar_chart(
-                "Reads served by each tier",
-                [
-                    (
-                        name.capitalize(),
-                        rates.get(name, 0.0),
-                        f"{rates.get(name, 0.0):.0%} ({stats.tiers[name].hits:,})",
-                        f"tier-{name}",
-                    )
-                    for name in names
-                ],
-                maximum=1.0,
-                track=True,
-            ),
-            "bytes_chart": bar_chart(
-                "Bytes served by each tier",
-                [
-                    (
-                        name.capitalize(),
-                        float(stats.tiers[name].bytes_served),
-                        human_bytes(stats.tiers[name].bytes_served),
-                        f"tier-{name}",
-                    )
-                    for name in names
-                ],
-            ),
-            "cache_chart": gauge_chart(
-                "Cache sizes against their caps",
-                [
-                    (
-                        "Memory",
-                        stats.memory_bytes,
-                        stats.memory_max_bytes,
-                        f"{human_bytes(stats.memory_bytes)} of {human_bytes(stats.memory_max_bytes)}",
-                        "tier-memory",
-                    ),
-                    (
-                        "Disk cache",
-                        stats.disk_cache_bytes,
-                        stats.disk_cache_max_bytes,
-                        f"{human_bytes(stats.disk_cache_bytes)} of "
-                        f"{human_bytes(stats.disk_cache_max_bytes)}",
-                        "tier-disk",
-                    ),
-                ],
-            ),
-        }
-
-    @staticmethod
-    async def _providers(visitor: Visitor) -> dict[str, object]:
-        """Copies and quota use per configured provider account (the operator's)."""
-        manager = visitor.store.providers
-        rows: list[ProviderUse] = []
-        for name in manager.configured():
-            client = manager.provider(name)
-            count, used = await manager.repo.usage(client.name, client.account)
-            limits = client.limits
-            rows.append(
-                ProviderUse(client.name, count, used, limits.max_files, limits.max_total_bytes)
-            )
-        gauges: list[tuple[str, float, float, str, str]] = []
-        for row in rows:
-            files_text = (
-                f"{row.copies:,} of {row.max_files:,}"
-                if row.max_files
-                else f"{row.copies:,} (no limit)"
-            )
-            gauges.append(
-                (f"{row.name} files", row.copies, row.max_files or 0, files_text, "tier-provider")
-            )
-        for row in rows:
-            used_text = human_bytes(row.bytes)
-            bytes_text = (
-                f"{used_text} of {human_bytes(row.max_bytes)}"
-                if row.max_bytes
-                else f"{used_text} (no limit)"
-            )
-            gauges.append(
-                (f"{row.name} bytes", row.bytes, row.max_bytes or 0, bytes_text, "tier-provider")
-            )
-        return {"rows": rows, "chart": gauge_chart("Provider quota use", gauges)}
-
-    # -- maintenance (operators) ----------------------------------------------------------
-
-    async def maintenance(self, request: Request, visitor: Visitor) -> Response:
-        return self.guard.render(
-            request,
-            "maintenance.html",
-            {"operations": OPERATIONS, "active": "maintenance"},
-            visitor=visitor,
-        )
-
-    async def plan(self, request: Request, visitor: Visitor) -> Response:
-        return await self._operation(request, visitor, run=False)
-
-    async def run(self, request: Request, visitor: Visitor) -> Response:
-        return await self._operation(request, visitor, run=True)
-
-    async def _operation(self, request: Request, visitor: Visitor, *, run: bool) -> Response:
-        operation = request.path_params["operation"]
-        if operation not in OPERATIONS:
-            return self.guard.error_page(
-                request, 404, "Not found", f"no maintenance operation {operation[:40]!r}", visitor
-            )
-        store = visitor.store
-        title, about = OPERATIONS[operation]
-        context: dict[str, object] = {
-            "operation": operation,
-            "title": title,
-            "about": about,
-            "run": run,
-            "active": "maintenance",
-            "human": human_bytes,
-        }
-        if operation == "verify":
-            report = await store.verify(fix=run)
-            context["verify"] = report
-            context["pending"] = bool(report.findings) and not run
-        else:
-            plan = (
-                await store.cleanup_cache(dry_run=not run)
-                if operation == "cleanup"
-                else await store.gc(dry_run=not run)
-            )
-            context["plan"] = plan
-            context["pending"] = bool(plan.actions) and not run
-        return self.guard.render(request, "operation.html", context, visitor=visitor)
