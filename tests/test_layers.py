@@ -5,6 +5,7 @@
 - No module in ``src/`` is longer than :data:`MAX_LINES`, except the ones in
   :data:`OVERSIZED`, each being split now; an entry that no longer needs the exemption
   must leave the list, so the list only shrinks.
+- No two modules import each other, directly or through others (a grimp check).
 """
 
 from __future__ import annotations
@@ -59,3 +60,20 @@ def test_oversized_list_only_shrinks() -> None:
     counts = _line_counts()
     stale = sorted(name for name in OVERSIZED if counts.get(name, 0) <= MAX_LINES)
     assert not stale, f"remove from OVERSIZED in tests/test_layers.py (now split): {stale}"
+
+
+def test_no_import_cycle_between_any_two_modules() -> None:
+    """The layers contracts see packages; this sees every module: no two modules of
+    ``src/filetier`` reach each other through imports (function-level and TYPE_CHECKING
+    imports included), inside one package too."""
+    import grimp
+
+    graph = grimp.build_graph("filetier", include_external_packages=False)
+    cycles = [
+        (module, other)
+        for module in sorted(graph.modules)
+        for other in graph.find_modules_directly_imported_by(module)
+        if other != module
+        and graph.find_shortest_chain(importer=other, imported=module) is not None
+    ]
+    assert not cycles, f"import cycles (each pair reaches the other): {cycles}"

@@ -38,7 +38,7 @@ from mcp.types import INVALID_PARAMS, SubscriptionsListenRequestParams, Subscrip
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from filetier.config import Settings
-from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, request_owner
+from filetier.interfaces.mcp.owner import NO_OWNER_MESSAGE, request_owner
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ and its path errors name only its own input, never a server path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +25,10 @@ from filetier.config import Settings
 
 if TYPE_CHECKING:
     from filetier.interfaces.mcp.changes import FileChanges
+from filetier.interfaces.mcp.owner import NO_OWNER_MESSAGE, request_owner
 from filetier.links import LinkAuthority
 from filetier.paths import AllowedRoots, owner_folder
 from filetier.store import FileStore
-
-#: Keys of ``scope["state"]`` that may carry the authenticated owner, in order of preference.
-OWNER_STATE_KEYS = ("filetier_owner", "owner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,33 +52,8 @@ class AppState:
         return roots
 
 
-NO_OWNER_MESSAGE = (
-    "this request carries no authenticated owner: the MCP endpoint must be served behind "
-    "filetier's HTTP authentication (send the bearer token of your owner)"
-)
-
-
 def app_state(ctx: Context[AppState, Any]) -> AppState:
     return ctx.request_context.lifespan_context
-
-
-def request_owner(request: object, settings: Settings) -> str | None:
-    """The owner of the transport request that carried this message.
-
-    No request (stdio, in-process) means the process's own owner. ``None`` means an HTTP
-    request without an owner in its state: callers refuse it, because the app must sit
-    behind the authenticating layer and guessing would hand one caller another's files.
-    """
-    if request is None:
-        return settings.owner
-    scope = getattr(request, "scope", None)
-    state = scope.get("state") if isinstance(scope, Mapping) else None
-    if isinstance(state, Mapping):
-        for key in OWNER_STATE_KEYS:
-            owner = state.get(key)
-            if isinstance(owner, str) and owner:
-                return owner
-    return None
 
 
 def caller_owner(ctx: Context[AppState, Any]) -> str:

@@ -57,7 +57,8 @@ from filetier import __version__, logsafe
 from filetier.config import Settings
 from filetier.errors import FiletierError, InvalidInputError, NotFoundError, mcp_text
 from filetier.interfaces.mcp.changes import FileChanges
-from filetier.interfaces.mcp.context import NO_OWNER_MESSAGE, AppState, request_owner
+from filetier.interfaces.mcp.context import AppState
+from filetier.interfaces.mcp.owner import NO_OWNER_MESSAGE, request_owner
 from filetier.interfaces.mcp.resources import (
     FILE_TEMPLATE,
     file_id_of,
