@@ -183,18 +183,9 @@ async def upload_file(request: Request) -> Response:
         mime_type=declared,
         metadata=_metadata(request),
     )
-    # ``deduplicated`` is reported relative to this owner: that another owner stores the
-    # same bytes is their business, and must not be learnt from an upload's answer.
-    owned = (await store.list(sha256=result.sha256, limit=1)).total
-    known_to_owner = owned > 1
-    return _created(
-        result.model_copy(
-            update={
-                "deduplicated": known_to_owner,
-                "bytes_written": 0 if known_to_owner else result.size,
-            }
-        )
-    )
+    # ``deduplicated`` is already relative to this owner (the write path's rule: another
+    # owner's copy of the same bytes is never revealed to a non-operator).
+    return _created(result)
 
 
 async def upload_by_hash(request: Request) -> Response:
