@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypedDict, Unpack
@@ -34,28 +34,46 @@ from filetier.usage import Usage
 CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 
 
-def deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: bool) -> None:
-    """Write verified bytes to ``target`` through a temp file (blocking)."""
+def _write_through_temp(
+    target: SafeDestination, sha256: str, overwrite: bool, write: Callable[[int], bool]
+) -> None:
+    """Publish what ``write(fd)`` puts in a temp file beside ``target`` (blocking).
+
+    ``write`` returns whether the bytes are intact; on False or any exception (a failed
+    write, a cancelled caller's StoppedByCancel) the temp file goes and nothing lands."""
     parent = target.open_parent()
     try:
         fd, temp = target.create_temp(parent)
         try:
-            view = memoryview(data)
-            written = 0
-            while written < len(view):
-                written += os.write(fd, view[written:])
-        except OSError as exc:
-            os.close(fd)
-            target.discard(parent, temp)
-            raise translate_os_error(exc, str(target.path)) from exc
-        except BaseException:  # the caller was cancelled (StoppedByCancel), or a bug
-            os.close(fd)
+            try:
+                intact = write(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
             target.discard(parent, temp)
             raise
-        os.close(fd)
+        if not intact:
+            target.discard(parent, temp)
+            raise CorruptCopy()
         target.publish(parent, temp, overwrite=overwrite, sha256=sha256)
     finally:
         os.close(parent)
+
+
+def deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: bool) -> None:
+    """Write verified bytes to ``target`` through a temp file (blocking)."""
+
+    def write(fd: int) -> bool:
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        except OSError as exc:
+            raise translate_os_error(exc, str(target.path)) from exc
+        return True
+
+    _write_through_temp(target, sha256, overwrite, write)
 
 
 def deliver_file(
@@ -67,38 +85,21 @@ def deliver_file(
 ) -> None:
     """Copy a local copy to ``target``, hashing it on the way unless it was just
     verified (blocking). Raises CorruptCopy / VanishedCopy for the read path's retry."""
-    parent = target.open_parent()
-    try:
-        fd, temp = target.create_temp(parent)
+
+    def write(fd: int) -> bool:
         try:
             if source.just_verified:
-                intact = copy_exact(source.path, fd, record.size, progress=progress) == record.size
-            else:
-                digest = copy_and_hash(source.path, fd, limit=record.size, progress=progress)
-                intact = digest.sha256 == record.sha256 and digest.size == record.size
+                return copy_exact(source.path, fd, record.size, progress=progress) == record.size
+            digest = copy_and_hash(source.path, fd, limit=record.size, progress=progress)
         except FileNotFoundError:
-            os.close(fd)
-            target.discard(parent, temp)
             raise VanishedCopy() from None
         except OverflowError:
-            os.close(fd)
-            target.discard(parent, temp)
             raise CorruptCopy() from None
         except OSError as exc:
-            os.close(fd)
-            target.discard(parent, temp)
             raise translate_os_error(exc, str(target.path)) from exc
-        except BaseException:  # the caller was cancelled (StoppedByCancel), or a bug
-            os.close(fd)
-            target.discard(parent, temp)
-            raise
-        os.close(fd)
-        if not intact:
-            target.discard(parent, temp)
-            raise CorruptCopy()
-        target.publish(parent, temp, overwrite=overwrite, sha256=record.sha256)
-    finally:
-        os.close(parent)
+        return digest.sha256 == record.sha256 and digest.size == record.size
+
+    _write_through_temp(target, record.sha256, overwrite, write)
 
 
 class DownloadOptions(TypedDict, total=False):
