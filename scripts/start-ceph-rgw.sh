@@ -20,17 +20,21 @@ if ! command -v radosgw >/dev/null || ! command -v ceph-mon >/dev/null; then
 fi
 # A previous cluster in $D may still be running half-started: stop it first.
 # The daemons record themselves in $D/run/*.pid (the monitor daemonizes, so $D/pids may
-# miss it); a monitor left from a cluster whose radosgw died keeps port 6789 bound.
+# miss it).
 if [ -f "$D/pids" ]; then xargs -r kill < "$D/pids" 2>/dev/null || true; fi
 pkill -f -- "--pid-file $D/run/" 2>/dev/null || true
 for _ in $(seq 1 30); do pgrep -f -- "--pid-file $D/run/" >/dev/null || break; sleep 1; done
 pkill -9 -f -- "--pid-file $D/run/" 2>/dev/null || true
 rm -rf "$D"; mkdir -p "$D"/{mon,osd0,run,log}
 FSID=$(uuidgen)
+# The monitor gets a port nobody holds, never Ceph's default 6789: a monitor of another
+# cluster on 6789 (another tool's, or one whose pid file is gone) would otherwise make ours
+# fail to bind, or hand our OSD to a cluster with another fsid.
+MON_PORT=${CEPH_MON_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 cat > "$D/ceph.conf" <<CONF
 [global]
 fsid = $FSID
-mon host = v1:127.0.0.1:6789
+mon host = v1:127.0.0.1:$MON_PORT
 public network = 127.0.0.0/8
 auth cluster required = none
 auth service required = none
@@ -64,9 +68,14 @@ CONF
 export CEPH_CONF="$D/ceph.conf"
 ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
 ceph-authtool "$D/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null
-monmaptool --create --add a v1:127.0.0.1:6789 --fsid "$FSID" "$D/monmap" >/dev/null
+monmaptool --create --add a v1:127.0.0.1:$MON_PORT --fsid "$FSID" "$D/monmap" >/dev/null
 ceph-mon --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring"
 ceph-mon -i a --pid-file "$D/run/mon.pid"
+# Fail here, clearly, if the monitor that answers is not the one just made.
+if [ "$(timeout 30 ceph fsid 2>/dev/null)" != "$FSID" ]; then
+  echo "start-ceph-rgw: the monitor on 127.0.0.1:$MON_PORT is not this cluster's (see $D/log/mon.a.log)" >&2
+  exit 1
+fi
 OSD_UUID=$(uuidgen)
 OSD_ID=$(ceph osd new "$OSD_UUID")
 ceph-osd -i "$OSD_ID" --mkfs --osd-uuid "$OSD_UUID" 2>/dev/null
