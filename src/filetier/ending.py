@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from filetier.core import Core, parse_file_id, storage_key
+from filetier.core import Core, storage_key
 from filetier.errors import NotFoundError
+from filetier.ids import parse_file_id
 from filetier.models import DeleteResult
 from filetier.providers.clients import ProviderClients
 from filetier.records import RecordCache

@@ -18,8 +18,8 @@ import time
 from uuid import UUID
 
 from filetier.config import Settings
-from filetier.core import parse_file_id
 from filetier.errors import FiletierError, InvalidFileIdError, NotFoundError
+from filetier.ids import parse_file_id
 from filetier.metadata.provider_repository import ProviderRepository
 from filetier.metadata.repository import Repository
 from filetier.models import FileRecord

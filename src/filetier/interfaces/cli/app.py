@@ -23,12 +23,10 @@ shows it, and the one place errors become exit codes. The commands live by group
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +36,7 @@ from filetier import __version__, logsafe
 from filetier.errors import FiletierError
 from filetier.interfaces.cli import files, maintenance, providers, servers, tokens
 from filetier.interfaces.cli.context import make_typer, state
-from filetier.interfaces.cli.output import err, error_body, exit_code_of
+from filetier.interfaces.cli.output import exit_code_of, report, wants_json
 
 app = make_typer(name="filetier", help="A content-addressed, three-tier file store for LLM agents.")
 
@@ -106,20 +104,6 @@ app.add_typer(providers.providers_app, name="providers")
 app.add_typer(tokens.token_app, name="token")
 
 
-def _wants_json(argv: Sequence[str]) -> bool:
-    """Whether ``--json`` was given (before a ``--``), known even when parsing fails."""
-    args = list(argv)
-    return "--json" in (args[: args.index("--")] if "--" in args else args)
-
-
-def _report(kind: str, message: str, code: int, as_json: bool) -> int:
-    if as_json:
-        sys.stderr.write(json.dumps(error_body(kind, message, code)) + "\n")
-    else:
-        err.print(f"error: {message}", markup=False, highlight=False)
-    return code
-
-
 def _usage_error(exc: typer.TyperException, as_json: bool) -> int:
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError" and not as_json:
@@ -127,7 +111,7 @@ def _usage_error(exc: typer.TyperException, as_json: bool) -> int:
         sys.stderr.write(exc.format_message() + "\n")
         return exc.exit_code
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    return _report(type(exc).__name__, exc.format_message() + hint, exc.exit_code, as_json)
+    return report(type(exc).__name__, exc.format_message() + hint, exc.exit_code, as_json)
 
 
 def _unexpected(exc: Exception, as_json: bool) -> int:
@@ -141,11 +125,11 @@ def _unexpected(exc: Exception, as_json: bool) -> int:
         first = exc.errors()[0]
         where = Settings.env_name(str(first["loc"][0])) if first["loc"] else ""
         message = f"invalid setting {where}: {first['msg']}"
-        return _report("ConfigError", message, exit_code_of(ConfigError), as_json)
+        return report("ConfigError", message, exit_code_of(ConfigError), as_json)
     # A bug, not a user error: one line all the same; the traceback only with -v.
     if state.verbose:
         traceback.print_exc()
-    return _report(
+    return report(
         type(exc).__name__,
         f"unexpected {type(exc).__name__}: {exc} (a bug; -v shows the traceback)",
         1,
@@ -156,7 +140,7 @@ def _unexpected(exc: Exception, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run, flush, and leave without interpreter finalisation."""
     args = sys.argv[1:] if argv is None else argv
-    as_json = _wants_json(args)
+    as_json = wants_json(args)
     code = 0
     try:
         returned = app(args=args, standalone_mode=False)
@@ -165,11 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except FiletierError as exc:
-        code = _report(type(exc).__name__, str(exc), exit_code_of(exc), as_json)
+        code = report(type(exc).__name__, str(exc), exit_code_of(exc), as_json)
     except typer.TyperException as exc:
         code = _usage_error(exc, as_json)
     except (KeyboardInterrupt, typer.Abort):
-        code = _report("Interrupted", "interrupted", 130, as_json)
+        code = report("Interrupted", "interrupted", 130, as_json)
     except Exception as exc:  # noqa: BLE001 - the last resort of the entry point
         code = _unexpected(exc, as_json)
     finally:

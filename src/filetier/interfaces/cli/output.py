@@ -58,9 +58,14 @@ def emit(value: Any, as_json: bool) -> None:
             data = value.model_dump(mode="json")
         elif isinstance(value, list):
             data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        json_out(data)
     else:
         out.print(value)
+
+
+def json_out(data: Any) -> None:
+    """JSON data (no models) as every ``--json`` result is printed on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def line(text: str) -> None:
@@ -72,6 +77,21 @@ def line(text: str) -> None:
 def error_body(kind: str, message: str, exit_code: int) -> dict[str, Any]:
     """An error as ``--json`` prints it on stderr: the HTTP API's shape plus the exit code."""
     return {"error": {"type": kind, "message": message, "exit_code": exit_code}}
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` was given (before a ``--``), known even when parsing fails."""
+    args = list(argv)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def report(kind: str, message: str, code: int, as_json: bool) -> int:
+    """A command's failure as the user sees it, on stderr; returns the exit code."""
+    if as_json:
+        sys.stderr.write(json.dumps(error_body(kind, message, code)) + "\n")
+    else:
+        err.print(f"error: {message}", markup=False, highlight=False)
+    return code
 
 
 def describe(exc: FiletierError) -> dict[str, Any]:
