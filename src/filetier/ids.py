@@ -16,6 +16,10 @@ from filetier.errors import InvalidFileIdError, InvalidInputError, NotFoundError
 #: Fewest hex digits an id prefix may have.
 MIN_ID_PREFIX = 4
 _HEX_RE = re.compile(r"[0-9a-f]+")
+# What may be an id prefix on a command line (cased, dashes anywhere): it is looked up as one.
+_PREFIX_LIKE_RE = re.compile(r"[0-9a-fA-F-]+")
+#: Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
+PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
 # Owner names: printable, no surrounding spaces, and no ``:`` or ``,``, which separate
 # FILETIER_API_TOKENS' ``owner:token`` pairs, so every owner can also be configured there.
 _OWNER_RE = re.compile(r"[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,253}[^\s:,\x00-\x1f\x7f])?")
@@ -31,6 +35,11 @@ def parse_file_id(file_id: str | UUID) -> UUID:
         raise InvalidFileIdError(
             f"{shown!r} is not a file id (expected a UUID such as 0192b5e0-7c1a-7d3e-9f00-1a2b3c4d5e6f)"
         ) from None
+
+
+def looks_like_prefix(text: str) -> bool:
+    """Whether a command-line id that is no whole id is to be read as an id prefix."""
+    return _PREFIX_LIKE_RE.fullmatch(text.strip()) is not None
 
 
 def prefix_range(prefix: str) -> UUID | tuple[str, UUID, UUID]:
@@ -61,6 +70,11 @@ def one_match(text: str, ids: list[UUID], count: int) -> UUID:
             f"id prefix {text} is ambiguous: {count} files match; give more characters"
         )
     return ids[0]
+
+
+def no_such_file(file_id: UUID) -> NotFoundError:
+    """The answer for an id the owner has no file under (another owner's file included)."""
+    return NotFoundError(f"no file with id {file_id}")
 
 
 def check_owner_name(owner: str) -> str:

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from filetier.errors import FiletierError, mapping_for
@@ -120,6 +121,37 @@ def print_columns(header: Sequence[str], rows: Sequence[Sequence[str]], right: s
             for i, cell in enumerate(r)
         ]
         sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def print_file_page(
+    rows: Sequence[tuple[str, datetime, int, str, str]], total: int, next_offset: int | None
+) -> None:
+    """``ls``: (id, uploaded, size, type, name) in columns, then the count on stderr."""
+    print_columns(
+        ("file id", "uploaded", "size", "type", "name"),
+        [
+            (fid, f"{uploaded:%Y-%m-%d %H:%M}", human(size), mime, name)
+            for fid, uploaded, size, mime, name in rows
+        ],
+        right={2},
+    )
+    more = f", next: --offset {next_offset}" if next_offset is not None else ""
+    # Plain write, not rich: importing rich would cost this short command ~20 ms.
+    sys.stderr.write(f"{len(rows)} of {total} files{more}\n")
+
+
+def print_record(fields: dict[str, Any]) -> None:
+    """``stat``: a file record in its JSON form, one field a line."""
+    for key, value in fields.items():
+        if value is None or value == "":
+            shown = "-"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, ensure_ascii=False) if value else "-"
+        elif key in {"size", "file_size"} and isinstance(value, int):
+            shown = f"{value} bytes ({human(value)})"
+        else:
+            shown = str(value)
+        line(f"{key:>18}: {shown}")
 
 
 @contextmanager
