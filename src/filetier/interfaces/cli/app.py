@@ -10,7 +10,10 @@ The process leaves through ``os._exit`` after flushing: obstore's Rust runtime c
 the interpreter during normal finalisation (exit code 134) in short-lived commands.
 
 This module is the entry: the global options, the command list in the order ``--help``
-shows it, and the one place errors become exit codes. The commands live by group::
+shows it, and the one place errors become exit codes. The installed script enters
+through ``front.py``, which answers ``--version`` and, through ``quick.py``, ``stat`` and
+``ls`` on the embedded default without loading this module, when it can give the same
+answer. The commands live by group::
 
     context.py      shared options, settings, one store per command, id prefixes
     output.py       printing: lines, columns, JSON, sizes, progress bars
