@@ -179,6 +179,7 @@ ENV_CASES = [
     ({"FILETIER_OWNER": "bob"}, ["stat", "{bob_id}", "--json"]),
     ({"FILETIER_OWNER": "bad:owner"}, ["ls"]),
     ({"filetier_owner": "bob"}, ["ls"]),  # settings are read ignoring case
+    ({"OPENAI_API_KEY": "sk-test", "FILETIER_ANTHROPIC_MODEL": "m", "GLM_BASE_URL": "x"}, ["ls"]),
     ({"FILETIER_OWNER": "bob"}, ["--owner", "default", "stat", "{id}"]),
 ]
 
@@ -211,7 +212,8 @@ FALLBACK_CASES = [
     ({}, ["stat", "--", "{id}"]),
     ({}, ["--json", "ls"]),
     ({"FILETIER_MAX_FILE_SIZE": "lots"}, ["ls"]),  # an invalid setting: the normal path's error
-    ({"OPENAI_API_KEY": "sk-test"}, ["ls"]),
+    ({"FILETIER_FSYNC": "0"}, ["ls"]),
+    ({"FILETIER_OPENAI_UPLOAD_PARALLEL": "99"}, ["ls"]),  # a provider setting that can be refused
     ({"FILETIER_OWNER": "bob", "filetier_owner": "eve"}, ["ls"]),  # which one wins is not ours
 ]
 

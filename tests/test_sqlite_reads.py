@@ -201,3 +201,29 @@ def test_every_setting_read_from_the_environment_sends_the_cli_to_the_normal_pat
     assert Settings.model_config.get("env_prefix") == "FILETIER_"
     assert Settings.model_config.get("env_file") == ".env"
     assert not Settings.model_config.get("case_sensitive", False)
+
+
+def test_the_provider_settings_it_ignores_cannot_be_refused() -> None:
+    """Provider keys, URLs and models in the environment leave the quick path on: no value
+    of theirs fails validation, and opening a store makes no provider client."""
+    from pydantic import SecretStr
+    from pydantic_settings import EnvSettingsSource
+
+    from filetier.interfaces.cli.quick import INERT_SETTINGS
+
+    source = EnvSettingsSource(Settings)
+    decorators = Settings.__pydantic_decorators__
+    validated = {f for v in decorators.field_validators.values() for f in v.info.fields}
+    assert not decorators.model_validators
+    fields = {
+        env_name: (name, field)
+        for name, field in Settings.model_fields.items()
+        for _key, env_name, _complex in source._extract_field_info(field, name)
+    }
+    assert set(fields) >= INERT_SETTINGS
+    for env_name in INERT_SETTINGS:
+        name, field = fields[env_name]
+        assert name.split("_")[0] in {"anthropic", "gemini", "glm", "kimi", "mistral", "openai"}
+        assert field.annotation in (str, SecretStr | None), env_name
+        assert not field.metadata, env_name
+        assert name not in validated, env_name

@@ -14,8 +14,8 @@ normal path. It takes only::
 
 each option at most once, as ``--opt value`` or ``--opt=value``. It leaves to the normal
 path anything else: other arguments (``--help``, ``-v``, a value starting with ``-``, a
-number out of range), any setting in the environment but ``FILETIER_HOME`` and
-``FILETIER_OWNER``, a ``.env`` file (pydantic-settings reads it), a data dir in which
+number out of range), any setting in the environment but ``FILETIER_HOME``,
+``FILETIER_OWNER`` and providers' keys, URLs and models, a ``.env`` file (pydantic-settings reads it), a data dir in which
 opening the store would create something (a directory, the database, its tables) or
 migrate the schema, a database not in WAL mode, a provider file id, a file with provider
 copies, a stored value :mod:`filetier.metadata.sqlite_reads` does not decode with
@@ -93,6 +93,16 @@ UNPREFIXED_SETTINGS = frozenset(
     }
 )
 HANDLED_SETTINGS = ("filetier_home", "filetier_owner")
+# Provider keys, endpoints and models: plain strings no value of which is refused (a test
+# checks their fields have no constraint or validator), for clients a store makes only
+# when a provider is asked for. Agents' shells often hold them; they change neither answer.
+_PROVIDERS = ("anthropic", "gemini", "glm", "kimi", "mistral", "openai")
+INERT_SETTINGS = frozenset(
+    f"{prefix}{provider}_{what}"
+    for provider in _PROVIDERS
+    for what in ("api_key", "base_url", "model")
+    for prefix in ("", "filetier_")
+) - {f"{provider}_model" for provider in _PROVIDERS}
 #: What opening the embedded store creates in the data dir, beside the database: when one
 #: is missing the normal path makes it (the test compares with a store it opened).
 STORE_DIRS = ("objects/.staging", "cache/sha256", "cache/tmp", "cache/locks")
@@ -199,10 +209,15 @@ def _settings(request: _Request) -> tuple[Path, str]:
     found: dict[str, str] = {}
     for name, value in os.environ.items():
         key = name.lower()
-        if key.startswith("filetier_") or key in UNPREFIXED_SETTINGS:
-            if key not in HANDLED_SETTINGS or key in found:
-                raise _Fallback
-            found[key] = value
+        if not key.startswith("filetier_") and key not in UNPREFIXED_SETTINGS:
+            continue
+        # Not UTF-8 (undecodable bytes in the environment): pydantic may refuse it.
+        value.encode("utf-8")
+        if key in INERT_SETTINGS:
+            continue
+        if key not in HANDLED_SETTINGS or key in found:
+            raise _Fallback
+        found[key] = value
     if Path(".env").exists() or Path(".env").is_symlink():
         raise _Fallback
     Path.cwd()  # the normal path asks (for the allowed roots); it may fail there
