@@ -160,6 +160,8 @@ QUICK_CASES = [
     ["stat", "{bob_id}"],  # another owner's file: the same answer as a missing one
     ["--owner", "bob", "stat", "{bob_id}"],
     ["stat", "not an id!"],
+    ["stat", ""],
+    ["stat", "  "],
     ["stat", "g/" * 40],  # past 64 characters: the message shows the start
     ["--owner", "a:b", "ls"],
     ["--owner", "", "stat", "{id}"],
@@ -323,3 +325,20 @@ def test_a_file_with_provider_copies_is_left_to_the_normal_path(
     script, normal = both(["ls"], clean_environ(home), tmp_path)
     assert script.quick
     assert_same(script, normal)
+
+
+def test_the_default_data_dir(tmp_path: Path) -> None:
+    """Without FILETIER_HOME or --home the data dir is platformdirs' (XDG_DATA_HOME here)."""
+    env = clean_environ(tmp_path) | {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    del env["FILETIER_HOME"]
+    source = tmp_path / "a.txt"
+    source.write_text("in the default home\n")
+    up = subprocess.run(
+        [*NORMAL, "upload", str(source)], capture_output=True, text=True, env=env, check=False
+    )
+    assert up.returncode == 0, up.stderr
+    assert (tmp_path / "xdg" / "filetier" / "filetier.db").is_file()
+    for args in (["ls"], ["stat", up.stdout.split()[0], "--json"]):
+        script, normal = both(args, env, tmp_path)
+        assert script.quick
+        assert_same(script, normal)

@@ -147,6 +147,8 @@ def answer(argv: Sequence[str]) -> int | None:
         return None
     except FiletierError as exc:
         return report(type(exc).__name__, str(exc), exit_code_of(exc), wants_json(argv))
+    except KeyboardInterrupt:
+        return report("Interrupted", "interrupted", 130, wants_json(argv))
     except Exception:  # noqa: BLE001 - anything unforeseen is the normal path's to answer
         return None
     finally:
