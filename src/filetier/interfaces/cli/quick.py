@@ -225,7 +225,12 @@ def _settings(request: _Request) -> tuple[Path, str]:
     Path.cwd()  # the normal path asks (for the allowed roots); it may fail there
     owner = given if given is not None else found.get("filetier_owner", "default")
     check_owner_name(owner)
-    home = request.options.get("--home", found.get("filetier_home"))
+    given_home = request.options.get("--home")
+    # click refuses an existing --home it cannot read, before any command runs.
+    readable = given_home is None or os.access(given_home, os.R_OK)
+    if not readable and Path(given_home or "").exists():
+        raise _Fallback
+    home = given_home if given_home is not None else found.get("filetier_home")
     if home is None:
         import platformdirs
 
