@@ -104,6 +104,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     bob_id = cli("--owner", "bob", "upload", str(sources / "bob.txt")).split()[0]
     plain_id = cli("ls", "--name", "plain.txt", "--limit", "1").split("\n")[1].split()[0]
     sha = cli("stat", plain_id).split("sha256: ")[1].split()[0]
+    cli("download", plain_id, "--dest", str(root / "out") + "/")  # last_accessed, access_count
     ids = [line.split()[0] for line in cli("ls").splitlines()[1:]]
     # uuid7 ids made in the same second share their first digits: a prefix of two files.
     first, second = ids[0], ids[1]
