@@ -343,3 +343,31 @@ def test_the_default_data_dir(tmp_path: Path) -> None:
         script, normal = both(args, env, tmp_path)
         assert script.quick
         assert_same(script, normal)
+
+
+def test_the_normal_stat_and_ls_change_nothing_the_quick_path_would_skip(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    """The quick path only reads: so must the normal path's ``stat`` and ``ls`` on a store
+    that is ready (no file, directory or row made, moved or changed), or the two differ."""
+    home = tmp_path / "home"
+    shutil.copytree(store["home"], home)
+
+    def state() -> tuple[dict[str, tuple[int, int]], list[str]]:
+        files = {
+            p.relative_to(home).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in home.rglob("*")
+            if not p.name.startswith("filetier.db")
+        }
+        with sqlite3.connect(home / "filetier.db") as db:
+            rows = list(db.iterdump())
+        db.close()
+        return files, rows
+
+    before = state()
+    for args in (["ls"], ["stat", store["id"]], ["stat", store["meta_id"], "--json"]):
+        proc = subprocess.run(
+            [*NORMAL, *args], capture_output=True, text=True, env=clean_environ(home), check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert state() == before
