@@ -80,6 +80,7 @@ def test_original_column_and_index_names_exist(tmp_path: Path) -> None:
 def test_the_quick_head_revision_is_alembics() -> None:
     """A store at head skips Alembic on open by reading the head from the migration files
     itself; that reading must name the head Alembic would."""
-    from filetier.metadata.database import head_revision, quick_head_revision
+    from filetier.metadata.database import head_revision
+    from filetier.metadata.revisions import quick_head_revision
 
     assert quick_head_revision() == head_revision()

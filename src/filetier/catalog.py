@@ -6,22 +6,19 @@ an answer different (an ambiguous prefix, a page's total).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import TypedDict, Unpack, get_args
 from uuid import UUID
 
 from filetier.clock import utcnow
 from filetier.config import Settings
-from filetier.errors import InvalidFileIdError, InvalidInputError, NotFoundError
+from filetier.errors import InvalidInputError
+from filetier.ids import one_match, prefix_range
 from filetier.metadata.repository import Repository
 from filetier.models import FilePage, FileRecord, FileSort
 from filetier.tiers.protocols import PrimaryStore
 
 LIST_OFFSET_MAX = 10**12  # the largest ``offset`` a listing takes (every interface)
-#: Fewest hex digits ``resolve_file_id`` accepts as an id prefix.
-MIN_ID_PREFIX = 4
-_HEX_RE = re.compile(r"[0-9a-f]+")
 
 
 class ListOptions(TypedDict, total=False):
@@ -67,30 +64,14 @@ async def list_page(repo: Repository, owner: str, **options: Unpack[ListOptions]
 
 
 async def resolve_prefix(repo: Repository, owner: str, prefix: str) -> UUID:
-    """The id of the owner's one file whose id starts with ``prefix``, as git takes a
-    unique commit prefix: hex digits (dashes optional), at least :data:`MIN_ID_PREFIX` of
-    them. A whole id is returned as it is, found or not."""
-    text = prefix.strip().lower()
-    digits = text.replace("-", "")
-    if not _HEX_RE.fullmatch(digits) or len(digits) > 32:
-        raise InvalidFileIdError(
-            f"{prefix[:64]!r} is not a file id or id prefix (hex digits, e.g. 0192b5e0)"
-        )
-    if len(digits) == 32:
-        return UUID(digits)
-    if len(digits) < MIN_ID_PREFIX:
-        raise InvalidInputError(
-            f"id prefix {text!r} is too short: give at least {MIN_ID_PREFIX} characters"
-        )
-    low, high = UUID(digits.ljust(32, "0")), UUID(digits.ljust(32, "f"))
+    """The id of the owner's one file whose id starts with ``prefix`` (see
+    :func:`filetier.ids.prefix_range`). A whole id is returned as it is, found or not."""
+    covered = prefix_range(prefix)
+    if isinstance(covered, UUID):
+        return covered
+    text, low, high = covered
     ids, count = await repo.file_ids_between(owner, low, high, limit=2)
-    if count == 0:
-        raise NotFoundError(f"no file whose id starts with {text}")
-    if count > 1:
-        raise InvalidInputError(
-            f"id prefix {text} is ambiguous: {count} files match; give more characters"
-        )
-    return ids[0]
+    return one_match(text, ids, count)
 
 
 async def sign_url(

@@ -17,13 +17,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from filetier.bookkeeping import AccessRecorder
 from filetier.config import Settings
 from filetier.content_locks import ContentLocks, build_content_locks
 from filetier.diskcap import DiskCap
-from filetier.errors import FiletierError, InvalidFileIdError
+from filetier.errors import FiletierError
 from filetier.metadata.database import Database
 from filetier.metadata.provider_repository import ProviderRepository
 from filetier.metadata.repository import Repository
@@ -39,18 +38,6 @@ log = logging.getLogger(__name__)
 
 def storage_key(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
-
-
-def parse_file_id(file_id: str | UUID) -> UUID:
-    if isinstance(file_id, UUID):
-        return file_id
-    try:
-        return UUID(str(file_id).strip())
-    except (ValueError, AttributeError):
-        shown = str(file_id)[:64]
-        raise InvalidFileIdError(
-            f"{shown!r} is not a file id (expected a UUID such as 0192b5e0-7c1a-7d3e-9f00-1a2b3c4d5e6f)"
-        ) from None
 
 
 @dataclass(slots=True)

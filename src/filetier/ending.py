@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from filetier.core import Core, parse_file_id, storage_key
-from filetier.errors import NotFoundError
+from filetier.core import Core, storage_key
+from filetier.ids import no_such_file, parse_file_id
 from filetier.models import DeleteResult
 from filetier.providers.clients import ProviderClients
 from filetier.records import RecordCache
@@ -39,7 +39,7 @@ class ContentEnd:
         self._records.forget(owner, fid)
         record = await repo.delete_file_row(owner, fid)
         if record is None:
-            raise NotFoundError(f"no file with id {fid}")
+            raise no_such_file(fid)
         if operator:
             ended = await self.end_content(record.sha256)
         else:

@@ -32,10 +32,10 @@ from filetier.diskcap import check_space
 from filetier.errors import (
     FiletierError,
     IntegrityError,
-    NotFoundError,
     ObjectMissing,
     StorageUnavailableError,
 )
+from filetier.ids import no_such_file
 from filetier.ingest import translate_os_error
 from filetier.models import FileRecord, Tier
 from filetier.modes import open_new
@@ -217,7 +217,7 @@ class ReadPath:
         repo = self.core.repo
         self._records.forget(owner, record.file_id)
         if await repo.get_file(owner, record.file_id) is None:
-            return NotFoundError(f"no file with id {record.file_id}")
+            return no_such_file(record.file_id)
         blob = await repo.get_blob(record.sha256)
         if blob is not None and blob.status == "quarantined":
             return IntegrityError(

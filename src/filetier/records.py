@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from uuid import UUID
 
 from filetier.config import Settings
-from filetier.core import parse_file_id
-from filetier.errors import FiletierError, InvalidFileIdError, NotFoundError
+from filetier.errors import FiletierError, InvalidFileIdError
+from filetier.ids import PROVIDER_FILE_ID_RE, no_such_file, parse_file_id
 from filetier.metadata.provider_repository import ProviderRepository
 from filetier.metadata.repository import Repository
 from filetier.models import FileRecord
@@ -33,8 +32,6 @@ REFRESH_AHEAD = 0.25
 REFRESH_BATCH_DELAY = 0.05
 REFRESH_BATCH_MAX = 500
 RECORD_CACHE_MAX = 10_000  # entries per owner (a record is kept under its UUID and its text)
-# Provider file ids look like ``file-abc123`` (OpenAI, Kimi) or other short tokens (GLM).
-PROVIDER_FILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,254}$")
 
 _Entry = tuple[float, FileRecord]
 
@@ -87,7 +84,7 @@ class RecordCache:
         record = await self._repo.get_file(owner, fid)
         if record is None:
             self.forget(owner, fid)
-            raise NotFoundError(f"no file with id {fid}")
+            raise no_such_file(fid)
         self.remember(owner, record)
         return record
 

@@ -26,10 +26,11 @@ from uuid import UUID
 
 from filetier.catalog import ListOptions, list_page, resolve_prefix, sign_url
 from filetier.config import Settings
-from filetier.core import open_core, parse_file_id, storage_key
+from filetier.core import open_core, storage_key
 from filetier.delivery import DownloadOptions
 from filetier.digest import Progress
 from filetier.errors import InvalidFileIdError, InvalidInputError
+from filetier.ids import parse_file_id
 from filetier.ingest import UploadSource
 from filetier.maintenance.cleanup import cleanup_store
 from filetier.maintenance.gc import collect_garbage

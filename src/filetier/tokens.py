@@ -19,24 +19,12 @@ import sqlalchemy as sa
 from filetier.clock import utcnow
 from filetier.config import Settings
 from filetier.errors import InvalidInputError, NotFoundError
+from filetier.ids import check_owner_name
 from filetier.metadata.database import Database
 from filetier.metadata.schema import api_tokens
 
 TOKEN_PREFIX = "ft_"  # noqa: S105 - a visible prefix, not a secret
-# Owner names: printable, no surrounding spaces, and no ``:`` or ``,``, which separate
-# FILETIER_API_TOKENS' ``owner:token`` pairs, so every owner can also be configured there.
-_OWNER_RE = re.compile(r"[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,253}[^\s:,\x00-\x1f\x7f])?")
 _HASH_PREFIX_RE = re.compile(r"[0-9a-f]{8,64}")
-
-
-def check_owner_name(owner: str) -> str:
-    """``owner`` if it can name an owner, else InvalidInputError (exit 2, HTTP 400)."""
-    if not _OWNER_RE.fullmatch(owner):
-        raise InvalidInputError(
-            f"{owner[:64]!r} cannot name an owner: use 1-255 printable characters, no "
-            "leading or trailing spaces, no ':' or ','"
-        )
-    return owner
 
 
 def token_hash(token: str) -> str:

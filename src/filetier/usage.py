@@ -15,7 +15,8 @@ from pathlib import Path
 from uuid import UUID
 
 from filetier.clock import utcnow
-from filetier.core import Core, parse_file_id
+from filetier.core import Core
+from filetier.ids import parse_file_id
 from filetier.metadata.repository import AccessEvent
 from filetier.models import (
     CleanupPolicy,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +39,7 @@ from filetier.errors import (
     InsufficientSpaceError,
     MetadataUnavailableError,
 )
+from filetier.metadata.revisions import quick_head_revision
 from filetier.modes import FILE_MODE, create_file, make_dirs
 
 if TYPE_CHECKING:
@@ -72,31 +72,6 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
-
-
-_REVISION_RE = re.compile(r"^(down_)?revision\b[^=]*=\s*(?:None|[\"']([^\"']+)[\"'])", re.M)
-
-
-@functools.cache
-def quick_head_revision() -> str | None:
-    """The head revision read from the migration files' ``revision`` and
-    ``down_revision`` lines without importing Alembic; None when that is not one plain
-    chain (a merge, or a line this reading does not understand): ask Alembic then.
-    ``tests/test_migrations.py`` checks it agrees with Alembic's head."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    versions = resources.files("filetier.metadata") / "migrations" / "versions"
-    for entry in versions.iterdir():
-        if not entry.name.endswith(".py") or entry.name.startswith("__"):
-            continue
-        found = _REVISION_RE.findall(entry.read_text(encoding="utf-8"))
-        own = [rev for down, rev in found if not down]
-        if len(own) != 1 or len(found) != 2:
-            return None
-        revisions.add(own[0])
-        parents.update(rev for down, rev in found if down and rev)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _known_revisions() -> frozenset[str]:

@@ -10,7 +10,10 @@ The process leaves through ``os._exit`` after flushing: obstore's Rust runtime c
 the interpreter during normal finalisation (exit code 134) in short-lived commands.
 
 This module is the entry: the global options, the command list in the order ``--help``
-shows it, and the one place errors become exit codes. The commands live by group::
+shows it, and the one place errors become exit codes. The installed script enters
+through ``front.py``, which answers ``--version`` and, through ``quick.py``, ``stat`` and
+``ls`` on the embedded default without loading this module, when it can give the same
+answer. The commands live by group::
 
     context.py      shared options, settings, one store per command, id prefixes
     output.py       printing: lines, columns, JSON, sizes, progress bars
@@ -23,12 +26,10 @@ shows it, and the one place errors become exit codes. The commands live by group
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +39,7 @@ from filetier import __version__, logsafe
 from filetier.errors import FiletierError
 from filetier.interfaces.cli import files, maintenance, providers, servers, tokens
 from filetier.interfaces.cli.context import make_typer, state
-from filetier.interfaces.cli.output import err, error_body, exit_code_of
+from filetier.interfaces.cli.output import exit_code_of, report, wants_json
 
 app = make_typer(name="filetier", help="A content-addressed, three-tier file store for LLM agents.")
 
@@ -106,20 +107,6 @@ app.add_typer(providers.providers_app, name="providers")
 app.add_typer(tokens.token_app, name="token")
 
 
-def _wants_json(argv: Sequence[str]) -> bool:
-    """Whether ``--json`` was given (before a ``--``), known even when parsing fails."""
-    args = list(argv)
-    return "--json" in (args[: args.index("--")] if "--" in args else args)
-
-
-def _report(kind: str, message: str, code: int, as_json: bool) -> int:
-    if as_json:
-        sys.stderr.write(json.dumps(error_body(kind, message, code)) + "\n")
-    else:
-        err.print(f"error: {message}", markup=False, highlight=False)
-    return code
-
-
 def _usage_error(exc: typer.TyperException, as_json: bool) -> int:
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError" and not as_json:
@@ -127,7 +114,7 @@ def _usage_error(exc: typer.TyperException, as_json: bool) -> int:
         sys.stderr.write(exc.format_message() + "\n")
         return exc.exit_code
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    return _report(type(exc).__name__, exc.format_message() + hint, exc.exit_code, as_json)
+    return report(type(exc).__name__, exc.format_message() + hint, exc.exit_code, as_json)
 
 
 def _unexpected(exc: Exception, as_json: bool) -> int:
@@ -141,11 +128,11 @@ def _unexpected(exc: Exception, as_json: bool) -> int:
         first = exc.errors()[0]
         where = Settings.env_name(str(first["loc"][0])) if first["loc"] else ""
         message = f"invalid setting {where}: {first['msg']}"
-        return _report("ConfigError", message, exit_code_of(ConfigError), as_json)
+        return report("ConfigError", message, exit_code_of(ConfigError), as_json)
     # A bug, not a user error: one line all the same; the traceback only with -v.
     if state.verbose:
         traceback.print_exc()
-    return _report(
+    return report(
         type(exc).__name__,
         f"unexpected {type(exc).__name__}: {exc} (a bug; -v shows the traceback)",
         1,
@@ -156,7 +143,7 @@ def _unexpected(exc: Exception, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run, flush, and leave without interpreter finalisation."""
     args = sys.argv[1:] if argv is None else argv
-    as_json = _wants_json(args)
+    as_json = wants_json(args)
     code = 0
     try:
         returned = app(args=args, standalone_mode=False)
@@ -165,11 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except FiletierError as exc:
-        code = _report(type(exc).__name__, str(exc), exit_code_of(exc), as_json)
+        code = report(type(exc).__name__, str(exc), exit_code_of(exc), as_json)
     except typer.TyperException as exc:
         code = _usage_error(exc, as_json)
     except (KeyboardInterrupt, typer.Abort):
-        code = _report("Interrupted", "interrupted", 130, as_json)
+        code = report("Interrupted", "interrupted", 130, as_json)
     except Exception as exc:  # noqa: BLE001 - the last resort of the entry point
         code = _unexpected(exc, as_json)
     finally:

@@ -9,7 +9,6 @@ imports what it uses.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -52,7 +51,7 @@ state = _State()
 
 
 def _overrides() -> dict[str, Any]:
-    from filetier.tokens import check_owner_name
+    from filetier.ids import check_owner_name
 
     overrides: dict[str, Any] = {}
     if state.home is not None:
@@ -64,7 +63,7 @@ def _overrides() -> dict[str, Any]:
 
 def build_settings() -> Settings:
     from filetier.config import Settings
-    from filetier.tokens import check_owner_name
+    from filetier.ids import check_owner_name
 
     overrides = _overrides()
     settings = Settings(**overrides)
@@ -92,7 +91,7 @@ def run(job: Callable[[FileStore], Awaitable[T]]) -> T:
 def build_server_settings(**extra: Any) -> Settings:
     """Servers get only the configured roots: no current-directory convenience."""
     from filetier.config import Settings
-    from filetier.tokens import check_owner_name
+    from filetier.ids import check_owner_name
 
     settings = Settings(**(_overrides() | extra))
     check_owner_name(settings.owner)
@@ -102,19 +101,16 @@ def build_server_settings(**extra: Any) -> Settings:
     return settings
 
 
-_ID_PREFIX_RE = re.compile(r"[0-9a-fA-F-]+")
-
-
 async def resolve_id(store: FileStore, text: str) -> UUID | str:
     """A whole id, the id a unique prefix stands for (this owner's files only), or the
     text as given: a provider file id (``file-…``) the store resolves, or garbage it
     refuses with a clear message."""
-    from filetier.store import parse_file_id
+    from filetier.ids import looks_like_prefix, parse_file_id
 
     try:
         return parse_file_id(text)
     except InvalidFileIdError:
         pass
-    if _ID_PREFIX_RE.fullmatch(text.strip()):
+    if looks_like_prefix(text):
         return await store.resolve_file_id(text)
     return text

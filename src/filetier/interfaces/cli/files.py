@@ -23,6 +23,8 @@ from filetier.interfaces.cli.output import (
     line,
     out,
     print_columns,
+    print_file_page,
+    print_record,
     transfer_bar,
 )
 
@@ -200,23 +202,11 @@ def list_files(
     if as_json:
         emit(page, True)
         return
-    print_columns(
-        ("file id", "uploaded", "size", "type", "name"),
-        [
-            (
-                str(r.file_id),
-                f"{r.upload_date:%Y-%m-%d %H:%M}",
-                human(r.size),
-                r.mime_type,
-                r.filename,
-            )
-            for r in page.items
-        ],
-        right={2},
+    print_file_page(
+        [(str(r.file_id), r.upload_date, r.size, r.mime_type, r.filename) for r in page.items],
+        page.total,
+        page.next_offset,
     )
-    more = f", next: --offset {page.next_offset}" if page.next_offset is not None else ""
-    # Plain write, not rich: importing rich would cost this short command ~20 ms.
-    sys.stderr.write(f"{len(page.items)} of {page.total} files{more}\n")
 
 
 def stat_file(
@@ -237,16 +227,7 @@ def stat_file(
             True,
         )
         return
-    for key, value in record.model_dump(mode="json").items():
-        if value is None or value == "":
-            shown = "-"
-        elif isinstance(value, dict | list):
-            shown = json.dumps(value, ensure_ascii=False) if value else "-"
-        elif key in {"size", "file_size"} and isinstance(value, int):
-            shown = f"{value} bytes ({human(value)})"
-        else:
-            shown = str(value)
-        line(f"{key:>18}: {shown}")
+    print_record(record.model_dump(mode="json"))
     for c in copies:
         line(f"{'provider copy':>18}: {c.provider} {c.purpose} {c.provider_file_id} {life(c)}")
 

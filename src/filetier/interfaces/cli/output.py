@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from filetier.errors import FiletierError, mapping_for
@@ -58,9 +59,14 @@ def emit(value: Any, as_json: bool) -> None:
             data = value.model_dump(mode="json")
         elif isinstance(value, list):
             data = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        json_out(data)
     else:
         out.print(value)
+
+
+def json_out(data: Any) -> None:
+    """JSON data (no models) as every ``--json`` result is printed on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def line(text: str) -> None:
@@ -72,6 +78,21 @@ def line(text: str) -> None:
 def error_body(kind: str, message: str, exit_code: int) -> dict[str, Any]:
     """An error as ``--json`` prints it on stderr: the HTTP API's shape plus the exit code."""
     return {"error": {"type": kind, "message": message, "exit_code": exit_code}}
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` was given (before a ``--``), known even when parsing fails."""
+    args = list(argv)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def report(kind: str, message: str, code: int, as_json: bool) -> int:
+    """A command's failure as the user sees it, on stderr; returns the exit code."""
+    if as_json:
+        sys.stderr.write(json.dumps(error_body(kind, message, code)) + "\n")
+    else:
+        err.print(f"error: {message}", markup=False, highlight=False)
+    return code
 
 
 def describe(exc: FiletierError) -> dict[str, Any]:
@@ -100,6 +121,37 @@ def print_columns(header: Sequence[str], rows: Sequence[Sequence[str]], right: s
             for i, cell in enumerate(r)
         ]
         sys.stdout.write("  ".join(cells).rstrip() + "\n")
+
+
+def print_file_page(
+    rows: Sequence[tuple[str, datetime, int, str, str]], total: int, next_offset: int | None
+) -> None:
+    """``ls``: (id, uploaded, size, type, name) in columns, then the count on stderr."""
+    print_columns(
+        ("file id", "uploaded", "size", "type", "name"),
+        [
+            (fid, f"{uploaded:%Y-%m-%d %H:%M}", human(size), mime, name)
+            for fid, uploaded, size, mime, name in rows
+        ],
+        right={2},
+    )
+    more = f", next: --offset {next_offset}" if next_offset is not None else ""
+    # Plain write, not rich: importing rich would cost this short command ~20 ms.
+    sys.stderr.write(f"{len(rows)} of {total} files{more}\n")
+
+
+def print_record(fields: dict[str, Any]) -> None:
+    """``stat``: a file record in its JSON form, one field a line."""
+    for key, value in fields.items():
+        if value is None or value == "":
+            shown = "-"
+        elif isinstance(value, dict | list):
+            shown = json.dumps(value, ensure_ascii=False) if value else "-"
+        elif key in {"size", "file_size"} and isinstance(value, int):
+            shown = f"{value} bytes ({human(value)})"
+        else:
+            shown = str(value)
+        line(f"{key:>18}: {shown}")
 
 
 @contextmanager

@@ -22,7 +22,8 @@ def token_create(
     """Create a token; it is printed once and only its hash is stored. The token sees
     only OWNER's files: files stored by the CLI belong to owner `default` unless it runs
     with `--owner OWNER` (or FILETIER_OWNER=OWNER)."""
-    from filetier.tokens import TokenAuthority, check_owner_name
+    from filetier.ids import check_owner_name
+    from filetier.tokens import TokenAuthority
 
     check_owner_name(owner)
     token = run(lambda s: TokenAuthority(s.settings, s.db).create(owner, name))
