@@ -172,6 +172,11 @@ class Database:
                 url,
                 **{
                     **kwargs,
+                    # A lock connection only ever runs the lock functions: autocommit (no
+                    # BEGIN/ROLLBACK around them) and no ping at checkout (a dead one
+                    # fails its lock statement, which is answered like a ping's failure).
+                    "pool_pre_ping": False,
+                    "isolation_level": "AUTOCOMMIT",
                     "pool_size": 2,
                     "max_overflow": LOCK_CONNECTIONS_MAX - 2,
                     "connect_args": {

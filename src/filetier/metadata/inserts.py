@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from filetier.errors import QuotaExceededError, StorageUnavailableError
-from filetier.metadata.rows import BlobRow
+from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.schema import blobs, file_metadata
 from filetier.quota import OwnerQuota
 
@@ -50,37 +50,6 @@ def make_durable(request: FileInsert) -> Exception | None:
     return None
 
 
-def insert_rows(sync_conn: sa.Connection, request: FileInsert, blob: BlobRow | None) -> None:
-    """The blob row (new, or marked ok again) and the file row, inside the caller's
-    transaction, which already holds the blob row's lock (PostgreSQL)."""
-    values = request.values
-    now = values["created_at"]
-    sha256 = values["file_hash"]
-    if blob is None:
-        sync_conn.execute(
-            sa.insert(blobs).values(
-                sha256=sha256,
-                size=values["file_size"],
-                storage_key=values["supabase_storage_path"],
-                status="ok",
-                created_at=now,
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    elif blob.status != "ok" or request.wrote_object:
-        # Fresh, verified bytes replace a quarantined (or damaged) object.
-        sync_conn.execute(
-            sa.update(blobs)
-            .where(blobs.c.sha256 == sha256)
-            .values(
-                status="ok",
-                last_verified_at=now,
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    sync_conn.execute(sa.insert(file_metadata).values(**values))
-
-
 def insert_batch_sync(
     sync_conn: sa.Connection,
     requests: list[FileInsert],
@@ -105,6 +74,50 @@ def insert_batch_sync(
                 outcomes.extend(_insert_all(sync_conn, [request]))
         except SQLAlchemyError as exc:
             outcomes.append(translate(exc))
+    return outcomes
+
+
+def insert_batch_pg(
+    sync_conn: sa.Connection,
+    requests: list[FileInsert],
+    translate: Callable[[BaseException], Exception],
+) -> list[Exception | None]:
+    """PostgreSQL: a batch in one transaction of the caller's, in a handful of statements.
+
+    First the locks, each kind in one statement and in a fixed order (so two batches, of
+    this process or another host's, wait for each other but never deadlock): the owners'
+    quota locks (held to the commit: an owner's next batch counts after this one), then
+    the existing blob rows FOR UPDATE (ordering the inserts against the delete of the
+    last file of the same content, which locks its blob row the same way). The rows are
+    then inserted as on SQLite, the new blob rows in content order too.
+    """
+    owners = sorted(
+        {
+            advisory_key(f"quota:{r.quota.owner}")
+            for r in requests
+            if r.quota is not None and r.quota.limited
+        }
+    )
+    if owners:
+        sync_conn.execute(
+            sa.text(
+                "SELECT count(pg_advisory_xact_lock(:c, k)) FROM "
+                "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS owners"
+            ),
+            {"c": ADVISORY_CLASS, "keys": owners},
+        )
+    hashes = sorted({r.values["file_hash"] for r in requests})
+    sync_conn.execute(
+        sa.select(blobs.c.sha256)
+        .where(blobs.c.sha256.in_(hashes))
+        .order_by(blobs.c.sha256)
+        .with_for_update()
+    ).all()
+    order = sorted(range(len(requests)), key=lambda i: requests[i].values["file_hash"])
+    outcomes: list[Exception | None] = [None] * len(requests)
+    done = insert_batch_sync(sync_conn, [requests[i] for i in order], translate)
+    for i, outcome in zip(order, done, strict=True):
+        outcomes[i] = outcome
     return outcomes
 
 
