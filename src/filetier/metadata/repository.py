@@ -25,6 +25,7 @@ from filetier.metadata.access_log import AccessEvent, AccessLog
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.inserts import (
+    BatchRefused,
     FileInsert,
     durability_pool,
     insert_batch_pg,
@@ -289,11 +290,26 @@ class Repository(AccessLog):
             )
         todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
         if todo:
-            async with self.db.write() as conn:
-                # One thread hop for every statement of the batch, not one per statement.
-                insert = insert_batch_pg if self.db.dialect == "postgresql" else insert_batch_sync
-                done = iter(await conn.run_sync(insert, todo, self.db.unavailable))
+            if self.db.dialect == "postgresql":
+                done = iter(await self._insert_batch_pg(todo))
+            else:
+                async with self.db.write() as conn:
+                    # One thread hop for every statement of the batch, not one per statement.
+                    done = iter(await conn.run_sync(insert_batch_sync, todo, self.db.unavailable))
             outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
+        return outcomes
+
+    async def _insert_batch_pg(self, requests: list[FileInsert]) -> list[Exception | None]:
+        try:
+            async with self.db.write() as conn:
+                return await conn.run_sync(insert_batch_pg, requests)
+        except BatchRefused as refused:
+            if len(requests) == 1:
+                return [self.db.unavailable(refused.cause)]
+        # Refused as a whole: each request alone, so only the one at fault gets the error.
+        outcomes: list[Exception | None] = []
+        for request in requests:
+            outcomes.extend(await self._insert_batch_pg([request]))
         return outcomes
 
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
