@@ -1,8 +1,9 @@
 """PostgreSQL advisory-lock keys, shared by every host on the database.
 
 They live beside the queries because both the repository (the per-owner quota lock taken
-inside an insert's transaction) and :mod:`filetier.coordination` (content locks) need the
-same keys, and the repository sits below coordination.
+inside an insert's transaction) and :mod:`filetier.content_locks` need the same keys, and
+the repository sits below them. :class:`LockSession` is the one session a process holds
+its session advisory locks on.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class LockSession:
     The session dying (connection lost, server restarted) releases every lock it held,
     server side. The session's *generation* then moves on: the next request opens a new
     one, and a holder whose lock was taken on a dead generation is told when it lets go
-    (:meth:`still_held` is False), as a holder whose own lock connection died was before.
+    (:class:`filetier.content_locks.AdvisoryContentLocks` raises), as a holder whose own
+    lock connection died was before. A holder is not told earlier, in the middle of its
+    work: no more than before either.
     """
 
     def __init__(self, engine: AsyncEngine | None) -> None:
@@ -150,8 +153,8 @@ class LockSession:
 
     async def _lose(self) -> None:
         conn, self._conn = self._conn, None
-        self.generation += 1
-        if conn is not None:
+        if conn is not None:  # (no session, no holder: a failed connect loses nothing)
+            self.generation += 1
             with contextlib.suppress(Exception):
                 await conn.invalidate()
             with contextlib.suppress(Exception):
