@@ -21,11 +21,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from filetier.errors import FiletierError
-from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key, lock_digest
+from filetier.errors import FiletierError, MetadataUnavailableError
+from filetier.metadata.advisory import advisory_key, lock_digest
 from filetier.metadata.database import Database
 from filetier.singleflight import process_lock
 
@@ -49,52 +48,45 @@ class FileContentLocks:
 
 
 class AdvisoryContentLocks:
+    """Session advisory locks, all on the process's one lock session
+    (:class:`filetier.metadata.advisory.LockSession`)."""
+
     def __init__(self, db: Database, wait_seconds: float) -> None:
         self._db = db
         self._wait = wait_seconds
 
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[bool]:
-        key = {"c": ADVISORY_CLASS, "k": advisory_key(name)}
-        engine = self._db.lock_engine
-        assert engine is not None
+        session = self._db.lock_session
+        key = advisory_key(name)
+        deadline = time.monotonic() + self._wait
         try:
-            conn = engine.connect()
-            try:
-                await conn.start()
-            except sa.exc.TimeoutError:
-                # Every lock connection is in use: as with a lock not had in time, go on
-                # without it (writes are put-if-absent; destructive steps are skipped).
-                log.warning("no connection free for lock %s; continuing without it", name[:24])
-                yield False
-                return
-            try:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                deadline = time.monotonic() + self._wait
+            async with session.queue(key, self._wait) as turn:
+                got = False
                 delay = 0.005
-                while True:
-                    got = (
-                        await conn.execute(sa.text("SELECT pg_try_advisory_lock(:c, :k)"), key)
-                    ).scalar_one()
-                    if got or time.monotonic() >= deadline:
+                while turn:
+                    got = await session.try_lock(key)
+                    left = deadline - time.monotonic()
+                    if got or left <= 0:
                         break
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(min(delay, left))
                     delay = min(delay * 2, 0.2)
                 if not got:
                     log.warning("lock %s not acquired in %.0fs", name[:24], self._wait)
+                generation = session.generation
                 try:
-                    yield bool(got)
+                    yield got
                 finally:
                     if got:
-                        try:
-                            await conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), key)
-                        except BaseException:
-                            # Still holding the lock: never back into the pool with it.
-                            await asyncio.shield(conn.invalidate())
-                            raise
-            finally:
-                # Shielded: a cancelled caller must not leave the connection unclosed.
-                await asyncio.shield(conn.close())
+                        if session.generation != generation:
+                            # The session died while the lock was held: the lock went
+                            # with it, and the holder is told (as before, when its own
+                            # lock connection died and the unlock failed).
+                            raise MetadataUnavailableError(
+                                f"metadata database unavailable: the lock {name[:24]} was "
+                                "lost with its session while it was held"
+                            )
+                        session.unlock(key)
         except FiletierError:
             raise  # from the body the lock guarded, or already translated
         except (SQLAlchemyError, OSError, TimeoutError) as exc:

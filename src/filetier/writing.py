@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 
 # Uploads held in memory up to this size are written to their staging file on the loop.
 INLINE_WRITE_MAX = 256 * 1024
+# Content up to this size on a remote primary honouring put-if-absent is put first, with
+# no dedup lookup before and no HEAD after: "already exists" (same key, same bytes) is
+# the dedup check, and that object is then vouched for as any other.
+PUT_FIRST_MAX = 64 * 1024
 
 
 class Writer:
@@ -117,7 +121,7 @@ class Writer:
                     settings=self.core.settings,
                 )
             )
-            dedup = await self._already_stored(staged.sha256)
+            dedup = await self._dedup_hint(staged.sha256, staged.size)
             if progress:
                 progress(len(data))
         elif hasattr(source, "read"):
@@ -132,7 +136,7 @@ class Writer:
                 progress=progress,
                 fsync=False,  # made durable by its row's batch: _durable_first
             )
-            dedup = await self._already_stored(staged.sha256)
+            dedup = await self._dedup_hint(staged.sha256, staged.size)
         elif isinstance(source, AsyncIterable):
             staged = await stage_stream(
                 source,
@@ -143,7 +147,7 @@ class Writer:
                 progress=progress,
                 fsync=False,  # made durable by its row's batch: _durable_first
             )
-            dedup = await self._already_stored(staged.sha256)
+            dedup = await self._dedup_hint(staged.sha256, staged.size)
         else:
             raise InvalidInputError(
                 "upload source must be a path, bytes, a binary file object or an async "
@@ -168,6 +172,17 @@ class Writer:
             return
         files, used = await self.core.repo.owner_usage(owner)
         quota.check(files, used, incoming)
+
+    def _put_first(self, size: int) -> bool:
+        """Whether content of this size is put (if absent) before anything is asked."""
+        return (
+            size <= PUT_FIRST_MAX
+            and self.core.local is None
+            and bool(getattr(self.core.primary, "puts_if_absent", False))
+        )
+
+    async def _dedup_hint(self, sha256: str, size: int) -> bool:
+        return False if self._put_first(size) else await self._already_stored(sha256)
 
     async def _already_stored(self, sha256: str) -> bool:
         """A hint for dedup, confirmed under the content lock before it is relied on."""
@@ -213,7 +228,7 @@ class Writer:
                 source_path=path,
                 source_identity=before,
             )
-            return staged, await self._already_stored(digest.sha256)
+            return staged, await self._dedup_hint(digest.sha256, digest.size)
         # Only content of a size already stored can be a duplicate. For such files a
         # read-only hash pass decides; when it matches, nothing is written at all.
         if await self.core.repo.blob_of_size_exists(size):
@@ -254,7 +269,9 @@ class Writer:
                 bytes_written = staged.size if wrote_object else 0
             # What the object's time is now that it holds bytes just hashed: the mark
             # later deduplications check it against.
-            written = await self.core.primary.head(key) if wrote_object else None
+            # Not for content put first: a later dedup hashes the small object once.
+            head = wrote_object and not self._put_first(staged.size)
+            written = await self.core.primary.head(key) if head else None
             try:
                 record = await self.core.repo.insert_file(
                     owner=owner,

@@ -11,6 +11,7 @@ raises, or its process dies.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -167,3 +168,62 @@ async def test_a_killed_holder_process_releases_the_lock(
     # notices the connection closed (well within the wait).
     async with hold(fam.locks(db, wait=15)) as got:
         assert got is True
+
+
+async def test_many_holders_of_different_keys_at_once_all_get_their_lock(
+    family: tuple[Family, Database | None],
+) -> None:
+    """More uploads in flight than a pool has connections (64): every one holds its own
+    content's lock at the same time, none is turned away."""
+    fam, db = family
+    locks = fam.locks(db, wait=10)
+    inside = 0
+    peak = 0
+    release = asyncio.Event()
+
+    async def one(i: int) -> bool:
+        nonlocal inside, peak
+        async with hold(locks, hashlib.sha256(b"%d" % i).hexdigest()) as got:
+            inside += 1
+            peak = max(peak, inside)
+            if inside == 64:
+                release.set()
+            await asyncio.wait_for(release.wait(), 20)
+            inside -= 1
+            return got
+
+    assert all(await asyncio.gather(*(one(i) for i in range(64))))
+    assert peak == 64
+
+
+async def test_a_lock_lost_with_its_session_is_reported_and_the_next_one_works(
+    family: tuple[Family, Database | None],
+) -> None:
+    """PostgreSQL: should the server end the session holding this process's locks, the
+    locks are gone; their holder is told when it lets go (instead of believing it held
+    the lock all along), and the next holder gets the lock on a new session."""
+    fam, db = family
+    if db is None:
+        pytest.skip("a file lock has no session to lose")
+    import sqlalchemy as sa
+
+    from filetier.errors import MetadataUnavailableError
+
+    locks = fam.locks(db)
+    with pytest.raises(MetadataUnavailableError, match="lost"):
+        async with hold(locks) as got:
+            assert got is True
+            async with db.engine.connect() as conn:
+                ended = await conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'filetier-locks' AND datname = current_database()"
+                    )
+                )
+                assert ended.scalars().all() == [True]
+            # The next statement on the dead session finds out.
+            with pytest.raises(MetadataUnavailableError):
+                async with hold(locks, "cd" * 32):
+                    pass
+    async with hold(locks) as again:
+        assert again is True

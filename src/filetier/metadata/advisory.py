@@ -1,13 +1,20 @@
 """PostgreSQL advisory-lock keys, shared by every host on the database.
 
 They live beside the queries because both the repository (the per-owner quota lock taken
-inside an insert's transaction) and :mod:`filetier.coordination` (content locks) need the
-same keys, and the repository sits below coordination.
+inside an insert's transaction) and :mod:`filetier.content_locks` need the same keys, and
+the repository sits below them. :class:`LockSession` is the one session a process holds
+its session advisory locks on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 # First key of the two-int advisory lock form: keeps filetier's locks apart from any
 # other application's on the same database ("ft" + 1).
@@ -26,3 +33,139 @@ def advisory_key(key: str) -> int:
     """A signed 32-bit key from the name (the second int of the two-int form)."""
     value = int(lock_digest(key)[:8], 16)
     return value - (1 << 32) if value >= 1 << 31 else value
+
+
+# One round trip for a whole batch: the unlocks first, then the tries, in array order.
+_BATCH = sa.text(
+    "SELECT CASE WHEN t.op THEN pg_try_advisory_lock(:c, t.k) "
+    "ELSE pg_advisory_unlock(:c, t.k) END "
+    "FROM unnest(CAST(:keys AS integer[]), CAST(:ops AS boolean[])) "
+    "WITH ORDINALITY AS t(k, op, n) ORDER BY t.n"
+)
+
+
+class LockSession:
+    """Every session advisory lock of this process, on ONE PostgreSQL session.
+
+    A lock costs no connection of its own: its holders only ask. Requests that arrive
+    while a round trip is out go in the next one (tries and unlocks together, one
+    statement). Within the process a key has a queue (an ``asyncio.Lock``), so only the
+    task at its head ever asks PostgreSQL for it; the others wait here, not in retries.
+    Only tries are sent (``pg_try_advisory_lock``): the session never blocks, so a lock
+    held across a long S3 put delays nobody else's requests.
+
+    The session dying (connection lost, server restarted) releases every lock it held,
+    server side. The session's *generation* then moves on: the next request opens a new
+    one, and a holder whose lock was taken on a dead generation is told when it lets go
+    (:class:`filetier.content_locks.AdvisoryContentLocks` raises), as a holder whose own
+    lock connection died was before. A holder is not told earlier, in the middle of its
+    work: no more than before either.
+    """
+
+    def __init__(self, engine: AsyncEngine | None) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0
+        self._queues: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._tries: list[tuple[int, asyncio.Future[bool]]] = []
+        self._unlocks: list[int] = []
+        self._pump: asyncio.Task[None] | None = None
+
+    def _here(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # A new event loop (asyncio.run again): nothing of the old one's is usable.
+            self._loop, self._conn, self._pump = loop, None, None
+            self._queues, self._tries, self._unlocks = {}, [], []
+            self.generation += 1
+
+    @contextlib.asynccontextmanager
+    async def queue(self, key: int, wait: float) -> AsyncIterator[bool]:
+        """This process's turn for ``key`` (True), or False after ``wait`` seconds."""
+        self._here()
+        gate, users = self._queues.get(key, (asyncio.Lock(), 0))
+        self._queues[key] = (gate, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(gate.acquire(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                gate.release()
+        finally:
+            gate, users = self._queues[key]
+            if users <= 1:
+                del self._queues[key]
+            else:
+                self._queues[key] = (gate, users - 1)
+
+    async def try_lock(self, key: int) -> bool:
+        """One ``pg_try_advisory_lock`` for ``key``, batched with others' requests."""
+        self._here()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._tries.append((key, future))
+        self._start()
+        return await future
+
+    def unlock(self, key: int) -> None:
+        """Queue the unlock; a later try of the same key goes after it (same order)."""
+        self._unlocks.append(key)
+        self._start()
+
+    def _start(self) -> None:
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._tries or self._unlocks:
+            unlocks, self._unlocks = self._unlocks, []
+            tries, self._tries = self._tries, []
+            keys = unlocks + [key for key, _ in tries]
+            ops = [False] * len(unlocks) + [True] * len(tries)
+            try:
+                if self._conn is None:
+                    assert self._engine is not None
+                    self._conn = await self._engine.connect()
+                rows = (
+                    await self._conn.execute(
+                        _BATCH, {"c": ADVISORY_CLASS, "keys": keys, "ops": ops}
+                    )
+                ).all()
+            except BaseException as exc:
+                # Whatever the session held is gone with it (or will be once it closes).
+                await self._lose()
+                for _, future in tries:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (key, future), (got,) in zip(tries, rows[len(unlocks) :], strict=True):
+                if future.done():  # the asker was cancelled meanwhile: give it back
+                    if got:
+                        self._unlocks.append(key)
+                else:
+                    future.set_result(bool(got))
+
+    async def _lose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:  # (no session, no holder: a failed connect loses nothing)
+            self.generation += 1
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def close(self) -> None:
+        """Send the queued unlocks, then close the session (which drops any lock left)."""
+        if self._pump is not None and self._loop is asyncio.get_running_loop():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._pump)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()

@@ -39,6 +39,7 @@ from filetier.errors import (
     InsufficientSpaceError,
     MetadataUnavailableError,
 )
+from filetier.metadata.advisory import LockSession
 from filetier.metadata.revisions import quick_head_revision
 from filetier.modes import FILE_MODE, create_file, make_dirs
 
@@ -117,11 +118,6 @@ def _set_search_path(engine: AsyncEngine, schema: str) -> None:
         dbapi_conn.commit()
 
 
-# Advisory locks one process holds at once, at most (one per upload, delete or provider
-# upload in flight); past it, a lock is waited for like any other and may be skipped.
-LOCK_CONNECTIONS_MAX = 32
-
-
 class Database:
     """One async engine plus the few transaction shapes FileStore uses."""
 
@@ -163,17 +159,20 @@ class Database:
                 },
             )
         self.engine = create_async_engine(url, **kwargs)
-        # Session advisory locks live on connections held for as long as the lock (an S3
-        # put, say). From the same pool as the queries their holders still have to make,
-        # enough of them would take every connection and wait for one forever; their own
-        # pool keeps the two apart.
+        # Session advisory locks live on one session held for the process's life (see
+        # metadata.advisory.LockSession), apart from the query pool.
         self.lock_engine = (
             create_async_engine(
                 url,
                 **{
                     **kwargs,
-                    "pool_size": 2,
-                    "max_overflow": LOCK_CONNECTIONS_MAX - 2,
+                    # It only ever runs the lock functions: autocommit (no BEGIN/ROLLBACK
+                    # around them) and no ping (a dead session fails its next statement,
+                    # and the next request opens a new one).
+                    "pool_pre_ping": False,
+                    "isolation_level": "AUTOCOMMIT",
+                    "pool_size": 1,
+                    "max_overflow": 1,
                     "connect_args": {
                         **kwargs["connect_args"],
                         "server_settings": {"application_name": "filetier-locks"},
@@ -183,6 +182,7 @@ class Database:
             if self.dialect == "postgresql"
             else None
         )
+        self.lock_session = LockSession(self.lock_engine)
         self._writer_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -389,6 +389,7 @@ class Database:
                 sync_conn.exec_driver_sql(f'ALTER TABLE public."{name}" SET SCHEMA "{schema}"')
 
     async def close(self) -> None:
+        await self.lock_session.close()
         await self.engine.dispose()
         if self.lock_engine is not None:
             await self.lock_engine.dispose()

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from filetier.errors import QuotaExceededError, StorageUnavailableError
-from filetier.metadata.rows import BlobRow
+from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.schema import blobs, file_metadata
 from filetier.quota import OwnerQuota
 
@@ -50,37 +50,6 @@ def make_durable(request: FileInsert) -> Exception | None:
     return None
 
 
-def insert_rows(sync_conn: sa.Connection, request: FileInsert, blob: BlobRow | None) -> None:
-    """The blob row (new, or marked ok again) and the file row, inside the caller's
-    transaction, which already holds the blob row's lock (PostgreSQL)."""
-    values = request.values
-    now = values["created_at"]
-    sha256 = values["file_hash"]
-    if blob is None:
-        sync_conn.execute(
-            sa.insert(blobs).values(
-                sha256=sha256,
-                size=values["file_size"],
-                storage_key=values["supabase_storage_path"],
-                status="ok",
-                created_at=now,
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    elif blob.status != "ok" or request.wrote_object:
-        # Fresh, verified bytes replace a quarantined (or damaged) object.
-        sync_conn.execute(
-            sa.update(blobs)
-            .where(blobs.c.sha256 == sha256)
-            .values(
-                status="ok",
-                last_verified_at=now,
-                object_modified_at=request.object_modified_at,
-            )
-        )
-    sync_conn.execute(sa.insert(file_metadata).values(**values))
-
-
 def insert_batch_sync(
     sync_conn: sa.Connection,
     requests: list[FileInsert],
@@ -108,10 +77,72 @@ def insert_batch_sync(
     return outcomes
 
 
-def _insert_all(sync_conn: sa.Connection, requests: list[FileInsert]) -> list[Exception | None]:
+class BatchRefused(Exception):
+    """A PostgreSQL batch refused as a whole by a statement (a constraint, say), the
+    server still reachable: its requests are to be tried one by one."""
+
+    def __init__(self, cause: SQLAlchemyError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def insert_batch_pg(sync_conn: sa.Connection, requests: list[FileInsert]) -> list[Exception | None]:
+    """PostgreSQL: a batch in the caller's transaction, in a handful of statements (no
+    savepoint: a refused batch raises :class:`BatchRefused` and is tried again request
+    by request, each in a transaction of its own).
+
+    First the locks, each kind in one statement and in a fixed order (so two batches, of
+    this process or another host's, wait for each other but never deadlock): the owners'
+    quota locks (held to the commit: an owner's next batch counts after this one), then
+    the existing blob rows FOR UPDATE (ordering the inserts against the delete of the
+    last file of the same content, which locks its blob row the same way). The rows are
+    then inserted as on SQLite, the new blob rows in content order too.
+    """
+    owners = sorted(
+        {
+            advisory_key(f"quota:{r.quota.owner}")
+            for r in requests
+            if r.quota is not None and r.quota.limited
+        }
+    )
+    hashes = sorted({r.values["file_hash"] for r in requests})
+    order = sorted(range(len(requests)), key=lambda i: requests[i].values["file_hash"])
+    try:
+        if owners:
+            sync_conn.execute(
+                sa.text(
+                    "SELECT count(pg_advisory_xact_lock(:c, k)) FROM "
+                    "(SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY k) AS owners"
+                ),
+                {"c": ADVISORY_CLASS, "keys": owners},
+            )
+        status = {
+            row.sha256: row.status
+            for row in sync_conn.execute(
+                sa.select(blobs.c.sha256, blobs.c.status)
+                .where(blobs.c.sha256.in_(hashes))
+                .order_by(blobs.c.sha256)
+                .with_for_update()
+            )
+        }
+        done = _insert_all(sync_conn, [requests[i] for i in order], status)
+    except SQLAlchemyError as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise  # the server is gone: trying again request by request cannot help
+        raise BatchRefused(exc) from exc
+    outcomes: list[Exception | None] = [None] * len(requests)
+    for i, outcome in zip(order, done, strict=True):
+        outcomes[i] = outcome
+    return outcomes
+
+
+def _insert_all(
+    sync_conn: sa.Connection, requests: list[FileInsert], status: dict[str, str] | None = None
+) -> list[Exception | None]:
     """The rows of ``requests``, with the outcome a one-by-one insert would have had:
     quotas counted in order (earlier files of the batch included), a blob row made by
-    the first file of its content, marked ok again by a file that rewrote its object."""
+    the first file of its content, marked ok again by a file that rewrote its object.
+    ``status``: the blob rows' statuses when the caller read them already."""
     f = file_metadata
     outcomes: list[Exception | None] = []
     usage: dict[str, tuple[int, int]] = {}
@@ -137,13 +168,14 @@ def _insert_all(sync_conn: sa.Connection, requests: list[FileInsert]) -> list[Ex
         outcomes.append(None)
     if not accepted:
         return outcomes
-    hashes = {request.values["file_hash"] for request in accepted}
-    status = {
-        row.sha256: row.status
-        for row in sync_conn.execute(
-            sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
-        )
-    }
+    if status is None:
+        hashes = {request.values["file_hash"] for request in accepted}
+        status = {
+            row.sha256: row.status
+            for row in sync_conn.execute(
+                sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
+            )
+        }
     new_blobs: list[dict[str, Any]] = []
     renewed: list[FileInsert] = []
     for request in accepted:

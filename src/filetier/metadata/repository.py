@@ -22,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from filetier.clock import utcnow
 from filetier.metadata.access_log import AccessEvent, AccessLog
-from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.inserts import (
+    BatchRefused,
     FileInsert,
     durability_pool,
+    insert_batch_pg,
     insert_batch_sync,
-    insert_rows,
     make_durable,
 )
 from filetier.metadata.rows import BlobRow, blob_of, file_order, new_id, record_from_row
@@ -168,24 +168,6 @@ class Repository(AccessLog):
             ).one()
         return int(files), int(total)
 
-    async def _check_quota(self, conn: AsyncConnection, quota: OwnerQuota, incoming: int) -> None:
-        if self.db.dialect == "postgresql":
-            # Held until this transaction ends: the next insert for this owner, from any
-            # process or host, counts after this one has committed (or rolled back).
-            await conn.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:c, :k)"),
-                {"c": ADVISORY_CLASS, "k": advisory_key(f"quota:{quota.owner}")},
-            )
-        f = file_metadata
-        files, used = (
-            await conn.execute(
-                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(f.c.file_size), 0)).where(
-                    f.c.owner == quota.owner
-                )
-            )
-        ).one()
-        quota.check(int(files), int(used), incoming)
-
     async def owner_has_content(self, owner: str, sha256: str, *, exclude: UUID) -> bool:
         """Whether ``owner`` has a file with this content other than ``exclude``."""
         f = file_metadata
@@ -253,8 +235,9 @@ class Repository(AccessLog):
         before the row commits, so a committed row never names an object a power cut
         could still take away.
 
-        On SQLite, inserts that arrive together commit together (one transaction, one
-        WAL sync: see :mod:`filetier.metadata.batching`), each in its own savepoint so
+        Inserts that arrive together commit together (one transaction; on SQLite one
+        WAL sync, on PostgreSQL one round of locks: see :mod:`filetier.metadata.batching`
+        and :func:`~filetier.metadata.inserts.insert_batch_pg`), in a savepoint so
         one refused by its quota leaves the others in.
         """
         now = utcnow()
@@ -279,16 +262,7 @@ class Repository(AccessLog):
         request = FileInsert(
             values, quota, wrote_object, object_modified_at if wrote_object else None, durable_first
         )
-        if self.db.dialect == "sqlite":
-            await self._inserts.submit(request)
-        else:
-            if durable_first is not None:
-                await asyncio.to_thread(durable_first)
-            async with self.db.write() as conn:
-                if quota is not None and quota.limited:
-                    await self._check_quota(conn, quota, size)
-                blob = await self._get_blob(conn, sha256, lock=True)
-                await conn.run_sync(insert_rows, request, blob)
+        await self._inserts.submit(request)
         return FileRecord(
             file_id=file_id,
             owner=owner,
@@ -316,10 +290,26 @@ class Repository(AccessLog):
             )
         todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
         if todo:
-            async with self.db.write() as conn:
-                # One thread hop for every statement of the batch, not one per statement.
-                done = iter(await conn.run_sync(insert_batch_sync, todo, self.db.unavailable))
+            if self.db.dialect == "postgresql":
+                done = iter(await self._insert_batch_pg(todo))
+            else:
+                async with self.db.write() as conn:
+                    # One thread hop for every statement of the batch, not one per statement.
+                    done = iter(await conn.run_sync(insert_batch_sync, todo, self.db.unavailable))
             outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
+        return outcomes
+
+    async def _insert_batch_pg(self, requests: list[FileInsert]) -> list[Exception | None]:
+        try:
+            async with self.db.write() as conn:
+                return await conn.run_sync(insert_batch_pg, requests)
+        except BatchRefused as refused:
+            if len(requests) == 1:
+                return [self.db.unavailable(refused.cause)]
+        # Refused as a whole: each request alone, so only the one at fault gets the error.
+        outcomes: list[Exception | None] = []
+        for request in requests:
+            outcomes.extend(await self._insert_batch_pg([request]))
         return outcomes
 
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:

@@ -6,6 +6,7 @@ This is the one place obstore's exceptions are translated into filetier's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import stat
 import time
@@ -105,6 +106,11 @@ class ObstorePrimary:
     def name(self) -> str:
         return self._name
 
+    @property
+    def puts_if_absent(self) -> bool:
+        """Whether a put is conditional (If-None-Match), so it never replaces an object."""
+        return self._conditional_put
+
     def _unavailable(self, action: str, key: str, exc: BaseException) -> StorageUnavailableError:
         return _unavailable(action, key, exc, self._refusals)
 
@@ -154,9 +160,16 @@ class ObstorePrimary:
         """Put-if-absent, retried with exponential backoff and jitter when the store fails;
         the whole object is re-sent from ``source`` on each attempt."""
         check_key(key)
+        # The first attempt goes without the retry machinery: most puts need no retry.
+        try:
+            return await self._put_once(key, source)
+        except StorageUnavailableError as exc:
+            if self._retry_attempts <= 1 or not _worth_retrying(exc):
+                raise
+        await asyncio.sleep(0.2)  # the backoff stamina would have waited before a retry
         async for attempt in stamina.retry_context(
             on=_worth_retrying,
-            attempts=self._retry_attempts,
+            attempts=self._retry_attempts - 1,
             timeout=self._retry_timeout,
             wait_initial=0.2,
             wait_max=5.0,
