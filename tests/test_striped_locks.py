@@ -97,7 +97,9 @@ async def test_a_process_holding_a_stripe_excludes_another_key_on_it(tmp_path: P
     key = "ab" * 32
     other = _same_stripe_as(key)
     go = tmp_path / "go"
-    with Child("hold_lock", "file", directory, key, go, env=dict(os.environ), cwd=tmp_path) as child:
+    with Child(
+        "hold_lock", "file", directory, key, go, env=dict(os.environ), cwd=tmp_path
+    ) as child:
         assert child.expect("held")["got"] is True
         async with FileContentLocks(directory, 0.3).hold(other) as got:
             assert got is False

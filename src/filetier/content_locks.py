@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from filetier.errors import FiletierError
-from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key, lock_digest
+from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.database import Database
 from filetier.singleflight import process_lock
 
