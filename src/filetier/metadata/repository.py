@@ -316,9 +316,8 @@ class Repository(AccessLog):
             )
         todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
         if todo:
-            async with self.db.write() as conn:
-                # One thread hop for every statement of the batch, not one per statement.
-                done = iter(await conn.run_sync(insert_batch_sync, todo, self.db.unavailable))
+            # One thread hop for the whole transaction, not one per statement.
+            done = iter(await self.db.write_batch(insert_batch_sync, todo, self.db.unavailable))
             outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
         return outcomes
 
