@@ -94,12 +94,6 @@ class LocalPrimary:
 
     async def put_file(self, key: str, source: Path) -> bool:
         final = self.local_path(key)
-        directory = final.parent
-        while not directory.is_dir() and directory != self.root:
-            # Made below: its entry in its parent is synced with the object (make_durable).
-            self._unsynced_dirs.add(directory)
-            directory = directory.parent
-        make_dirs(final.parent)
         if source.parent != self._staging:
             # A file from elsewhere is copied into staging first so that the link below
             # stays on one filesystem and the object appears complete or not at all.
@@ -110,7 +104,12 @@ class LocalPrimary:
             finally:
                 staged.unlink(missing_ok=True)
         try:
-            os.link(source, final)
+            try:
+                os.link(source, final)
+            except FileNotFoundError:
+                # Its directory is new (the link is tried first: most are not).
+                self._make_parents(final)
+                os.link(source, final)
         except FileExistsError:
             return False
         except OSError as exc:
@@ -118,6 +117,14 @@ class LocalPrimary:
                 f"could not publish object {key}: {exc.strerror}"
             ) from exc
         return True
+
+    def _make_parents(self, final: Path) -> None:
+        directory = final.parent
+        while not directory.is_dir() and directory != self.root:
+            # Made below: its entry in its parent is synced with the object (make_durable).
+            self._unsynced_dirs.add(directory)
+            directory = directory.parent
+        make_dirs(final.parent)
 
     def make_durable(self, key: str) -> None:
         """fsync the object and its directory, and the parent of every directory made
