@@ -71,6 +71,12 @@ async def test_sqlite_commits_are_synced_when_fsync_is_on(
         async with store.db.read() as conn:
             found = await conn.exec_driver_sql("PRAGMA synchronous")
             assert found.scalar_one() == level
+        # The batches of uploads' rows commit on their own engine: the same settings.
+        assert store.db.batch_engine is not None
+        with store.db.batch_engine.connect() as sync_conn:
+            assert sync_conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == level
+            assert sync_conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+            assert sync_conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30000
 
 
 async def test_fsync_on_uploads_are_stored_and_readable(tmp_path: Path) -> None:

@@ -153,11 +153,16 @@ def _executable_type(head: bytes) -> str | None:
     return None
 
 
-def _magic_index() -> tuple[
-    int, int, list[tuple[int, int, frozenset[bytes]]], list[tuple[int, int, frozenset[bytes]]]
-]:
+_Group = tuple[int, frozenset[bytes]]  # (end, signatures): one length at one offset
+_Offset = tuple[int, int, frozenset[bytes], list[_Group]]  # start, stop, prefixes, groups
+
+
+def _magic_index() -> tuple[int, int, list[_Offset], list[tuple[int, int, frozenset[bytes]]]]:
     """puremagic's signatures grouped by (offset, length): one slice and one set lookup
-    per group instead of a Python loop over every signature (~1,400 of them)."""
+    per group instead of a Python loop over every signature (~1,400 of them). Header
+    groups are gathered by offset behind the prefixes of their shortest length there, so
+    bytes that match nothing (most uploads) cost one lookup per offset (~50), not one
+    per group (~140)."""
     from puremagic import main as pm
 
     def grouped(rows: Any) -> list[tuple[int, int, frozenset[bytes]]]:
@@ -166,7 +171,15 @@ def _magic_index() -> tuple[
             groups.setdefault((row.offset, len(row.byte_match)), set()).add(row.byte_match)
         return [(off, off + n, frozenset(sigs)) for (off, n), sigs in groups.items()]
 
-    return pm.max_head, pm.max_foot, grouped(pm.magic_header_array), grouped(pm.magic_footer_array)
+    by_offset: dict[int, list[tuple[int, frozenset[bytes]]]] = {}
+    for start, end, signatures in grouped(pm.magic_header_array):
+        by_offset.setdefault(start, []).append((end, signatures))
+    heads: list[_Offset] = []
+    for start, groups in by_offset.items():
+        shortest = min(end for end, _ in groups) - start
+        prefixes = frozenset(sig[:shortest] for _, sigs in groups for sig in sigs)
+        heads.append((start, start + shortest, prefixes, groups))
+    return pm.max_head, pm.max_foot, heads, grouped(pm.magic_footer_array)
 
 
 _MAGIC_INDEX = _magic_index()
@@ -180,9 +193,11 @@ def _may_have_magic(data: bytes) -> bool:
     max_head, max_foot, heads, feet = _MAGIC_INDEX
     header, footer = data[:max_head], data[-max_foot:]
     size = len(header)
-    for start, end, signatures in heads:
-        if end <= size and header[start:end] in signatures:
-            return True
+    for start, stop, prefixes, groups in heads:
+        if stop <= size and header[start:stop] in prefixes:
+            for end, signatures in groups:
+                if end <= size and header[start:end] in signatures:
+                    return True
     for start, end, signatures in feet:
         if (footer[start:end] if end != 0 else footer[start:]) in signatures:
             return True

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
 # Alembic (with mako and its templates) is imported only when a schema has to change or
 # be inspected: a store whose database is already at head checks that with one plain
 # query, so a short CLI command does not pay ~0.1 s to load it.
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _WRITE = "filetier_write"
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -82,8 +87,8 @@ def _known_revisions() -> frozenset[str]:
     return frozenset(rev.revision for rev in script.walk_revisions())
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, *, durable_commits: bool) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _install_sqlite_hooks(engine: sa.Engine, *, durable_commits: bool) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control away from the driver so "begin" below decides.
         dbapi_conn.isolation_level = None
@@ -99,7 +104,7 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, durable_commits: bool) -> None
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -186,8 +191,18 @@ class Database:
         self._writer_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        # SQLite file: a batch of writes runs in one worker-thread call on a plain sqlite3
+        # engine (write_batch), where through aiosqlite each statement is a thread hop.
+        self.batch_engine: sa.Engine | None = None
+        self._batch_thread: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite":
-            _install_sqlite_hooks(self.engine, durable_commits=durable_commits)
+            _install_sqlite_hooks(self.engine.sync_engine, durable_commits=durable_commits)
+            path = sa.engine.make_url(url).database
+            if path and path != ":memory:":
+                sync_url = sa.engine.make_url(url).set(drivername="sqlite")
+                self.batch_engine = sa.create_engine(sync_url, **kwargs)
+                _install_sqlite_hooks(self.batch_engine, durable_commits=durable_commits)
+                self._batch_thread = ThreadPoolExecutor(1, thread_name_prefix="filetier-sqlite")
         if self.dialect == "postgresql":
             _set_search_path(self.engine, schema)
 
@@ -242,6 +257,38 @@ class Database:
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             # Connect failures surface from the driver as bare OSError / TimeoutError.
             raise self.unavailable(exc) from exc
+
+    async def write_batch(
+        self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, *args)`` in one write transaction, committed on success.
+
+        SQLite file: the whole call (begin, every statement, commit) runs in one call to a
+        worker thread on :attr:`batch_engine`; elsewhere (PostgreSQL, ``:memory:``) it is
+        :meth:`write` with ``run_sync``."""
+        if self.batch_engine is None or self._batch_thread is None:
+            async with self.write() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
+        call = functools.partial(self._run_batch, self.batch_engine, fn, *args, **kwargs)
+        async with self._writer_gate:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._batch_thread, call)
+            except FiletierError:
+                raise
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                raise self.unavailable(exc) from exc
+
+    @staticmethod
+    def _run_batch(
+        engine: sa.Engine,
+        fn: Callable[Concatenate[sa.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                return fn(conn, *args, **kwargs)
 
     def _migration_context(self, sync_conn: sa.Connection) -> MigrationContext:
         from alembic.runtime.migration import MigrationContext
@@ -391,5 +438,9 @@ class Database:
     async def close(self) -> None:
         await self.lock_session.close()
         await self.engine.dispose()
+        if self.batch_engine is not None:
+            self.batch_engine.dispose()
+        if self._batch_thread is not None:
+            self._batch_thread.shutdown(wait=False)
         if self.lock_engine is not None:
             await self.lock_engine.dispose()

@@ -168,14 +168,16 @@ def _insert_all(
         outcomes.append(None)
     if not accepted:
         return outcomes
-    if status is None:
-        hashes = {request.values["file_hash"] for request in accepted}
-        status = {
-            row.sha256: row.status
-            for row in sync_conn.execute(
-                sa.select(blobs.c.sha256, blobs.c.status).where(blobs.c.sha256.in_(hashes))
-            )
-        }
+    if status is None:  # SQLite (PostgreSQL read the statuses while locking the rows)
+        hashes = tuple({request.values["file_hash"] for request in accepted})
+        # Plain SQLite SQL: an expanding IN of SQLAlchemy's renders a fresh statement for
+        # each batch size, which cost more than the query itself.
+        marks = ",".join("?" * len(hashes))
+        found = sync_conn.exec_driver_sql(
+            f"SELECT sha256, status FROM {blobs.name} WHERE sha256 IN ({marks})",  # noqa: S608 - only placeholders
+            hashes,
+        )
+        status = {row[0]: row[1] for row in found}
     new_blobs: list[dict[str, Any]] = []
     renewed: list[FileInsert] = []
     for request in accepted:

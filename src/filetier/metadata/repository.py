@@ -293,9 +293,8 @@ class Repository(AccessLog):
             if self.db.dialect == "postgresql":
                 done = iter(await self._insert_batch_pg(todo))
             else:
-                async with self.db.write() as conn:
-                    # One thread hop for every statement of the batch, not one per statement.
-                    done = iter(await conn.run_sync(insert_batch_sync, todo, self.db.unavailable))
+                # One thread hop for the whole transaction, not one per statement.
+                done = iter(await self.db.write_batch(insert_batch_sync, todo, self.db.unavailable))
             outcomes = [next(done) if outcome is None else outcome for outcome in outcomes]
         return outcomes
 

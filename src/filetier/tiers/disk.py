@@ -5,7 +5,8 @@ On-disk layout (owned by this module; shared by every filetier process on the ho
     cache/
     ├── sha256/ab/cd/abcdef…     verified copies; mtime = last access (LRU order)
     ├── tmp/<random>.tmp          fills in progress (process-unique names)
-    └── locks/abcdef….lock        cross-process single-flight locks
+    └── locks/fetch-0123.lock     cross-process single-flight locks: 1,024 stripes, chosen
+                                  by the content hash (and the content locks' stripes)
 
 A copy appears only by ``os.replace`` of a temp file whose SHA-256 was checked, so a
 reader never sees a partial file. Nothing correct depends on this cache: any entry may be
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filetier.modes import make_dirs
+
+FETCH_STRIPES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,9 @@ class DiskCache:
         return self.objects / sha256[:2] / sha256[2:4] / sha256
 
     def lock_path(self, sha256: str) -> Path:
-        return self.locks / f"{sha256}.lock"
+        """The fill lock for ``sha256``: one of a fixed set, so the directory stays small;
+        two contents on one stripe (1 in 1,024) fill one after the other."""
+        return self.locks / f"fetch-{int(sha256[:8], 16) % FETCH_STRIPES:04d}.lock"
 
     def lookup(self, sha256: str) -> Path | None:
         """The cached copy, with its access time bumped for LRU; None when absent."""

@@ -15,6 +15,7 @@ so losing that race is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filetier.errors import ObjectMissing, StorageUnavailableError
-from filetier.modes import make_dirs, open_new
+from filetier.modes import DIR_MODE, make_dirs, open_new
 from filetier.tiers.protocols import ObjectInfo
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -94,12 +95,6 @@ class LocalPrimary:
 
     async def put_file(self, key: str, source: Path) -> bool:
         final = self.local_path(key)
-        directory = final.parent
-        while not directory.is_dir() and directory != self.root:
-            # Made below: its entry in its parent is synced with the object (make_durable).
-            self._unsynced_dirs.add(directory)
-            directory = directory.parent
-        make_dirs(final.parent)
         if source.parent != self._staging:
             # A file from elsewhere is copied into staging first so that the link below
             # stays on one filesystem and the object appears complete or not at all.
@@ -110,7 +105,12 @@ class LocalPrimary:
             finally:
                 staged.unlink(missing_ok=True)
         try:
-            os.link(source, final)
+            try:
+                os.link(source, final)
+            except FileNotFoundError:
+                # Its directory is new (the link is tried first: most are not).
+                self._make_parents(final)
+                os.link(source, final)
         except FileExistsError:
             return False
         except OSError as exc:
@@ -118,6 +118,28 @@ class LocalPrimary:
                 f"could not publish object {key}: {exc.strerror}"
             ) from exc
         return True
+
+    def _make_parents(self, final: Path) -> None:
+        """Make the missing directories above ``final``, deepest first tried: in a store
+        with its first level made, one ``mkdir`` per new directory and no ``stat``. Each
+        one made here has its entry in its parent synced with the object (make_durable)."""
+        missing: list[Path] = []
+        directory = final.parent
+        while directory != self.root:
+            try:
+                directory.mkdir(DIR_MODE)
+            except FileExistsError:
+                break
+            except FileNotFoundError:
+                missing.append(directory)
+                directory = directory.parent
+                continue
+            self._unsynced_dirs.add(directory)
+            break
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # made meanwhile: its maker syncs it
+                directory.mkdir(DIR_MODE)
+                self._unsynced_dirs.add(directory)
 
     def make_durable(self, key: str) -> None:
         """fsync the object and its directory, and the parent of every directory made
