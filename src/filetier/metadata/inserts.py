@@ -6,6 +6,7 @@ as a whole is refused.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ from filetier.errors import QuotaExceededError, StorageUnavailableError
 from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.schema import blobs, file_metadata
 from filetier.quota import OwnerQuota
+
+# SQLite: the statuses of the blob rows whose hashes are in one JSON array parameter.
+_SQLITE_BLOB_STATUS = (
+    "SELECT sha256, status FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))"
+)
 
 
 @dataclass(slots=True)
@@ -169,14 +175,11 @@ def _insert_all(
     if not accepted:
         return outcomes
     if status is None:  # SQLite (PostgreSQL read the statuses while locking the rows)
-        hashes = tuple({request.values["file_hash"] for request in accepted})
-        # Plain SQLite SQL: an expanding IN of SQLAlchemy's renders a fresh statement for
-        # each batch size, which cost more than the query itself.
-        marks = ",".join("?" * len(hashes))
-        found = sync_conn.exec_driver_sql(
-            f"SELECT sha256, status FROM {blobs.name} WHERE sha256 IN ({marks})",  # noqa: S608 - only placeholders
-            hashes,
-        )
+        hashes = sorted({request.values["file_hash"] for request in accepted})
+        # One constant statement whatever the batch size (the hashes go in as one JSON
+        # array): SQLAlchemy's expanding IN rendered a fresh statement for each size,
+        # which cost more than the query itself.
+        found = sync_conn.exec_driver_sql(_SQLITE_BLOB_STATUS, (json.dumps(hashes),))
         status = {row[0]: row[1] for row in found}
     new_blobs: list[dict[str, Any]] = []
     renewed: list[FileInsert] = []
