@@ -25,7 +25,7 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from filetier.ingest import (
 from filetier.models import UploadResult
 from filetier.quota import OwnerQuota
 from filetier.records import RecordCache
+from filetier.tiers.protocols import LocalPath
 from filetier.vouching import Voucher
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class Writer:
                 settings=self.core.settings,
                 staging=self.core.staging_dir(),
                 progress=progress,
-                fsync=False,  # made durable by its row's batch: _durable_first
+                fsync=False,  # made durable by its row's batch: _durable_in
             )
             dedup = await self._dedup_hint(staged.sha256, staged.size)
         elif isinstance(source, AsyncIterable):
@@ -145,7 +146,7 @@ class Writer:
                 settings=self.core.settings,
                 staging=self.core.staging_dir(),
                 progress=progress,
-                fsync=False,  # made durable by its row's batch: _durable_first
+                fsync=False,  # made durable by its row's batch: _durable_in
             )
             dedup = await self._dedup_hint(staged.sha256, staged.size)
         else:
@@ -244,7 +245,7 @@ class Writer:
             settings=self.core.settings,
             staging=self.core.staging_dir(),
             progress=progress,
-            fsync=False,  # made durable by its row's batch: _durable_first
+            fsync=False,  # made durable by its row's batch: _durable_in
         )
         return staged, await self._already_stored(staged.sha256)
 
@@ -285,7 +286,7 @@ class Writer:
                     quota=self.quota(owner),
                     wrote_object=wrote_object,
                     object_modified_at=written.modified if written is not None else None,
-                    durable_first=self._durable_first(key),
+                    durable_in=self._durable_in(),
                 )
             except QuotaExceededError:
                 if wrote_object:
@@ -312,17 +313,16 @@ class Writer:
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
 
-    def _durable_first(self, key: str) -> Callable[[], None] | None:
+    def _durable_in(self) -> LocalPath | None:
         """With fsync on, a local object (its bytes and its directory entries) must be
         on disk before a row naming it commits. Staged files are not fsynced one by one:
-        the row's batch runs this for all its objects in one go (group commit), where
-        the first fsync commits the file system's journal for all of them. A deduplicated
-        object is synced too: the upload that wrote it may still be waiting for its own
-        batch. For a remote primary the durable copy is the one the store confirmed."""
+        the row's batch makes all its objects durable in one call (group commit). A
+        deduplicated object is synced too: the upload that wrote it may still be waiting
+        for its own batch. For a remote primary the durable copy is the one the store
+        confirmed."""
         if self.core.local is None or not self.core.settings.fsync:
             return None
-        local = self.core.local
-        return lambda: local.make_durable(key)
+        return self.core.local
 
     async def _write_object(self, key: str, staged: Staged, *, locked: bool) -> bool:
         """Put the staged bytes under ``key`` if absent; True when this call wrote the
@@ -336,7 +336,7 @@ class Writer:
         if staged.temp is None:
             if staged.data is not None:
                 # Not fsynced here: a local object is made durable by its row's batch
-                # (_durable_first). A small write without an fsync costs less than the
+                # (_durable_in). A small write without an fsync costs less than the
                 # hop to a worker thread, so it is made on the loop.
                 write = functools.partial(
                     write_staged_bytes,
@@ -359,7 +359,7 @@ class Writer:
                     settings=self.core.settings,
                     staging=self.core.staging_dir(),
                     progress=None,
-                    fsync=False,  # made durable by its row's batch: _durable_first
+                    fsync=False,  # made durable by its row's batch: _durable_in
                 )
                 # Staged from the caller's file again: it must still be the bytes hashed.
                 if restaged.sha256 != staged.sha256 or restaged.size != staged.size:

@@ -1,17 +1,17 @@
 """File inserts, batched: one :class:`FileInsert` per upload, queued to a group commit that
-makes the batch's objects durable (fsyncs in parallel threads), then inserts every blob
-and file row in one transaction, each request in a savepoint of its own when the batch
-as a whole is refused.
+makes the batch's objects durable (one call per store for the whole batch: see
+:class:`DurableObjects`), then inserts every blob and file row in one transaction, each
+request in a savepoint of its own when the batch as a whole is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -27,33 +27,43 @@ _SQLITE_BLOB_STATUS = (
 )
 
 
+class DurableObjects(Protocol):
+    """A store whose published objects are made durable by the batch that commits rows
+    naming them (:class:`filetier.tiers.local.LocalPrimary`). One call takes the whole
+    batch's keys, so the store can sync them together instead of one by one."""
+
+    def make_durable(self, keys: Sequence[str]) -> list[OSError | None]:
+        """Blocking; one outcome per key (None: durable)."""
+        ...
+
+
 @dataclass(slots=True)
 class FileInsert:
     values: dict[str, Any]
     quota: OwnerQuota | None
     wrote_object: bool
     object_modified_at: datetime | None
-    durable_first: Callable[[], None] | None
+    # The store the row's object must be durable in before the row commits (fsync on).
+    durable_in: DurableObjects | None
 
 
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def durability_pool() -> ThreadPoolExecutor:
-    """Threads for a batch's fsyncs, apart from the default pool (sized for the CPUs,
-    too few to have a batch's fsyncs in flight together)."""
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=32, thread_name_prefix="filetier-fsync"))
-    return _POOL[0]
-
-
-def make_durable(request: FileInsert) -> Exception | None:
-    try:
-        if request.durable_first is not None:
-            request.durable_first()
-    except OSError as exc:
-        return StorageUnavailableError(f"could not make the object durable: {exc.strerror}")
-    return None
+async def make_objects_durable(requests: Sequence[FileInsert]) -> list[Exception | None]:
+    """Make every request's object durable, one blocking call per store (off the loop);
+    a request whose object could not be made durable gets its error, and no row."""
+    outcomes: list[Exception | None] = [None] * len(requests)
+    by_store: dict[int, tuple[DurableObjects, list[int]]] = {}
+    for i, request in enumerate(requests):
+        if request.durable_in is not None:
+            by_store.setdefault(id(request.durable_in), (request.durable_in, []))[1].append(i)
+    for store, indexes in by_store.values():
+        keys = [requests[i].values["supabase_storage_path"] for i in indexes]
+        errors = await asyncio.to_thread(store.make_durable, keys)
+        for i, error in zip(indexes, errors, strict=True):
+            if error is not None:
+                outcomes[i] = StorageUnavailableError(
+                    f"could not make the object durable: {error.strerror}"
+                )
+    return outcomes
 
 
 def insert_batch_sync(

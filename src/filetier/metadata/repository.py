@@ -11,8 +11,7 @@ is deleted only after the commit that removed its last reference.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -26,11 +25,11 @@ from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.inserts import (
     BatchRefused,
+    DurableObjects,
     FileInsert,
-    durability_pool,
     insert_batch_pg,
     insert_batch_sync,
-    make_durable,
+    make_objects_durable,
 )
 from filetier.metadata.rows import BlobRow, blob_of, file_order, new_id, record_from_row
 from filetier.metadata.schema import blobs, file_download_history, file_metadata
@@ -223,7 +222,7 @@ class Repository(AccessLog):
         quota: OwnerQuota | None = None,
         wrote_object: bool = False,
         object_modified_at: datetime | None = None,
-        durable_first: Callable[[], None] | None = None,
+        durable_in: DurableObjects | None = None,
     ) -> FileRecord:
         """Record a file whose object already exists; the blob row is created if new.
 
@@ -231,9 +230,9 @@ class Repository(AccessLog):
         the owner over it, counted in this transaction, serialized per owner (see
         :mod:`filetier.quota`). ``wrote_object``: the caller has just written and hashed
         the object, whose modification time is ``object_modified_at``.
-        ``durable_first``: blocking work that makes the object durable (fsyncs), run
-        before the row commits, so a committed row never names an object a power cut
-        could still take away.
+        ``durable_in``: the store to make the object durable in (fsyncs), with the rest of
+        its batch, before the row commits, so a committed row never names an object a
+        power cut could still take away.
 
         Inserts that arrive together commit together (one transaction; on SQLite one
         WAL sync, on PostgreSQL one round of locks: see :mod:`filetier.metadata.batching`
@@ -260,7 +259,7 @@ class Repository(AccessLog):
             "updated_at": now,
         }
         request = FileInsert(
-            values, quota, wrote_object, object_modified_at if wrote_object else None, durable_first
+            values, quota, wrote_object, object_modified_at if wrote_object else None, durable_in
         )
         await self._inserts.submit(request)
         return FileRecord(
@@ -278,16 +277,7 @@ class Repository(AccessLog):
         )
 
     async def _insert_batch(self, requests: list[FileInsert]) -> list[Exception | None]:
-        outcomes: list[Exception | None] = [None] * len(requests)
-        if any(r.durable_first is not None for r in requests):
-            # In parallel threads: concurrent fsyncs share the file system's journal
-            # commits, where one after another each would wait for its own.
-            loop = asyncio.get_running_loop()
-            outcomes = list(
-                await asyncio.gather(
-                    *(loop.run_in_executor(durability_pool(), make_durable, r) for r in requests)
-                )
-            )
+        outcomes = await make_objects_durable(requests)
         todo = [r for r, outcome in zip(requests, outcomes, strict=True) if outcome is None]
         if todo:
             if self.db.dialect == "postgresql":

@@ -21,12 +21,13 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from filetier.errors import ObjectMissing, StorageUnavailableError
 from filetier.modes import DIR_MODE, make_dirs, open_new
+from filetier.tiers.durability import SYNCFS_FROM, file_system_syncer, fsync_path, in_parallel
 from filetier.tiers.protocols import ObjectInfo
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -37,14 +38,6 @@ def check_key(key: str) -> str:
     if not _KEY_RE.match(key) or any(part in {".", ".."} for part in key.split("/")):
         raise ValueError(f"invalid object key: {key!r}")
     return key
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy_private(source: Path, target: Path) -> None:
@@ -62,6 +55,14 @@ class LocalPrimary:
         self._quarantine = self.root / ".quarantine"
         self._unsynced_dirs: set[Path] = set()
         make_dirs(self._staging)
+        self._syncfs = file_system_syncer()
+        # Opened now, before any object is written: syncfs reports a writeback error to
+        # the descriptors opened before it, so this one sees every error from here on.
+        self._sync_fd: int | None = (
+            os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if self._syncfs is not None
+            else None
+        )
 
     @property
     def name(self) -> str:
@@ -141,23 +142,42 @@ class LocalPrimary:
                 directory.mkdir(DIR_MODE)
                 self._unsynced_dirs.add(directory)
 
-    def make_durable(self, key: str) -> None:
-        """fsync the object and its directory, and the parent of every directory made
-        for it and not synced since (blocking), so its bytes, its link and its path
-        survive a power cut. Run for a batch's objects in parallel threads, the fsyncs
-        share the file system's journal commits."""
-        path = self.local_path(key)
-        _fsync_path(path)
-        directory = path.parent
-        _fsync_path(directory)
-        while directory in self._unsynced_dirs and directory != self.root:
-            self._unsynced_dirs.discard(directory)
+    def make_durable(self, keys: Sequence[str]) -> list[OSError | None]:
+        """Make a batch's published objects survive a power cut (blocking): their bytes,
+        their links, and the entry of every directory made for them and not synced
+        since. A big batch takes one syncfs of the file system, a small one fsyncs of
+        each object and directory in parallel (see :mod:`filetier.tiers.durability`)."""
+        if len(keys) >= SYNCFS_FROM and self._syncfs is not None and self._sync_fd is not None:
+            # Directories made before the sync are on disk after it; one made meanwhile
+            # stays to be synced by its own batch.
+            covered = set(self._unsynced_dirs)
             try:
-                _fsync_path(directory.parent)
-            except OSError:
-                self._unsynced_dirs.add(directory)
-                raise
-            directory = directory.parent
+                self._syncfs(self._sync_fd)
+            except OSError as exc:
+                return [exc] * len(keys)
+            self._unsynced_dirs -= covered
+            return [None] * len(keys)
+        return in_parallel(self._make_one_durable, list(keys))
+
+    def _make_one_durable(self, key: str) -> OSError | None:
+        """fsync the object and its directory, and the parent of every directory made
+        for it and not synced since."""
+        try:
+            path = self.local_path(key)
+            fsync_path(path)
+            directory = path.parent
+            fsync_path(directory)
+            while directory in self._unsynced_dirs and directory != self.root:
+                self._unsynced_dirs.discard(directory)
+                try:
+                    fsync_path(directory.parent)
+                except OSError:
+                    self._unsynced_dirs.add(directory)
+                    raise
+                directory = directory.parent
+        except OSError as exc:
+            return exc
+        return None
 
     async def delete(self, key: str) -> None:
         self.local_path(key).unlink(missing_ok=True)
@@ -196,4 +216,6 @@ class LocalPrimary:
         return str(target)
 
     async def close(self) -> None:
-        return None
+        if self._sync_fd is not None:
+            os.close(self._sync_fd)
+            self._sync_fd = None

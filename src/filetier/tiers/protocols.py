@@ -11,7 +11,7 @@ Every implementation raises only filetier errors: a missing object is
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,8 +78,9 @@ class LocalPath(Protocol):
         """A directory on the same filesystem, for temp files that will be published."""
         ...
 
-    def make_durable(self, key: str) -> None:
-        """fsync a published object and its directory entries (blocking)."""
+    def make_durable(self, keys: Sequence[str]) -> list[OSError | None]:
+        """Make published objects and their directory entries durable (blocking): one
+        outcome per key, None when that object is durable."""
         ...
 
 

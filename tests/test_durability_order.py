@@ -1,0 +1,119 @@
+"""With fsync on, no upload is acknowledged before its object and its row are on disk.
+
+A power cut cannot be staged here, so the order is read off the kernel instead: a real
+process uploads under ``strace`` and answers each upload as it returns; for every one,
+between the link that published its object and the answer, the trace must show
+
+- its object made durable: one ``syncfs`` of the objects' file system (a batch of
+  uploads that arrived together), or an fsync of the object and of its directory;
+- its row's commit synced: an fsync or fdatasync of the SQLite WAL.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+
+UPLOADER = """
+import asyncio, os, sys
+from filetier import FileStore, Settings
+
+async def main() -> None:
+    home, tasks, per_task = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    async with FileStore(Settings(_env_file=None, home=home, fsync=True)) as store:
+        async def uploads(task: int) -> None:
+            for i in range(per_task):
+                result = await store.upload_file(os.urandom(4096), filename=f"{task}-{i}.bin")
+                os.write(1, f"ACK {result.sha256}\\n".encode())  # the acknowledgement
+        await asyncio.gather(*(uploads(t) for t in range(tasks)))
+
+asyncio.run(main())
+"""
+
+SYSCALL = re.compile(r"^\d+\s+(\w+)\((.*)$")
+PUBLISHED = re.compile(r'^"[^"]*", "[^"]*/objects/sha256/../../([0-9a-f]{64})"\) = 0')
+ACKED = re.compile(r'^1<[^>]*>, "ACK ([0-9a-f]{64})\\n"')
+SYNCED_FD = re.compile(r"^\d+<([^>]*)>\) = 0")
+
+
+def trace_uploads(tmp_path: Path, tasks: int, per_task: int) -> list[tuple[str, str]]:
+    """(syscall, arguments) of every traced call, in the order the kernel saw them."""
+    log = tmp_path / "trace.log"
+    subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-y",
+            "-s",
+            "200",
+            "-e",
+            "trace=link,linkat,syncfs,fsync,fdatasync,write",
+            "-o",
+            str(log),
+            sys.executable,
+            "-c",
+            UPLOADER,
+            str(tmp_path / "home"),
+            str(tasks),
+            str(per_task),
+        ],
+        check=True,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+    )
+    calls = []
+    for line in log.read_text().splitlines():
+        if found := SYSCALL.match(line):
+            calls.append((found.group(1), found.group(2)))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("tasks", "per_task"),
+    [(16, 4), (1, 3)],
+    ids=["batches-of-concurrent-uploads", "one-upload-at-a-time"],
+)
+def test_every_acknowledged_upload_was_synced_before_its_answer(
+    tmp_path: Path, tasks: int, per_task: int
+) -> None:
+    calls = trace_uploads(tmp_path, tasks, per_task)
+    objects_root = str((tmp_path / "home" / "objects").resolve())
+    published: dict[str, int] = {}
+    acknowledged: dict[str, int] = {}
+    for index, (name, args) in enumerate(calls):
+        if name in {"link", "linkat"} and (found := PUBLISHED.match(args)):
+            published.setdefault(found.group(1), index)
+        elif name == "write" and (found := ACKED.match(args)):
+            acknowledged[found.group(1)] = index
+    assert len(acknowledged) == tasks * per_task
+    assert set(acknowledged) <= set(published)
+
+    def synced(between: range) -> list[str]:
+        paths = []
+        for name, args in calls[between.start : between.stop]:
+            if name in {"syncfs", "fsync", "fdatasync"} and (found := SYNCED_FD.match(args)):
+                paths.append(f"{name} {found.group(1)}")
+        return paths
+
+    for sha256, answered in acknowledged.items():
+        window = synced(range(published[sha256], answered))
+        obj = f"{objects_root}/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+        object_durable = f"syncfs {objects_root}" in window or (
+            f"fsync {obj}" in window and f"fsync {Path(obj).parent}" in window
+        )
+        assert object_durable, f"{sha256[:12]} answered before its object was synced: {window}"
+        wal = str((tmp_path / "home" / "filetier.db-wal").resolve())
+        assert any(entry.endswith(wal) for entry in window), (
+            f"{sha256[:12]} answered before its row's commit was synced: {window}"
+        )
+    if tasks > 1:
+        # Uploads that arrived together were synced together, not one by one.
+        assert any(entry.startswith("syncfs") for entry in synced(range(len(calls))))
