@@ -12,8 +12,9 @@ make a batch cheaper:
   gives "the same guarantees as fsync() called on every file in the ... filesystem", and
   since 5.8 it reports a writeback error of any file on it to every descriptor opened
   before the error (``errseq``), so a failed write is never taken for durable. Its cost
-  is that it also writes what others left dirty on that file system, so it is used only
-  for a batch big enough to be worth it.
+  is that it also writes what others left dirty on that file system (seen here: 900 MB
+  left by another program made every batch wait seconds), so it is used only for a
+  batch big enough to be worth it, and only while the machine has little dirty data.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pathlib import Path
 # A batch of at least this many objects is synced with one syncfs instead of 2-4 fsyncs
 # each (measured: bench/bench_core.py row 5b).
 SYNCFS_FROM = 4
+# ... and only while the machine's dirty page cache (/proc/meminfo, all file systems:
+# an upper bound for ours) is below this: what a syncfs may write besides the batch.
+SYNCFS_DIRTY_MAX = 16 * 1024 * 1024
 # syncfs reports writeback errors only since Linux 5.8; before, it could return 0 after a
 # failed write, so older kernels keep the per-file fsyncs, which do report them.
 _SYNCFS_KERNEL = (5, 8)
@@ -60,6 +64,18 @@ def _kernel_at_least(wanted: tuple[int, int]) -> bool:
     except ValueError:
         return False
     return (major, minor) >= wanted
+
+
+def little_dirty_data(limit: int = SYNCFS_DIRTY_MAX) -> bool:
+    """Whether the machine's dirty page cache is below ``limit`` bytes."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"Dirty:"):
+                    return int(line.split()[1]) * 1024 < limit
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def file_system_syncer() -> Callable[[int], None] | None:

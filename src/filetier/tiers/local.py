@@ -27,7 +27,13 @@ from pathlib import Path
 
 from filetier.errors import ObjectMissing, StorageUnavailableError
 from filetier.modes import DIR_MODE, make_dirs, open_new
-from filetier.tiers.durability import SYNCFS_FROM, file_system_syncer, fsync_path, in_parallel
+from filetier.tiers.durability import (
+    SYNCFS_FROM,
+    file_system_syncer,
+    fsync_path,
+    in_parallel,
+    little_dirty_data,
+)
 from filetier.tiers.protocols import ObjectInfo
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -146,8 +152,15 @@ class LocalPrimary:
         """Make a batch's published objects survive a power cut (blocking): their bytes,
         their links, and the entry of every directory made for them and not synced
         since. A big batch takes one syncfs of the file system, a small one fsyncs of
-        each object and directory in parallel (see :mod:`filetier.tiers.durability`)."""
-        if len(keys) >= SYNCFS_FROM and self._syncfs is not None and self._sync_fd is not None:
+        each object and directory in parallel, as does any batch while the machine has
+        much dirty data that a syncfs would have to write too (see
+        :mod:`filetier.tiers.durability`)."""
+        if (
+            len(keys) >= SYNCFS_FROM
+            and self._syncfs is not None
+            and self._sync_fd is not None
+            and little_dirty_data()
+        ):
             # Directories made before the sync are on disk after it; one made meanwhile
             # stays to be synced by its own batch.
             covered = set(self._unsynced_dirs)
