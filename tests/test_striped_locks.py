@@ -116,3 +116,48 @@ def _different_stripe(key: str) -> str:
         other = secrets.token_hex(32)
         if stripe_name(other) != stripe_name(key):
             return other
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_lock_descriptors_kept_between_holds_are_bounded_and_closed_with_the_store(
+    tmp_path: Path,
+) -> None:
+    before = _open_descriptors()
+    home = tmp_path / "home"
+    async with FileStore(Settings(home=home, fsync=False)) as store:  # type: ignore[call-arg]
+        opened = _open_descriptors()
+        for i in range(600):  # hundreds of stripes, one after another
+            await store.upload_file(os.urandom(256), filename=f"d{i}.bin")
+        # Idle lock files stay open for the next hold, but only a bounded number.
+        assert _open_descriptors() - opened <= 64 + 8
+    assert _open_descriptors() <= before
+
+
+async def test_a_kept_descriptor_of_a_removed_lock_file_still_excludes_other_processes(
+    tmp_path: Path,
+) -> None:
+    """A lock directory wiped while the store runs: a descriptor kept from before names a
+    file nobody else can open, so it must not be used for the next hold."""
+    directory = tmp_path / "locks"
+    directory.mkdir()
+    key = "cd" * 32
+    locks = FileContentLocks(directory, 0.3)
+    async with locks.hold(key) as got:
+        assert got is True
+    for name in os.listdir(directory):
+        os.unlink(directory / name)
+    go = tmp_path / "go"
+    with Child(
+        "hold_lock", "file", directory, key, go, env=dict(os.environ), cwd=tmp_path
+    ) as child:
+        assert child.expect("held")["got"] is True
+        async with locks.hold(key) as got:
+            assert got is False  # the other process holds the file now at that path
+        go.touch()
+        child.expect("released")
+    async with locks.hold(key) as got:
+        assert got is True
+    locks.close()

@@ -109,4 +109,5 @@ async def close_parts(parts: Parts) -> None:
         parts.delivery.close()
         await parts.clients.close()
         await core.primary.close()
+        core.content_locks.close()
         await core.db.close()

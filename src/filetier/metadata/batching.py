@@ -46,14 +46,14 @@ class GroupCommit(Generic[Request, Result]):
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
         try:
-            return await asyncio.shield(future)
+            # Awaited directly (no shield): a cancelled caller cancels its own future,
+            # which the batch then skips when it answers.
+            return await future
         except asyncio.CancelledError:
             # Not taken into a batch yet: it never happens. Already taken: it commits
             # with its batch (as a commit already sent would), unacknowledged.
             with contextlib.suppress(ValueError):
                 self._pending.remove(entry)
-            # Its outcome has no reader now; retrieve it so asyncio does not warn.
-            future.add_done_callback(lambda done: done.cancelled() or done.exception())
             raise
 
     async def _drain(self) -> None:
