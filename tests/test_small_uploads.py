@@ -129,3 +129,26 @@ def test_sniffing_fast_path_types_everything_as_puremagic_does() -> None:
     ]
     assert differences == []
     assert sniff_mime(b"\x89PNG\r\n\x1a\n" + bytes(100), "x.bin") == "image/png"
+
+
+@pytest.mark.parametrize("unnamed_files", [True, False], ids=["O_TMPFILE", "named-temp"])
+async def test_small_uploads_leave_nothing_in_staging_with_or_without_unnamed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed_files: bool
+) -> None:
+    """Small in-memory uploads are written to an unnamed file (O_TMPFILE) linked into
+    place; where the platform has none, to a named temp file removed after the link.
+    Either way every object is there, private, and staging is left empty."""
+    if not unnamed_files:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    home = tmp_path / "home"
+    contents = [os.urandom(3000) for _ in range(40)] + [b"twice"] * 2
+    async with FileStore(settings_for(home)) as store:
+        results = await asyncio.gather(
+            *(store.upload_file(data, filename=f"u{i}.bin") for i, data in enumerate(contents))
+        )
+        for result, data in zip(results, contents, strict=True):
+            assert await store.read_bytes(result.file_id) == data
+    objects = [p for p in (home / "objects" / "sha256").rglob("*") if p.is_file()]
+    assert len(objects) == 41
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in objects)
+    assert os.listdir(home / "objects" / ".staging") == []

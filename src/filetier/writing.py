@@ -22,7 +22,6 @@ Stream and path hashing, and the staging files themselves, live in :mod:`filetie
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 from collections.abc import AsyncIterable
@@ -314,12 +313,10 @@ class Writer:
         )
 
     def _durable_in(self) -> LocalPath | None:
-        """With fsync on, a local object (its bytes and its directory entries) must be
-        on disk before a row naming it commits. Staged files are not fsynced one by one:
-        the row's batch makes all its objects durable in one call (group commit). A
-        deduplicated object is synced too: the upload that wrote it may still be waiting
-        for its own batch. For a remote primary the durable copy is the one the store
-        confirmed."""
+        """With fsync on, where a local object must be durable before its row commits:
+        its batch makes all its objects durable in one call (group commit). Deduplicated
+        ones too: their writer may still wait for its batch. A remote primary's durable
+        copy is the one the store confirmed."""
         if self.core.local is None or not self.core.settings.fsync:
             return None
         return self.core.local
@@ -338,17 +335,22 @@ class Writer:
                 # Not fsynced here: a local object is made durable by its row's batch
                 # (_durable_in). A small write without an fsync costs less than the
                 # hop to a worker thread, so it is made on the loop.
-                write = functools.partial(
+                local, data = self.core.local, staged.data
+                if local is not None and staged.size <= INLINE_WRITE_MAX:
+                    check_space(local.staging_dir(), staged.size, self.core.settings.min_free_bytes)
+                    try:
+                        return local.publish_bytes(key, data)
+                    except FiletierError:
+                        raise
+                    except OSError as exc:
+                        raise translate_os_error(exc, staged.filename) from exc
+                await asyncio.to_thread(
                     write_staged_bytes,
                     staged,
                     self.core.staging_dir(),
                     self.core.settings,
                     fsync=False,
                 )
-                if staged.size <= INLINE_WRITE_MAX:
-                    write()
-                else:
-                    await asyncio.to_thread(write)
             else:
                 assert staged.source_path is not None
                 restaged = await stage_path(

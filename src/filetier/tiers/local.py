@@ -9,13 +9,17 @@ On-disk layout (owned by this module)::
 
 Publishing is ``os.link(temp, final)``: atomic, and it fails if the object already exists,
 which gives put-if-absent for free. Content addressing makes an existing object identical,
-so losing that race is harmless.
+so losing that race is harmless. Small in-memory uploads skip the named temp file: their
+bytes go to an unnamed one (``O_TMPFILE`` in ``.staging``), linked into place once
+complete, so nothing is created in ``.staging`` or removed from it (a crash leaves nothing
+behind: the kernel frees an unnamed file with its last descriptor).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -26,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filetier.errors import ObjectMissing, StorageUnavailableError
-from filetier.modes import DIR_MODE, make_dirs, open_new
+from filetier.modes import DIR_MODE, FILE_MODE, make_dirs, open_new
 from filetier.tiers.durability import (
     SYNCFS_FROM,
     file_system_syncer,
@@ -46,6 +50,17 @@ def check_key(key: str) -> str:
     return key
 
 
+# open(O_TMPFILE) errors that mean "not on this file system", not "failed this time".
+_NO_UNNAMED_FILES = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        written += os.write(fd, view[written:])
+
+
 def _copy_private(source: Path, target: Path) -> None:
     """Copy ``source`` to a new ``0600`` file (``shutil.copyfile`` takes the umask's mode)."""
     with source.open("rb") as src, os.fdopen(open_new(target), "wb") as dst:
@@ -60,15 +75,14 @@ class LocalPrimary:
         self._staging = self.root / ".staging"
         self._quarantine = self.root / ".quarantine"
         self._unsynced_dirs: set[Path] = set()
+        # Whether unnamed temp files work here (O_TMPFILE and /proc); learnt on first use.
+        self._unnamed_files = hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir()
         make_dirs(self._staging)
         self._syncfs = file_system_syncer()
         # Opened now, before any object is written: syncfs reports a writeback error to
-        # the descriptors opened before it, so this one sees every error from here on.
-        self._sync_fd: int | None = (
-            os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            if self._syncfs is not None
-            else None
-        )
+        # the descriptors opened before it, so this one sees every error from here on
+        # (and _link needs a directory descriptor).
+        self._root_fd: int | None = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     @property
     def name(self) -> str:
@@ -111,13 +125,50 @@ class LocalPrimary:
                 return await self.put_file(key, staged)
             finally:
                 staged.unlink(missing_ok=True)
+        return self._publish(source, final, key)
+
+    def publish_bytes(self, key: str, data: bytes) -> bool:
+        """Publish small in-memory bytes as ``key`` if absent (blocking: a small write on
+        the loop costs less than a thread hop); True when this call wrote the object.
+        Write errors are raised as they are (the caller names the upload in its error)."""
+        final = self.local_path(key)
+        if not self._unnamed_files:
+            return self._publish_through_temp(final, key, data)
+        try:
+            fd = os.open(self._staging, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, FILE_MODE)
+        except OSError as exc:
+            if exc.errno not in _NO_UNNAMED_FILES:
+                raise
+            self._unnamed_files = False  # this file system cannot: named temps from now on
+            return self._publish_through_temp(final, key, data)
+        try:
+            _write_all(fd, data)
+            return self._publish(f"/proc/self/fd/{fd}", final, key)
+        finally:
+            os.close(fd)
+
+    def _publish_through_temp(self, final: Path, key: str, data: bytes) -> bool:
+        temp = self._staging / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        fd = open_new(temp)
         try:
             try:
-                os.link(source, final)
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            return self._publish(temp, final, key)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _publish(self, source: str | Path, final: Path, key: str) -> bool:
+        """Link ``source`` (a named temp, or ``/proc/self/fd/N`` of an unnamed one) as
+        ``final`` unless it exists; True when linked."""
+        try:
+            try:
+                self._link(source, final)
             except FileNotFoundError:
                 # Its directory is new (the link is tried first: most are not).
                 self._make_parents(final)
-                os.link(source, final)
+                self._link(source, final)
         except FileExistsError:
             return False
         except OSError as exc:
@@ -125,6 +176,12 @@ class LocalPrimary:
                 f"could not publish object {key}: {exc.strerror}"
             ) from exc
         return True
+
+    def _link(self, source: str | Path, final: Path) -> None:
+        # linkat(AT_SYMLINK_FOLLOW) links the file a /proc/self/fd link names, as open(2)
+        # documents for O_TMPFILE. Python calls plain link(2), which does not follow it,
+        # unless a directory descriptor is given (unused: both paths are absolute).
+        os.link(source, final, src_dir_fd=self._root_fd, follow_symlinks=True)
 
     def _make_parents(self, final: Path) -> None:
         """Make the missing directories above ``final``, deepest first tried: in a store
@@ -158,14 +215,14 @@ class LocalPrimary:
         if (
             len(keys) >= SYNCFS_FROM
             and self._syncfs is not None
-            and self._sync_fd is not None
+            and self._root_fd is not None
             and little_dirty_data()
         ):
             # Directories made before the sync are on disk after it; one made meanwhile
             # stays to be synced by its own batch.
             covered = set(self._unsynced_dirs)
             try:
-                self._syncfs(self._sync_fd)
+                self._syncfs(self._root_fd)
             except OSError as exc:
                 return [exc] * len(keys)
             self._unsynced_dirs -= covered
@@ -229,6 +286,6 @@ class LocalPrimary:
         return str(target)
 
     async def close(self) -> None:
-        if self._sync_fd is not None:
-            os.close(self._sync_fd)
-            self._sync_fd = None
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None

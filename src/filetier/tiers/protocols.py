@@ -78,6 +78,10 @@ class LocalPath(Protocol):
         """A directory on the same filesystem, for temp files that will be published."""
         ...
 
+    def publish_bytes(self, key: str, data: bytes) -> bool:
+        """Publish small in-memory bytes as ``key`` if absent (blocking); True if written."""
+        ...
+
     def make_durable(self, keys: Sequence[str]) -> list[OSError | None]:
         """Make published objects and their directory entries durable (blocking): one
         outcome per key, None when that object is durable."""
