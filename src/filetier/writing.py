@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 # Uploads held in memory up to this size are written to their staging file on the loop.
 INLINE_WRITE_MAX = 256 * 1024
-# Content up to this size on a remote primary honouring put-if-absent is put first, with
+# Content up to this size on a primary honouring put-if-absent is put first, with
 # no dedup lookup before and no HEAD after: "already exists" (same key, same bytes) is
 # the dedup check, and that object is then vouched for as any other.
 PUT_FIRST_MAX = 64 * 1024
@@ -175,10 +175,9 @@ class Writer:
 
     def _put_first(self, size: int) -> bool:
         """Whether content of this size is put (if absent) before anything is asked."""
-        return (
-            size <= PUT_FIRST_MAX
-            and self.core.local is None
-            and bool(getattr(self.core.primary, "puts_if_absent", False))
+        # A local primary publishes by link(2), put-if-absent by nature.
+        return size <= PUT_FIRST_MAX and (
+            self.core.local is not None or bool(getattr(self.core.primary, "puts_if_absent", 0))
         )
 
     async def _dedup_hint(self, sha256: str, size: int) -> bool:
