@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from filetier.errors import FiletierError, MetadataUnavailableError
 from filetier.metadata.advisory import advisory_key
 from filetier.metadata.database import Database
-from filetier.singleflight import LockFiles, process_lock
+from filetier.singleflight import process_lock
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,6 @@ class ContentLocks(Protocol):
     def hold(self, key: str) -> AbstractAsyncContextManager[bool]:
         """Hold the lock named ``key``: a content hash, or any string naming a resource
         (``provider:kimi:...``)."""
-        ...
-
-    def close(self) -> None:
-        """Let go of what is kept between holds (when the store closes)."""
         ...
 
 
@@ -85,7 +81,6 @@ class FileContentLocks:
         self._dir = directory
         self._wait = wait_seconds
         self._stripes: dict[str, _Stripe] = {}
-        self._files = LockFiles()
 
     @asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[bool]:
@@ -109,7 +104,7 @@ class FileContentLocks:
         try:
             stripe.owner, stripe.depth = task, 1
             async with process_lock(
-                self._dir / name, max(0.0, deadline - time.monotonic()), self._files
+                self._dir / name, max(0.0, deadline - time.monotonic())
             ) as locked:
                 stripe.file_locked = locked
                 yield locked
@@ -117,9 +112,6 @@ class FileContentLocks:
             stripe.owner, stripe.depth, stripe.file_locked = None, 0, False
             stripe.gate.release()
             self._forget_if_idle(name, stripe)
-
-    def close(self) -> None:
-        self._files.close()
 
     async def _pass_gate(self, stripe: _Stripe, name: str) -> bool:
         if not stripe.gate.locked() and stripe.waiting == 0:
@@ -151,9 +143,6 @@ class AdvisoryContentLocks:
     def __init__(self, db: Database, wait_seconds: float) -> None:
         self._db = db
         self._wait = wait_seconds
-
-    def close(self) -> None:
-        return None  # the lock session closes with the database
 
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[bool]:

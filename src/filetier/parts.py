@@ -109,5 +109,4 @@ async def close_parts(parts: Parts) -> None:
         parts.delivery.close()
         await parts.clients.close()
         await core.primary.close()
-        core.content_locks.close()
         await core.db.close()

@@ -45,28 +45,23 @@ class SingleFlight(Generic[T]):
 
 
 @asynccontextmanager
-async def process_lock(
-    path: Path, wait_seconds: float, files: LockFiles | None = None
-) -> AsyncIterator[bool]:
+async def process_lock(path: Path, wait_seconds: float) -> AsyncIterator[bool]:
     """Hold an exclusive ``flock`` on ``path``; yields False when it timed out (proceed
     unlocked). The kernel drops the lock with its holder's last descriptor, so a killed
     process never leaves it held.
 
     A plain non-blocking ``flock`` on the loop thread costs microseconds; the generic
     file-lock libraries' machinery around the same call cost most of a millisecond,
-    which every small upload paid. Each hold has a descriptor of its own while it holds,
-    so two tasks of one process exclude each other as two processes do: a new one, or
-    with ``files`` an idle one kept from an earlier hold. Waiting polls.
+    which every small upload paid. Each call opens its own descriptor, so two tasks of
+    one process exclude each other as two processes do. Waiting polls.
     """
-    fd = files.take(path) if files is not None else _open_lock_file(path)
-    locked = False
+    fd = _open_lock_file(path)
     try:
         deadline = time.monotonic() + wait_seconds
         delay = 0.001
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -75,53 +70,15 @@ async def process_lock(
                         path.name,
                         wait_seconds,
                     )
+                    os.close(fd)
+                    fd = -1
                     break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        yield locked
+        yield fd >= 0
     finally:
-        if files is None:
+        if fd >= 0:
             os.close(fd)  # closing the only descriptor releases the lock
-        else:
-            if locked:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            files.give_back(path, fd)
-
-
-class LockFiles:
-    """Idle descriptors of lock files, kept open for the next hold of the same file.
-
-    Opening a lock file (``O_CREAT`` takes its directory's lock even when the file
-    exists) cost more than the ``flock`` itself, on every upload. A descriptor is here
-    only while nobody holds a lock through it; at most ``keep`` stay open, the least
-    recently used closed first.
-    """
-
-    def __init__(self, keep: int = 64) -> None:
-        self._keep = keep
-        self._idle: dict[Path, int] = {}  # insertion order: least recently used first
-
-    def take(self, path: Path) -> int:
-        fd = self._idle.pop(path, None)
-        if fd is not None and os.fstat(fd).st_nlink == 0:
-            # Its file was removed (the cache directory wiped): a lock on it would
-            # exclude nobody who opens the path now.
-            os.close(fd)
-            fd = None
-        return fd if fd is not None else _open_lock_file(path)
-
-    def give_back(self, path: Path, fd: int) -> None:
-        old = self._idle.pop(path, None)
-        if old is not None:  # two holds of one file ended: keep one descriptor
-            os.close(old)
-        self._idle[path] = fd
-        while len(self._idle) > self._keep:
-            os.close(self._idle.pop(next(iter(self._idle))))
-
-    def close(self) -> None:
-        for fd in self._idle.values():
-            os.close(fd)
-        self._idle.clear()
 
 
 def _open_lock_file(path: Path) -> int:
