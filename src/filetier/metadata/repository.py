@@ -24,6 +24,13 @@ from filetier.clock import utcnow
 from filetier.metadata.access_log import AccessEvent, AccessLog
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
+from filetier.metadata.deletes import (
+    BlobRelease,
+    Deletion,
+    FileRowDelete,
+    Outcome,
+    delete_batch_sync,
+)
 from filetier.metadata.inserts import (
     BatchRefused,
     FileInsert,
@@ -51,10 +58,12 @@ class Repository(AccessLog):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._inserts: GroupCommit[FileInsert, None] = GroupCommit(self._insert_batch)
+        self._deletes: GroupCommit[Deletion, Outcome] = GroupCommit(self._delete_batch)
 
     async def settle(self) -> None:
-        """Wait for queued file inserts to be answered (before the database closes)."""
+        """Wait for queued inserts and deletes to be answered (before the database closes)."""
         await self._inserts.wait_idle()
+        await self._deletes.wait_idle()
 
     # -- files ----------------------------------------------------------------------------
 
@@ -314,42 +323,19 @@ class Repository(AccessLog):
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
         """Delete the owner's file row and nothing else: the same work whoever else
         stores the content. Its blob row and object go in :meth:`release_blob`, under
-        the content lock, once nothing references them."""
-        f = file_metadata
-        async with self.db.write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.delete(f)
-                        .where(f.c.file_id == file_id, f.c.owner == owner)
-                        .returning(*f.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return record_from_row(row) if row else None
+        the content lock, once nothing references them. Deletes and releases that
+        arrive together commit together (:mod:`filetier.metadata.deletes`)."""
+        record = await self._deletes.submit(FileRowDelete(owner, file_id))
+        return record if isinstance(record, FileRecord) else None
 
     async def release_blob(self, sha256: str) -> bool:
         """Drop the blob row when no file references ``sha256``; True when none does
         (the object is then the caller's to delete, after this commit)."""
-        async with self.db.write() as conn:
-            # Lock the blob row before asking whether it is still used: an insert of the
-            # same content holds this lock until it commits, so the question below (a new
-            # statement, a new snapshot) sees its file row.
-            blob = await self._get_blob(conn, sha256, lock=True)
-            still_used = (
-                await conn.execute(
-                    sa.select(file_metadata.c.file_id)
-                    .where(file_metadata.c.file_hash == sha256)
-                    .limit(1)
-                )
-            ).first()
-            if still_used is not None:
-                return False
-            if blob is not None:
-                await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == sha256))
-        return True
+        return await self._deletes.submit(BlobRelease(sha256)) is True
+
+    async def _delete_batch(self, requests: list[Deletion]) -> list[Outcome | Exception]:
+        # SQLite file: one thread hop for the whole transaction, not one per statement.
+        return await self.db.write_batch(delete_batch_sync, requests, self.db.unavailable)
 
     async def owner_contents(self, owner: str) -> dict[str, int]:
         """The distinct contents among ``owner``'s files: {sha256: size}."""
