@@ -33,10 +33,21 @@ from filetier.models import FileRecord
 
 @dataclass(frozen=True, slots=True)
 class FileRowDelete:
-    """Delete ``owner``'s row ``file_id``; the outcome is its record, or None."""
+    """Delete ``owner``'s row ``file_id``; the outcome is a :class:`DeletedFile`, or None
+    when the owner has no such file."""
 
     owner: str
     file_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedFile:
+    """A deleted file's record, and whether its owner still has a file with the same
+    content after the batch (asked of the owner's own files only, in the same
+    transaction: the answer, and the work, are the same whoever else stores it)."""
+
+    record: FileRecord
+    owner_keeps_content: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +59,7 @@ class BlobRelease:
 
 
 Deletion = FileRowDelete | BlobRelease
-Outcome = FileRecord | bool | None
+Outcome = DeletedFile | bool | None
 
 
 def delete_batch_sync(
@@ -91,7 +102,16 @@ def _delete_all(sync_conn: sa.Connection, requests: list[Deletion]) -> list[Outc
                 .mappings()
                 .first()
             )
-            outcomes[i] = record_from_row(row) if row is not None else None
+            if row is None:
+                continue
+            record = record_from_row(row)
+            # Right after its own delete, as if the batch's requests ran one by one.
+            kept = sync_conn.execute(
+                sa.select(f.c.file_id)
+                .where(f.c.owner == record.owner, f.c.file_hash == record.sha256)
+                .limit(1)
+            ).first()
+            outcomes[i] = DeletedFile(record, owner_keeps_content=kept is not None)
     releases = sorted((r.sha256, i) for i, r in enumerate(requests) if isinstance(r, BlobRelease))
     if not releases:
         return outcomes

@@ -26,6 +26,7 @@ from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
 from filetier.metadata.deletes import (
     BlobRelease,
+    DeletedFile,
     Deletion,
     FileRowDelete,
     Outcome,
@@ -47,6 +48,7 @@ from filetier.quota import OwnerQuota
 __all__ = [
     "AccessEvent",
     "BlobRow",
+    "DeletedFile",
     "Repository",
     "new_id",
     "record_from_row",
@@ -68,38 +70,14 @@ class Repository(AccessLog):
     # -- files ----------------------------------------------------------------------------
 
     async def get_file(self, owner: str, file_id: UUID) -> FileRecord | None:
-        async with self.db.read() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(file_metadata).where(
-                            file_metadata.c.file_id == file_id, file_metadata.c.owner == owner
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return record_from_row(row) if row else None
+        return (await self.get_files(owner, [file_id])).get(file_id)
 
     async def get_files(self, owner: str, file_ids: Sequence[UUID]) -> dict[UUID, FileRecord]:
-        """The owner's records among ``file_ids``, in one query (absent ids are left out)."""
+        """The owner's records among ``file_ids``, in one query (absent ids are left out).
+        On a SQLite file in one reader-thread call (the download path's lookup)."""
         if not file_ids:
             return {}
-        async with self.db.read() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.select(file_metadata).where(
-                            file_metadata.c.file_id.in_(file_ids), file_metadata.c.owner == owner
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        records = (record_from_row(row) for row in rows)
-        return {record.file_id: record for record in records}
+        return await self.db.read_sync(_files_of, owner, list(file_ids))
 
     async def file_ids_between(
         self, owner: str, low: UUID, high: UUID, *, limit: int
@@ -321,12 +299,18 @@ class Repository(AccessLog):
         return outcomes
 
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
+        """Delete the owner's file row and nothing else (see :meth:`delete_file`)."""
+        deleted = await self.delete_file(owner, file_id)
+        return deleted.record if deleted is not None else None
+
+    async def delete_file(self, owner: str, file_id: UUID) -> DeletedFile | None:
         """Delete the owner's file row and nothing else: the same work whoever else
-        stores the content. Its blob row and object go in :meth:`release_blob`, under
-        the content lock, once nothing references them. Deletes and releases that
-        arrive together commit together (:mod:`filetier.metadata.deletes`)."""
-        record = await self._deletes.submit(FileRowDelete(owner, file_id))
-        return record if isinstance(record, FileRecord) else None
+        stores the content; also tells whether the owner keeps a file with the same
+        content. Its blob row and object go in :meth:`release_blob`, under the content
+        lock, once nothing references them. Deletes and releases that arrive together
+        commit together (:mod:`filetier.metadata.deletes`)."""
+        deleted = await self._deletes.submit(FileRowDelete(owner, file_id))
+        return deleted if isinstance(deleted, DeletedFile) else None
 
     async def release_blob(self, sha256: str) -> bool:
         """Drop the blob row when no file references ``sha256``; True when none does
@@ -428,3 +412,14 @@ class Repository(AccessLog):
         tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
         downloads = sum(t.hits for t in tiers.values())
         return int(files), int(logical), int(blob_count), int(unique), downloads, tiers
+
+
+def _files_of(conn: sa.Connection, owner: str, file_ids: list[UUID]) -> dict[UUID, FileRecord]:
+    f = file_metadata
+    rows = (
+        conn.execute(sa.select(f).where(f.c.file_id.in_(file_ids), f.c.owner == owner))
+        .mappings()
+        .all()
+    )
+    records = (record_from_row(row) for row in rows)
+    return {record.file_id: record for record in records}
