@@ -70,7 +70,9 @@ class Repository(AccessLog):
     # -- files ----------------------------------------------------------------------------
 
     async def get_file(self, owner: str, file_id: UUID) -> FileRecord | None:
-        return (await self.get_files(owner, [file_id])).get(file_id)
+        """The owner's record (on a SQLite file in one reader-thread call: the download
+        path's lookup)."""
+        return await self.db.read_sync(_file_of, owner, file_id)
 
     async def get_files(self, owner: str, file_ids: Sequence[UUID]) -> dict[UUID, FileRecord]:
         """The owner's records among ``file_ids``, in one query (absent ids are left out).
@@ -412,6 +414,16 @@ class Repository(AccessLog):
         tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
         downloads = sum(t.hits for t in tiers.values())
         return int(files), int(logical), int(blob_count), int(unique), downloads, tiers
+
+
+def _file_of(conn: sa.Connection, owner: str, file_id: UUID) -> FileRecord | None:
+    f = file_metadata
+    row = (
+        conn.execute(sa.select(f).where(f.c.file_id == file_id, f.c.owner == owner))
+        .mappings()
+        .first()
+    )
+    return record_from_row(row) if row else None
 
 
 def _files_of(conn: sa.Connection, owner: str, file_ids: list[UUID]) -> dict[UUID, FileRecord]:
