@@ -1,8 +1,8 @@
 """Every query FileStore runs, as small named functions over :class:`Database`.
 
 The rows these queries return are in :mod:`~filetier.metadata.rows`, the download log's
-queries in :mod:`~filetier.metadata.access_log`, and the batched inserts in
-:mod:`~filetier.metadata.inserts`.
+queries in :mod:`~filetier.metadata.access_log`, the batched inserts in
+:mod:`~filetier.metadata.inserts` and the batched deletes in :mod:`~filetier.metadata.deletes`.
 
 Ordering rules the callers rely on (diskcache's ``_transact`` discipline):
 objects are written before the rows that reference them are committed, and an object
