@@ -144,6 +144,23 @@ def _percentile(values: list[float], q: float) -> float:
     return round(ordered[index] * 1000, 2)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
 def _dir_bytes(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
@@ -272,6 +289,7 @@ class LoadRun:
         self.slow: dict[str, Any] = {}
         self.slow_seconds = 0.0
         self.headers = {"Authorization": f"Bearer {server.token}"}
+        self.loop_lag: list[float] = []  # this process's own event loop, measured
 
     # -- the clients -----------------------------------------------------------------------
 
@@ -410,6 +428,14 @@ class LoadRun:
                     await self._delete(client, live.pop(rng.randrange(len(live))))
 
     # -- sampling --------------------------------------------------------------------------
+
+    async def _lag_probe(self) -> None:
+        """How late this process's own event loop runs a 10 ms timer: every latency the
+        clients measure includes a few of these turns (the generator shares the cores)."""
+        while time.monotonic() < self.deadline:
+            began = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.loop_lag.append(time.monotonic() - began - 0.01)
 
     def _sample(self) -> Sample | None:
         pid = self.server.pid
@@ -584,6 +610,7 @@ class LoadRun:
         slow_seconds = min(30.0, self.seconds * 0.4)
         await asyncio.gather(
             self._sampler(),
+            self._lag_probe(),
             self._slow_loris(self.seconds * 0.3, slow_seconds),
             *(self._client(i) for i in range(self.clients)),
         )
@@ -610,6 +637,9 @@ class LoadRun:
             "requests": sum(self.stats.requests.values()),
             "requests_by_op": dict(self.stats.requests),
             "requests_per_second": round(sum(self.stats.requests.values()) / wall, 1),
+            "per_second_by_op": {
+                op: round(n / wall, 1) for op, n in sorted(self.stats.requests.items())
+            },
             "unexpected_errors": errors,
             "errors_by_op": dict(self.stats.errors),
             "error_samples": self.stats.error_samples,
@@ -618,6 +648,10 @@ class LoadRun:
                 "p95": _percentile(everything, 0.95),
                 "p99": _percentile(everything, 0.99),
                 "by_op": per_op,
+            },
+            "load_generator_loop_lag_ms": {
+                "p50": _percentile(self.loop_lag, 0.5),
+                "p95": _percentile(self.loop_lag, 0.95),
             },
             "bytes_uploaded": self.stats.bytes_uploaded,
             "largest_upload": self.stats.largest_upload,
@@ -645,13 +679,29 @@ def run_load(
         server = Server(root / "home", secrets.token_urlsafe(24))
         server.start()
         began = time.monotonic()
+        server_cpu0 = _cpu_seconds(server.pid)
+        client_cpu0 = time.process_time()
+        machine0 = _machine_busy()
         load = LoadRun(server, seconds, clients, max_size, seed)
         try:
             asyncio.run(load.run())
         finally:
             wall = time.monotonic() - began
+            server_cpu1 = _cpu_seconds(server.pid)
+            client_cpu = time.process_time() - client_cpu0
+            machine1 = _machine_busy()
             code = server.stop()
         summary = load.summary(wall)
+        summary["cpu_seconds"] = {
+            "server": (
+                round(server_cpu1 - server_cpu0, 1)
+                if server_cpu0 is not None and server_cpu1 is not None
+                else None
+            ),
+            "load_generator": round(client_cpu, 1),
+            "machine_busy": round(machine1[0] - machine0[0], 1),
+            "machine_total": round(machine1[1] - machine0[1], 1),
+        }
         summary["server_exit_code"] = code
         if code != 0:
             summary["ok"] = False

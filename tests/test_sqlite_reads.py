@@ -39,6 +39,8 @@ async def opened(settings: Settings) -> AsyncIterator[tuple[FileStore, Captured]
                 seen.append((statement, tuple(params)))
 
         event.listen(store.db.engine.sync_engine, "before_cursor_execute", capture)
+        if store.db.batch_engine is not None:  # the reads answered in one thread call
+            event.listen(store.db.batch_engine, "before_cursor_execute", capture)
         yield store, seen
 
 

@@ -37,13 +37,15 @@ class ContentEnd:
         repo = self.core.repo
         fid = parse_file_id(file_id)
         self._records.forget(owner, fid)
-        record = await repo.delete_file_row(owner, fid)
-        if record is None:
+        deleted = await repo.delete_file(owner, fid)
+        if deleted is None:
             raise no_such_file(fid)
+        record = deleted.record
         if operator:
             ended = await self.end_content(record.sha256)
         else:
-            ended = not await repo.owner_has_content(owner, record.sha256, exclude=record.file_id)
+            # Asked in the delete's own transaction, of this owner's files only.
+            ended = not deleted.owner_keeps_content
             self.core.background.run(self.end_content(record.sha256))
         return DeleteResult(file_id=fid, sha256=record.sha256, blob_deleted=ended)
 

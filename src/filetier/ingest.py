@@ -431,7 +431,19 @@ async def stage_stream(
                 raise InvalidInputError(
                     f"an upload stream must yield bytes, not {type(chunk).__name__}"
                 )
-            digest.update(chunk)
+            if len(chunk) >= 256 * 1024:
+                # Hashed and written in a worker: a large chunk's SHA-256 on the loop
+                # held up every small request behind it. Waited for even when
+                # cancelled: it writes to ``fd``, closed below.
+                work = asyncio.ensure_future(asyncio.to_thread(_hash_and_write, digest, fd, chunk))
+                try:
+                    await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    await _until_done(work)
+                    raise
+            else:
+                digest.update(chunk)
+                _write_all(fd, chunk)
             if mime_type is None and len(digest.head) >= SNIFF_BYTES:
                 mime_type = effective_mime(sniff_mime(digest.head, filename), declared_mime)
                 limit = settings.size_limit_for(mime_type)
@@ -441,16 +453,6 @@ async def stage_stream(
             if digest.size >= next_space_check:
                 check_space(staging, 0, settings.min_free_bytes)
                 next_space_check += _SPACE_CHECK_EVERY
-            if len(chunk) >= 256 * 1024:
-                # Waited for even when cancelled: it writes to ``fd``, closed below.
-                write = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, chunk))
-                try:
-                    await asyncio.shield(write)
-                except asyncio.CancelledError:
-                    await _until_done(write)
-                    raise
-            else:
-                _write_all(fd, chunk)
             if progress:
                 progress(len(chunk))
         if mime_type is None:
@@ -468,6 +470,11 @@ async def stage_stream(
         with contextlib.suppress(OSError):
             os.close(fd)
     return Staged(digest.sha256, digest.size, mime_type, filename, temp=temp)
+
+
+def _hash_and_write(digest: StreamDigest, fd: int, chunk: bytes | memoryview) -> None:
+    digest.update(chunk)
+    _write_all(fd, chunk)
 
 
 def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> None:

@@ -121,6 +121,38 @@ async def test_delete_removes_the_row_and_releases_the_blob_once_unreferenced(
     assert await repo.get_blob(first.sha256) is None
 
 
+async def test_deletes_and_releases_that_arrive_together_each_get_their_own_answer(
+    repo: Repository,
+) -> None:
+    # Queued together they commit in one batch: every caller still gets the answer it
+    # would have had alone, and no owner learns of another's files.
+    kept = await insert(repo, "alice", b"kept bytes")
+    twin = await insert(repo, "alice", b"kept bytes", filename="twin.txt")
+    lone = await insert(repo, "alice", b"lone bytes")
+    bobs = await insert(repo, "bob", b"kept bytes")
+    gone = await insert(repo, "alice", b"released bytes")
+    assert await repo.delete_file_row("alice", gone.file_id) is not None
+    results = await asyncio.gather(
+        repo.delete_file("alice", twin.file_id),
+        repo.delete_file("alice", lone.file_id),
+        repo.delete_file("alice", bobs.file_id),  # not alice's
+        repo.delete_file("alice", uuid4()),
+        repo.release_blob(gone.sha256),
+        repo.release_blob(kept.sha256),
+    )
+    twin_deleted, lone_deleted, not_hers, unknown, released, still_used = results
+    assert twin_deleted is not None and twin_deleted.record.file_id == twin.file_id
+    assert twin_deleted.owner_keeps_content is True  # ``kept`` has the same bytes
+    assert lone_deleted is not None and lone_deleted.owner_keeps_content is False
+    assert not_hers is None and unknown is None
+    assert released is True and await repo.get_blob(gone.sha256) is None
+    assert still_used is False and await repo.get_blob(kept.sha256) is not None
+    assert await repo.get_file("bob", bobs.file_id) is not None
+    assert set(await repo.get_files("alice", [kept.file_id, twin.file_id, lone.file_id])) == {
+        kept.file_id
+    }
+
+
 async def test_an_owner_never_sees_or_deletes_anothers_rows(repo: Repository) -> None:
     mine = await insert(repo, "alice", b"alice's notes")
     assert await repo.get_file("bob", mine.file_id) is None

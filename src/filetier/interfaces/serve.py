@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import copy
 import logging
+import logging.handlers
+import queue
 import signal
 import threading
 from collections.abc import Iterator
@@ -51,6 +53,44 @@ def log_config() -> dict[str, Any]:
     config["loggers"]["filetier"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     config["root"] = {"handlers": ["default"], "level": "WARNING"}
     return config
+
+
+class _HandOff(logging.handlers.QueueHandler):
+    """Hands a record to the writing thread as it is: uvicorn's access formatter reads
+    the record's ``args``, which ``QueueHandler.prepare`` would have merged away."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+@contextlib.contextmanager
+def _access_log_off_the_loop() -> Iterator[None]:
+    """The access log's lines written by a thread of their own, in order.
+
+    One line per request written on the event loop was a blocking write to stderr per
+    request, and each gave the GIL away to whatever worker thread wanted it (up to a
+    switch interval before the loop got it back). Records are formatted and filtered
+    (control characters escaped) by the same handlers as before, in the listener.
+    """
+    logger = logging.getLogger("uvicorn.access")
+    handlers = list(logger.handlers)
+    if not handlers:
+        yield
+        return
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    for handler in handlers:
+        logger.removeHandler(handler)
+    hand_off = _HandOff(records)
+    logger.addHandler(hand_off)
+    listener.start()
+    try:
+        yield
+    finally:
+        logger.removeHandler(hand_off)
+        listener.stop()  # writes whatever is queued
+        for handler in handlers:
+            logger.addHandler(handler)
 
 
 async def _has_stored_tokens(settings: Settings) -> bool:
@@ -123,7 +163,8 @@ def run(
         limit_concurrency=settings.http_max_connections,
     )
     server = _Server(config)
-    server.run()
+    with _access_log_off_the_loop():
+        server.run()
     runtime: Runtime = app.state.runtime
     if runtime.startup_error is not None:
         raise runtime.startup_error

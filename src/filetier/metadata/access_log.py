@@ -42,72 +42,11 @@ class AccessLog:
     db: Database
 
     async def record_accesses(self, events: Sequence[AccessEvent]) -> None:
-        """Append history and bump counters for a batch of downloads, in one transaction."""
-        if not events:
-            return
-        per_file: dict[UUID, tuple[int, datetime]] = {}
-        for ev in events:
-            count, last = per_file.get(ev.file_id, (0, ev.at))
-            per_file[ev.file_id] = (count + 1, max(last, ev.at))
-        async with self.db.write() as conn:
-            await conn.execute(
-                sa.insert(file_download_history),
-                [
-                    {
-                        "id": new_id(),
-                        "file_id": ev.file_id,
-                        "owner": ev.owner,
-                        "provider_file_id": None,
-                        "downloaded_at": ev.at,
-                        "downloaded_by": ev.downloaded_by,
-                        "destination_path": ev.destination_path,
-                        "tier": ev.tier,
-                        "bytes": ev.bytes,
-                        "duration_ms": ev.duration_ms,
-                        "verified": ev.verified,
-                        "cleanup_policy": ev.cleanup_policy,
-                        "expires_at": ev.expires_at,
-                        "removed_at": None,
-                    }
-                    for ev in events
-                ],
-            )
-            # A new delivery to a path supersedes earlier ones: their cleanup policy no
-            # longer describes the file that is there now.
-            for ev in events:
-                if ev.destination_path is not None:
-                    await conn.execute(
-                        sa.update(file_download_history)
-                        .where(
-                            # Only the same owner's rows: another owner's history is
-                            # neither changed nor told of this delivery.
-                            file_download_history.c.owner == ev.owner,
-                            file_download_history.c.destination_path == ev.destination_path,
-                            file_download_history.c.downloaded_at < ev.at,
-                            file_download_history.c.removed_at.is_(None),
-                        )
-                        .values(removed_at=ev.at)
-                    )
-            for file_id, (count, last) in per_file.items():
-                await conn.execute(
-                    sa.update(file_metadata)
-                    .where(file_metadata.c.file_id == file_id)
-                    .values(
-                        access_count=file_metadata.c.access_count + count,
-                        # Batches from several processes may land out of order.
-                        last_accessed=sa.case(
-                            (
-                                sa.or_(
-                                    file_metadata.c.last_accessed.is_(None),
-                                    file_metadata.c.last_accessed < last,
-                                ),
-                                sa.literal(last, UTCDateTime()),
-                            ),
-                            else_=file_metadata.c.last_accessed,
-                        ),
-                        updated_at=utcnow(),
-                    )
-                )
+        """Append history and bump counters for a batch of downloads, in one transaction
+        (on a SQLite file one worker-thread call: a statement per file through the async
+        driver would hold the one writer for a loop turn each)."""
+        if events:
+            await self.db.write_batch(_record_accesses_sync, list(events))
 
     async def history(self, owner: str, file_id: UUID | None, limit: int) -> list[DownloadEvent]:
         h = file_download_history
@@ -169,3 +108,81 @@ class AccessLog:
             )
 
     # -- stats ----------------------------------------------------------------------------
+
+
+# The counters of many files in one executemany; the parameters are named apart from the
+# columns (SQLAlchemy reserves a column's own name for its new value).
+_COUNT_ACCESSES = (
+    sa.update(file_metadata)
+    .where(
+        file_metadata.c.file_id == sa.bindparam("hit_file_id", type_=file_metadata.c.file_id.type)
+    )
+    .values(
+        access_count=file_metadata.c.access_count + sa.bindparam("hit_count", type_=sa.Integer()),
+        # Batches from several processes may land out of order.
+        last_accessed=sa.case(
+            (
+                sa.or_(
+                    file_metadata.c.last_accessed.is_(None),
+                    file_metadata.c.last_accessed < sa.bindparam("hit_last", type_=UTCDateTime()),
+                ),
+                sa.bindparam("hit_last", type_=UTCDateTime()),
+            ),
+            else_=file_metadata.c.last_accessed,
+        ),
+        updated_at=sa.bindparam("hit_updated", type_=UTCDateTime()),
+    )
+)
+
+
+def _record_accesses_sync(conn: sa.Connection, events: list[AccessEvent]) -> None:
+    per_file: dict[UUID, tuple[int, datetime]] = {}
+    for ev in events:
+        count, last = per_file.get(ev.file_id, (0, ev.at))
+        per_file[ev.file_id] = (count + 1, max(last, ev.at))
+    conn.execute(
+        sa.insert(file_download_history),
+        [
+            {
+                "id": new_id(),
+                "file_id": ev.file_id,
+                "owner": ev.owner,
+                "provider_file_id": None,
+                "downloaded_at": ev.at,
+                "downloaded_by": ev.downloaded_by,
+                "destination_path": ev.destination_path,
+                "tier": ev.tier,
+                "bytes": ev.bytes,
+                "duration_ms": ev.duration_ms,
+                "verified": ev.verified,
+                "cleanup_policy": ev.cleanup_policy,
+                "expires_at": ev.expires_at,
+                "removed_at": None,
+            }
+            for ev in events
+        ],
+    )
+    # A new delivery to a path supersedes earlier ones: their cleanup policy no
+    # longer describes the file that is there now.
+    for ev in events:
+        if ev.destination_path is not None:
+            conn.execute(
+                sa.update(file_download_history)
+                .where(
+                    # Only the same owner's rows: another owner's history is
+                    # neither changed nor told of this delivery.
+                    file_download_history.c.owner == ev.owner,
+                    file_download_history.c.destination_path == ev.destination_path,
+                    file_download_history.c.downloaded_at < ev.at,
+                    file_download_history.c.removed_at.is_(None),
+                )
+                .values(removed_at=ev.at)
+            )
+    now = utcnow()
+    conn.execute(
+        _COUNT_ACCESSES,
+        [
+            {"hit_file_id": file_id, "hit_count": count, "hit_last": last, "hit_updated": now}
+            for file_id, (count, last) in per_file.items()
+        ],
+    )

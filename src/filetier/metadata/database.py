@@ -57,6 +57,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _WRITE = "filetier_write"
+# SQLite file: threads answering the hot path's reads (record lookups), one call each.
+READ_THREADS = 4
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Schemas of PostgreSQL itself: their tables do not make a database "someone else's".
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
@@ -195,6 +197,7 @@ class Database:
         # engine (write_batch), where through aiosqlite each statement is a thread hop.
         self.batch_engine: sa.Engine | None = None
         self._batch_thread: ThreadPoolExecutor | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine.sync_engine, durable_commits=durable_commits)
             path = sa.engine.make_url(url).database
@@ -203,6 +206,9 @@ class Database:
                 self.batch_engine = sa.create_engine(sync_url, **kwargs)
                 _install_sqlite_hooks(self.batch_engine, durable_commits=durable_commits)
                 self._batch_thread = ThreadPoolExecutor(1, thread_name_prefix="filetier-sqlite")
+                self._read_threads = ThreadPoolExecutor(
+                    READ_THREADS, thread_name_prefix="filetier-sqlite-read"
+                )
         if self.dialect == "postgresql":
             _set_search_path(self.engine, schema)
 
@@ -277,6 +283,36 @@ class Database:
                 raise
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 raise self.unavailable(exc) from exc
+
+    async def read_sync(
+        self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(conn, *args)`` in one read transaction.
+
+        SQLite file: one call to a reader thread on :attr:`batch_engine` (WAL: readers do
+        not wait for the writer), where through aiosqlite each statement, the BEGIN and
+        the ROLLBACK are a thread hop and a turn of the busy event loop each; elsewhere
+        :meth:`read` with ``run_sync``."""
+        if self.batch_engine is None or self._read_threads is None:
+            async with self.read() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
+        call = functools.partial(self._run_read, self.batch_engine, fn, *args, **kwargs)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._read_threads, call)
+        except FiletierError:
+            raise
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise self.unavailable(exc) from exc
+
+    @staticmethod
+    def _run_read(
+        engine: sa.Engine,
+        fn: Callable[Concatenate[sa.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        with engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
 
     @staticmethod
     def _run_batch(
@@ -442,5 +478,7 @@ class Database:
             self.batch_engine.dispose()
         if self._batch_thread is not None:
             self._batch_thread.shutdown(wait=False)
+        if self._read_threads is not None:
+            self._read_threads.shutdown(wait=False)
         if self.lock_engine is not None:
             await self.lock_engine.dispose()

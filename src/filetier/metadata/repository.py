@@ -1,8 +1,8 @@
 """Every query FileStore runs, as small named functions over :class:`Database`.
 
 The rows these queries return are in :mod:`~filetier.metadata.rows`, the download log's
-queries in :mod:`~filetier.metadata.access_log`, and the batched inserts in
-:mod:`~filetier.metadata.inserts`.
+queries in :mod:`~filetier.metadata.access_log`, the batched inserts in
+:mod:`~filetier.metadata.inserts` and the batched deletes in :mod:`~filetier.metadata.deletes`.
 
 Ordering rules the callers rely on (diskcache's ``_transact`` discipline):
 objects are written before the rows that reference them are committed, and an object
@@ -23,6 +23,14 @@ from filetier.clock import utcnow
 from filetier.metadata.access_log import AccessEvent, AccessLog
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
+from filetier.metadata.deletes import (
+    BlobRelease,
+    DeletedFile,
+    Deletion,
+    FileRowDelete,
+    Outcome,
+    delete_batch_sync,
+)
 from filetier.metadata.inserts import (
     BatchRefused,
     DurableObjects,
@@ -39,6 +47,7 @@ from filetier.quota import OwnerQuota
 __all__ = [
     "AccessEvent",
     "BlobRow",
+    "DeletedFile",
     "Repository",
     "new_id",
     "record_from_row",
@@ -50,46 +59,26 @@ class Repository(AccessLog):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._inserts: GroupCommit[FileInsert, None] = GroupCommit(self._insert_batch)
+        self._deletes: GroupCommit[Deletion, Outcome] = GroupCommit(self._delete_batch)
 
     async def settle(self) -> None:
-        """Wait for queued file inserts to be answered (before the database closes)."""
+        """Wait for queued inserts and deletes to be answered (before the database closes)."""
         await self._inserts.wait_idle()
+        await self._deletes.wait_idle()
 
     # -- files ----------------------------------------------------------------------------
 
     async def get_file(self, owner: str, file_id: UUID) -> FileRecord | None:
-        async with self.db.read() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(file_metadata).where(
-                            file_metadata.c.file_id == file_id, file_metadata.c.owner == owner
-                        )
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return record_from_row(row) if row else None
+        """The owner's record (on a SQLite file in one reader-thread call: the download
+        path's lookup)."""
+        return await self.db.read_sync(_file_of, owner, file_id)
 
     async def get_files(self, owner: str, file_ids: Sequence[UUID]) -> dict[UUID, FileRecord]:
-        """The owner's records among ``file_ids``, in one query (absent ids are left out)."""
+        """The owner's records among ``file_ids``, in one query (absent ids are left out).
+        On a SQLite file in one reader-thread call (the download path's lookup)."""
         if not file_ids:
             return {}
-        async with self.db.read() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.select(file_metadata).where(
-                            file_metadata.c.file_id.in_(file_ids), file_metadata.c.owner == owner
-                        )
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        records = (record_from_row(row) for row in rows)
-        return {record.file_id: record for record in records}
+        return await self.db.read_sync(_files_of, owner, list(file_ids))
 
     async def file_ids_between(
         self, owner: str, low: UUID, high: UUID, *, limit: int
@@ -302,44 +291,27 @@ class Repository(AccessLog):
         return outcomes
 
     async def delete_file_row(self, owner: str, file_id: UUID) -> FileRecord | None:
+        """Delete the owner's file row and nothing else (see :meth:`delete_file`)."""
+        deleted = await self.delete_file(owner, file_id)
+        return deleted.record if deleted is not None else None
+
+    async def delete_file(self, owner: str, file_id: UUID) -> DeletedFile | None:
         """Delete the owner's file row and nothing else: the same work whoever else
-        stores the content. Its blob row and object go in :meth:`release_blob`, under
-        the content lock, once nothing references them."""
-        f = file_metadata
-        async with self.db.write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        sa.delete(f)
-                        .where(f.c.file_id == file_id, f.c.owner == owner)
-                        .returning(*f.c)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return record_from_row(row) if row else None
+        stores the content; also tells whether the owner keeps a file with the same
+        content. Its blob row and object go in :meth:`release_blob`, under the content
+        lock, once nothing references them. Deletes and releases that arrive together
+        commit together (:mod:`filetier.metadata.deletes`)."""
+        deleted = await self._deletes.submit(FileRowDelete(owner, file_id))
+        return deleted if isinstance(deleted, DeletedFile) else None
 
     async def release_blob(self, sha256: str) -> bool:
         """Drop the blob row when no file references ``sha256``; True when none does
         (the object is then the caller's to delete, after this commit)."""
-        async with self.db.write() as conn:
-            # Lock the blob row before asking whether it is still used: an insert of the
-            # same content holds this lock until it commits, so the question below (a new
-            # statement, a new snapshot) sees its file row.
-            blob = await self._get_blob(conn, sha256, lock=True)
-            still_used = (
-                await conn.execute(
-                    sa.select(file_metadata.c.file_id)
-                    .where(file_metadata.c.file_hash == sha256)
-                    .limit(1)
-                )
-            ).first()
-            if still_used is not None:
-                return False
-            if blob is not None:
-                await conn.execute(sa.delete(blobs).where(blobs.c.sha256 == sha256))
-        return True
+        return await self._deletes.submit(BlobRelease(sha256)) is True
+
+    async def _delete_batch(self, requests: list[Deletion]) -> list[Outcome | Exception]:
+        # SQLite file: one thread hop for the whole transaction, not one per statement.
+        return await self.db.write_batch(delete_batch_sync, requests, self.db.unavailable)
 
     async def owner_contents(self, owner: str) -> dict[str, int]:
         """The distinct contents among ``owner``'s files: {sha256: size}."""
@@ -432,3 +404,24 @@ class Repository(AccessLog):
         tiers = {row[0]: TierStats(hits=int(row[1]), bytes_served=int(row[2])) for row in tier_rows}
         downloads = sum(t.hits for t in tiers.values())
         return int(files), int(logical), int(blob_count), int(unique), downloads, tiers
+
+
+def _file_of(conn: sa.Connection, owner: str, file_id: UUID) -> FileRecord | None:
+    f = file_metadata
+    row = (
+        conn.execute(sa.select(f).where(f.c.file_id == file_id, f.c.owner == owner))
+        .mappings()
+        .first()
+    )
+    return record_from_row(row) if row else None
+
+
+def _files_of(conn: sa.Connection, owner: str, file_ids: list[UUID]) -> dict[UUID, FileRecord]:
+    f = file_metadata
+    rows = (
+        conn.execute(sa.select(f).where(f.c.file_id.in_(file_ids), f.c.owner == owner))
+        .mappings()
+        .all()
+    )
+    records = (record_from_row(row) for row in rows)
+    return {record.file_id: record for record in records}

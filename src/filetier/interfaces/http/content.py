@@ -47,6 +47,7 @@ from starlette.types import Receive, Scope, Send
 
 from filetier.errors import IntegrityError
 from filetier.interfaces.common.ranges import ByteRange
+from filetier.interfaces.http.turns import LARGE_BODY, LargeBodies
 from filetier.interfaces.http.verified import VerifiedCopies
 from filetier.models import FileRecord
 from filetier.reading import CorruptCopy, Located, VanishedCopy
@@ -116,6 +117,7 @@ class ContentBody(Response):
         verify: bool = False,
         record: FileRecord,
         budget: ReadAheadBudget | None = None,
+        large: LargeBodies | None = None,
         on_complete: Callable[[], Awaitable[None]] | None = None,
         on_corrupt: Callable[[_OpenCopy], Awaitable[None]] | None = None,
     ) -> None:
@@ -130,6 +132,7 @@ class ContentBody(Response):
         self._verify = verify
         self._record = record
         self._budget = budget if budget is not None else ReadAheadBudget(0)
+        self._large = large
         self._on_complete = on_complete
         self._on_corrupt = on_corrupt
 
@@ -141,7 +144,16 @@ class ContentBody(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await self._respond(scope, receive, send)
+            if (
+                self._large is not None
+                and self._copy is not None
+                and self._length >= LARGE_BODY
+                and scope["method"] != "HEAD"
+            ):
+                async with self._large.turn():
+                    await self._respond(scope, receive, send)
+            else:
+                await self._respond(scope, receive, send)
         finally:
             self.close()  # a no-op once the stream took the file over
 
@@ -356,10 +368,17 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
 class ContentReader:
     """Opens the right copy of a file for one response."""
 
-    def __init__(self, store: FileStore, verified: VerifiedCopies, budget: ReadAheadBudget) -> None:
+    def __init__(
+        self,
+        store: FileStore,
+        verified: VerifiedCopies,
+        budget: ReadAheadBudget,
+        large: LargeBodies | None = None,
+    ) -> None:
         self._store = store
         self._verified = verified
         self._budget = budget
+        self._large = large
 
     async def body(
         self,
@@ -430,6 +449,7 @@ class ContentReader:
             verify=hash_while_sending,
             record=record,
             budget=self._budget,
+            large=self._large,
             on_complete=track_file,
             on_corrupt=corrupt,
         )

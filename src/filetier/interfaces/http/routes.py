@@ -359,7 +359,7 @@ async def serve_content(
         headers["content-range"] = byte_range.content_range
     if before_body is not None:
         await before_body()
-    reader = ContentReader(store, runtime.verified, runtime.read_ahead)
+    reader = ContentReader(store, runtime.verified, runtime.read_ahead, runtime.large_bodies)
     return await reader.body(
         record,
         byte_range,

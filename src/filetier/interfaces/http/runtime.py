@@ -35,6 +35,7 @@ from filetier.interfaces.http.access import OWNER_STATE_KEY, TokenCache, is_loop
 from filetier.interfaces.http.content import ReadAheadBudget
 from filetier.interfaces.http.errors import Redactor
 from filetier.interfaces.http.metrics import HttpMetrics
+from filetier.interfaces.http.turns import LargeBodies
 from filetier.interfaces.http.verified import VerifiedCopies
 from filetier.links import LinkAuthority
 from filetier.store import FileStore
@@ -60,6 +61,7 @@ class Runtime:
         self.redact = Redactor(settings)
         self.verified = VerifiedCopies(settings.verified_copy_seconds)
         self.read_ahead = ReadAheadBudget(settings.http_read_ahead_bytes)
+        self.large_bodies = LargeBodies()
         self.store: FileStore | None = None
         self.no_auth_owner: str | None = None
         self._tokens: TokenCache | None = None
