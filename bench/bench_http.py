@@ -272,8 +272,9 @@ def copies_counters(base: str, headers: dict[str, str]) -> tuple[int, int]:
     import httpx
 
     text = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
-    found = dict(re.findall(r"^filetier_http_copies_(\w+)_total (\d+)$", text, re.M))
-    return int(found["hashed"]), int(found["trusted"])
+    # prometheus_client writes counters as floats ("3.0").
+    found = dict(re.findall(r"^filetier_http_copies_(\w+)_total (\S+)$", text, re.M))
+    return int(float(found["hashed"])), int(float(found["trusted"]))
 
 
 def _mint_link(base: str, file_id: str, headers: dict[str, str]) -> str:

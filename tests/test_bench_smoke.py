@@ -49,3 +49,12 @@ def test_bench_production_quick_measures_every_row_against_moto() -> None:
     out = run_bench("bench/bench_production.py", "--quick", "--s3", "moto", timeout=600)
     for row in ("| 1a. upload", "| 1b. download", "| 2. stat(file_id)", "| 3. 300 uploads"):
         assert row in out, out[-3000:]
+
+
+@pytest.mark.slow
+def test_bench_http_quick_measures_every_row() -> None:
+    """It read /metrics with a pattern prometheus_client's "3.0" did not match, and failed
+    unnoticed until this ran in CI."""
+    out = run_bench("bench/bench_http.py", "--quick", timeout=600)
+    for row in ("| download 128 MiB, curl, vs bare Starlette", "| 64 clients, 100 small files"):
+        assert row in out, out[-3000:]
