@@ -494,8 +494,12 @@ async def test_hot_records_are_reread_in_batches_not_one_query_each(home: Path) 
             if statement.lstrip().upper().startswith("SELECT") and "file_metadata" in statement:
                 selects.append(statement)
 
-        engine = store.db.engine.sync_engine
-        sa.event.listen(engine, "before_cursor_execute", count)
+        # Record lookups on a SQLite file run on the reader threads' sync engine.
+        engines = [store.db.engine.sync_engine]
+        if store.db.batch_engine is not None:
+            engines.append(store.db.batch_engine)
+        for engine in engines:
+            sa.event.listen(engine, "before_cursor_execute", count)
         try:
             deadline = asyncio.get_running_loop().time() + 1.5
             while asyncio.get_running_loop().time() < deadline:
@@ -505,7 +509,8 @@ async def test_hot_records_are_reread_in_batches_not_one_query_each(home: Path) 
                     ) == f"hot {uploads.index(up)}".encode()
                 await asyncio.sleep(0.05)
         finally:
-            sa.event.remove(engine, "before_cursor_execute", count)
+            for engine in engines:
+                sa.event.remove(engine, "before_cursor_execute", count)
     # One query per record would be at least 60 (each came due at least once in 1.5 s).
     assert 1 <= len(selects) <= 30, len(selects)
     assert any(" IN " in s.upper() for s in selects)
