@@ -75,6 +75,14 @@ class FaultProxy:
             loop.run_until_complete(self._listen())
             started.set()
             loop.run_forever()
+            # As asyncio.run does: connections still being served are cancelled and their
+            # transports closed before the loop is (left pending, each one warned of an
+            # unclosed transport when collected, which failed whichever test came next).
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(asyncio.sleep(0))  # the aborts' connection_lost callbacks
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

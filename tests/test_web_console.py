@@ -507,7 +507,9 @@ def test_previews_are_inline_only_for_safe_types_and_never_sniffed(
 def test_keyboard_only_sign_in_and_navigation(server: Server, page: Page) -> None:
     base = server.base
     page.goto(f"{base}/signin")
-    # The token field has focus on arrival; Enter submits.
+    # The token field has focus on arrival (autofocus: Chromium applies it on a frame
+    # after the load event, so typing at once could lose the first keys); Enter submits.
+    expect(page.get_by_label("API token")).to_be_focused()
     page.keyboard.type(BOB_TOKEN)
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{base}/files")
