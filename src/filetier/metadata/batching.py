@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 Request = TypeVar("Request")
 Result = TypeVar("Result")
@@ -85,3 +88,29 @@ class GroupCommit(Generic[Request, Result]):
         """Wait until every queued request was answered (before closing the database)."""
         while self._drainer is not None and not self._drainer.done():
             await asyncio.wait({self._drainer})
+
+
+def each_alone_if_refused(
+    sync_conn: sa.Connection,
+    requests: list[Request],
+    run_all: Callable[[sa.Connection, list[Request]], Sequence[Result]],
+    translate: Callable[[BaseException], Exception],
+) -> list[Result | Exception]:
+    """``run_all(sync_conn, requests)`` in a savepoint of the caller's write transaction,
+    one outcome per request. Should the batch fail as a whole (a constraint, say), it is
+    undone and each request is run again in a savepoint of its own, so only the request
+    at fault gets the error (translated by ``translate``)."""
+    try:
+        with sync_conn.begin_nested():
+            return list(run_all(sync_conn, requests))
+    except SQLAlchemyError as exc:
+        if len(requests) == 1:
+            return [translate(exc)]
+    outcomes: list[Result | Exception] = []
+    for request in requests:
+        try:
+            with sync_conn.begin_nested():
+                outcomes.extend(run_all(sync_conn, [request]))
+        except SQLAlchemyError as exc:
+            outcomes.append(translate(exc))
+    return outcomes

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
+from filetier.metadata.batching import each_alone_if_refused
 from filetier.metadata.rows import record_from_row
 from filetier.metadata.schema import blobs, file_metadata
 from filetier.models import FileRecord
@@ -67,25 +67,9 @@ def delete_batch_sync(
     requests: list[Deletion],
     translate: Callable[[BaseException], Exception],
 ) -> list[Outcome | Exception]:
-    """The batch in the caller's write transaction, one outcome per request.
-
-    Should the batch fail as a whole, it is undone and each request is tried again in a
-    savepoint of its own, so only the request at fault gets the error.
-    """
-    try:
-        with sync_conn.begin_nested():
-            return list(_delete_all(sync_conn, requests))
-    except SQLAlchemyError as exc:
-        if len(requests) == 1:
-            return [translate(exc)]
-    outcomes: list[Outcome | Exception] = []
-    for request in requests:
-        try:
-            with sync_conn.begin_nested():
-                outcomes.extend(_delete_all(sync_conn, [request]))
-        except SQLAlchemyError as exc:
-            outcomes.append(translate(exc))
-    return outcomes
+    """The batch in the caller's write transaction, one outcome per request (each alone
+    should the batch be refused as a whole)."""
+    return each_alone_if_refused(sync_conn, requests, _delete_all, translate)
 
 
 def _delete_all(sync_conn: sa.Connection, requests: list[Deletion]) -> list[Outcome]:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from filetier.errors import QuotaExceededError, StorageUnavailableError
 from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
+from filetier.metadata.batching import each_alone_if_refused
 from filetier.metadata.schema import blobs, file_metadata
 from filetier.quota import OwnerQuota
 
@@ -74,23 +75,10 @@ def insert_batch_sync(
     """SQLite: a batch in the caller's ``BEGIN IMMEDIATE`` transaction (the writer lock
     serializes the quota counts), in a handful of statements whatever its size.
 
-    Should the batch fail as a whole (a constraint, say), it is undone and each request
-    is tried again on its own, so only the request at fault gets the error.
+    Should the batch fail as a whole (a constraint, say), each request is tried again on
+    its own, so only the request at fault gets the error (:func:`each_alone_if_refused`).
     """
-    try:
-        with sync_conn.begin_nested():
-            return _insert_all(sync_conn, requests)
-    except SQLAlchemyError as exc:
-        if len(requests) == 1:
-            return [translate(exc)]
-    outcomes: list[Exception | None] = []
-    for request in requests:
-        try:
-            with sync_conn.begin_nested():
-                outcomes.extend(_insert_all(sync_conn, [request]))
-        except SQLAlchemyError as exc:
-            outcomes.append(translate(exc))
-    return outcomes
+    return each_alone_if_refused(sync_conn, requests, _insert_all, translate)
 
 
 class BatchRefused(Exception):
