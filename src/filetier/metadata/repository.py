@@ -36,8 +36,10 @@ from filetier.metadata.inserts import (
     DurableObjects,
     FileInsert,
     insert_batch_pg,
+    insert_batch_pg_one_statement,
     insert_batch_sync,
     make_objects_durable,
+    one_statement,
 )
 from filetier.metadata.rows import BlobRow, blob_of, file_order, new_id, record_from_row
 from filetier.metadata.schema import blobs, file_download_history, file_metadata
@@ -278,8 +280,15 @@ class Repository(AccessLog):
         return outcomes
 
     async def _insert_batch_pg(self, requests: list[FileInsert]) -> list[Exception | None]:
+        # The batches run one at a time, on the spare connection (no ping before each).
+        if one_statement(requests):
+            try:
+                async with self.db.spare_driver() as driver:
+                    return await insert_batch_pg_one_statement(driver, requests)
+            except BatchRefused:
+                pass  # tried again below, the general way: so only the one at fault fails
         try:
-            async with self.db.write() as conn:
+            async with self.db.spare_write() as conn:
                 return await conn.run_sync(insert_batch_pg, requests)
         except BatchRefused as refused:
             if len(requests) == 1:

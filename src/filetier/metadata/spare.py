@@ -1,0 +1,101 @@
+"""A PostgreSQL connection kept for work that runs one call at a time: the insert batches
+(:class:`filetier.metadata.batching.GroupCommit` runs one batch after the other).
+
+The query pool pings every connection it hands out (``SELECT 1``, a round trip), so an
+open store survives a server restart. For a batch that runs every few milliseconds under
+load that ping was a quarter of its round trips. Here a connection is pinged only when it
+may have died unnoticed: after it sat idle for a second. A connection whose socket the
+server closed (a restart, a crash) is known dead without a ping and replaced; one that
+fails while in use is dropped, and the next call opens a new one.
+
+:meth:`SpareConnection.driver` hands out the asyncpg connection itself, outside any
+transaction (autocommit), for work that is one statement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+# When a connection idle for this long is used again, it is pinged first.
+IDLE_PING_SECONDS = 1.0
+_USED = "filetier_spare_used"
+
+
+class SpareConnection:
+    def __init__(self, engine: AsyncEngine, idle_ping_seconds: float = IDLE_PING_SECONDS) -> None:
+        self.engine = engine
+        self._idle = idle_ping_seconds
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A live connection; a failure while it is used drops it. SQLAlchemy's and
+        driver exceptions pass through (the caller's boundary translates them)."""
+        async with self.engine.connect() as conn:
+            driver = await self._live(conn)
+            try:
+                yield conn
+            except BaseException as exc:
+                if connection_lost(exc) and not conn.invalidated:
+                    await conn.invalidate()
+                raise
+            finally:
+                if not conn.invalidated and not driver.is_closed():
+                    conn.info[_USED] = time.monotonic()
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The asyncpg connection of :meth:`connect`, outside any transaction."""
+        async with self.connect() as conn:
+            yield (await conn.get_raw_connection()).driver_connection
+
+    async def _live(self, conn: AsyncConnection) -> Any:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        used = conn.info.get(_USED)
+        if driver.is_closed():
+            await conn.invalidate()  # the server closed it: the next use reconnects
+        elif used is not None and time.monotonic() - used >= self._idle:
+            try:
+                await driver.fetchval("SELECT 1")
+            except Exception:  # noqa: BLE001 - any failure of the ping: a new connection
+                await conn.invalidate()
+            else:
+                return driver
+        else:
+            return driver
+        return (await conn.get_raw_connection()).driver_connection
+
+
+def driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database or its driver (not a bug of ours)."""
+    import asyncpg  # loaded already: only a PostgreSQL store has a spare connection
+
+    return isinstance(
+        exc,
+        SQLAlchemyError
+        | OSError
+        | TimeoutError
+        | asyncpg.PostgresError
+        | asyncpg.InterfaceError
+        | asyncpg.InternalClientError,
+    )
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` may have left the connection unusable or mid-statement: anything
+    but an error the server answered with (a refused statement leaves it fine)."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, and what it wraps (SQLAlchemy's, a refused batch's)
+        if seen is None:
+            break
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            # Class 08: connection exception; 57: operator intervention (shutdown, cancel).
+            return sqlstate[:2] in ("08", "57")
+        seen = getattr(seen, "orig", None) or getattr(seen, "cause", None) or seen.__cause__
+    return True
