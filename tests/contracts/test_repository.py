@@ -239,3 +239,26 @@ async def test_a_row_the_database_refuses_fails_alone(repo: Repository) -> None:
     assert await repo.get_file("alice", after.file_id) is not None
     assert await repo.get_blob(hashlib.sha256(b"refused").hexdigest()) is None
     assert await repo.owner_usage("alice") == (2, len(b"before") + len(b"after"))
+
+
+async def test_an_insert_after_its_connection_was_ended_while_idle_works(
+    repo: Repository,
+) -> None:
+    """PostgreSQL: the insert batches' connection is not pinged before each batch; one
+    the server ended while it sat idle (a restart, an idle timeout) is replaced."""
+    if repo.db.dialect != "postgresql":
+        pytest.skip("SQLite has no connection to lose")
+    import sqlalchemy as sa
+
+    first = await insert(repo, "alice", b"first")
+    async with repo.db.engine.connect() as conn:
+        ended = await conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'filetier-inserts' AND datname = current_database()"
+            )
+        )
+        assert ended.scalars().all() == [True]
+    second = await insert(repo, "alice", b"second")
+    assert await repo.get_file("alice", first.file_id) is not None
+    assert await repo.get_file("alice", second.file_id) is not None

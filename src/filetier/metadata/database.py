@@ -190,12 +190,22 @@ class Database:
             if self.dialect == "postgresql"
             else None
         )
-        self.lock_session = LockSession(self.lock_engine)
+        self.lock_session = LockSession(self.lock_engine, self.unavailable)
         # The insert batches' connection: pinged only after it sat idle (metadata.spare).
         self.spare: SpareConnection | None = None
         if self.dialect == "postgresql":
             spare_engine = create_async_engine(
-                url, **{**kwargs, "pool_pre_ping": False, "pool_size": 1, "max_overflow": 2}
+                url,
+                **{
+                    **kwargs,
+                    "pool_pre_ping": False,
+                    "pool_size": 1,
+                    "max_overflow": 2,
+                    "connect_args": {
+                        **kwargs["connect_args"],
+                        "server_settings": {"application_name": "filetier-inserts"},
+                    },
+                },
             )
             _set_search_path(spare_engine, schema)
             self.spare = SpareConnection(spare_engine)
