@@ -32,6 +32,9 @@ class FreeSpace:
     "no room" (space others freed is seen at the next measurement); space others took
     meanwhile is not seen, as it would not be a moment after any measurement."""
 
+    # A write this large measures afresh: a statvfs is nothing beside its copy.
+    FRESH_ABOVE = 16 * 1024 * 1024
+
     def __init__(self, directory: Path, reserve: int, interval: float = 1.0) -> None:
         self._dir = directory
         self._reserve = reserve
@@ -42,7 +45,7 @@ class FreeSpace:
     def take(self, needed: int) -> bool:
         """Whether ``needed`` bytes fit above the reserve; if so they count as used."""
         now = time.monotonic()
-        if now - self._measured_at >= self._interval:
+        if now - self._measured_at >= self._interval or needed >= self.FRESH_ABOVE:
             self._free = shutil.disk_usage(self._dir).free
             self._measured_at = now
         if self._free - needed < self._reserve:
