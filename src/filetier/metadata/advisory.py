@@ -99,11 +99,16 @@ class LockSession:
         gate, users = self._queues.get(key, (asyncio.Lock(), 0))
         self._queues[key] = (gate, users + 1)
         try:
-            try:
-                await asyncio.wait_for(gate.acquire(), timeout=max(wait, 0.0))
-            except TimeoutError:
-                yield False
-                return
+            if gate.locked() or users:
+                try:
+                    await asyncio.wait_for(gate.acquire(), timeout=max(wait, 0.0))
+                except TimeoutError:
+                    yield False
+                    return
+            else:
+                # Free, and nobody queued: acquire() returns at once. (wait_for would
+                # wrap it in a task of its own, for every upload, to time out nothing.)
+                await gate.acquire()
             try:
                 yield True
             finally:
