@@ -262,3 +262,42 @@ async def test_an_insert_after_its_connection_was_ended_while_idle_works(
     second = await insert(repo, "alice", b"second")
     assert await repo.get_file("alice", first.file_id) is not None
     assert await repo.get_file("alice", second.file_id) is not None
+
+
+async def test_a_one_statement_batch_sent_twice_records_each_file_once(
+    repo: Repository,
+) -> None:
+    """PostgreSQL: a batch whose answer was lost with its connection is sent again on a
+    new one; the statement is idempotent, so the files are recorded once."""
+    if repo.db.dialect != "postgresql":
+        pytest.skip("SQLite's batches run in one local transaction")
+    from filetier.metadata.inserts import FileInsert, insert_batch_pg_one_statement
+
+    now = datetime.now(UTC)
+    requests = []
+    for i in range(3):
+        sha = hashlib.sha256(b"%d" % i).hexdigest()
+        values = {
+            "file_id": uuid4(),
+            "owner": "alice",
+            "original_filename": f"f{i}.txt",
+            "file_size": 1,
+            "mime_type": "text/plain",
+            "supabase_storage_path": f"sha256/{sha[:2]}/{sha[2:4]}/{sha}",
+            "local_cache_path": None,
+            "file_hash": sha,
+            "provider_file_ids": {},
+            "upload_date": now,
+            "last_accessed": None,
+            "access_count": 0,
+            "metadata": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        requests.append(FileInsert(values, None, True, now, None))
+    for _ in range(2):
+        async with repo.db.spare_driver() as driver:
+            assert await insert_batch_pg_one_statement(driver, requests) == [None] * 3
+    assert await repo.owner_usage("alice") == (3, 3)
+    for request in requests:
+        assert await repo.get_file("alice", request.values["file_id"]) is not None

@@ -189,7 +189,10 @@ def _array_of(kind: str) -> str:
 # The blob rows as _insert_all makes them, in one statement: new ones inserted in content
 # order; an existing one locked (ON CONFLICT locks the row, as FOR UPDATE does, whether
 # it updates it or not) and marked ok again when it was not ok or its object was just
-# rewritten. The file rows follow, in the same statement and so the same commit.
+# rewritten. The file rows follow, in the same statement and so the same commit. The
+# statement is idempotent, so it can be sent again when the connection was lost before
+# its answer came: a file row already there can only be this batch's own (its id is
+# new and random), and the blob rows end as the first run left them.
 # (Only the constant column names above are formatted in: S608 does not apply.)
 _ONE_STATEMENT = f"""
 WITH t AS (
@@ -210,6 +213,7 @@ INSERT INTO file_metadata ({", ".join(name for name, _ in _FILE_COLUMNS)})
 SELECT {
     ", ".join(f"{name}::jsonb" if kind == "jsonb" else name for name, kind in _FILE_COLUMNS)
 } FROM t
+ON CONFLICT (file_id) DO NOTHING
 """  # noqa: S608
 
 

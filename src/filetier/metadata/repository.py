@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from filetier.clock import utcnow
+from filetier.errors import MetadataUnavailableError
 from filetier.metadata.access_log import AccessEvent, AccessLog
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
@@ -283,8 +284,15 @@ class Repository(AccessLog):
         # The batches run one at a time, on the spare connection (no ping before each).
         if one_statement(requests):
             try:
-                async with self.db.spare_driver() as driver:
-                    return await insert_batch_pg_one_statement(driver, requests)
+                try:
+                    async with self.db.spare_driver() as driver:
+                        return await insert_batch_pg_one_statement(driver, requests)
+                except MetadataUnavailableError:
+                    # The connection, not pinged first, may have died unnoticed: once
+                    # more on a new one (the statement is idempotent, so even one whose
+                    # answer was lost after it committed is safe to send again).
+                    async with self.db.spare_driver() as driver:
+                        return await insert_batch_pg_one_statement(driver, requests)
             except BatchRefused:
                 pass  # tried again below, the general way: so only the one at fault fails
         try:

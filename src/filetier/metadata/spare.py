@@ -36,10 +36,25 @@ class SpareConnection:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A live connection; a failure while it is used drops it. SQLAlchemy's and
         driver exceptions pass through (the caller's boundary translates them)."""
+        # Pinged first, as the query pool does: a transaction that failed on a dead
+        # connection could not tell whether its COMMIT went through.
+        async with self._checked_out(ping=True) as (conn, _driver):
+            yield conn
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The asyncpg connection of :meth:`connect`, outside any transaction."""
+        async with self._checked_out() as (_conn, driver):
+            yield driver
+
+    @asynccontextmanager
+    async def _checked_out(
+        self, *, ping: bool = False
+    ) -> AsyncIterator[tuple[AsyncConnection, Any]]:
         async with self.engine.connect() as conn:
-            driver = await self._live(conn)
+            driver = await self._live(conn, ping=ping)
             try:
-                yield conn
+                yield conn, driver
             except BaseException as exc:
                 if connection_lost(exc) and not conn.invalidated:
                     await conn.invalidate()
@@ -48,18 +63,12 @@ class SpareConnection:
                 if not conn.invalidated and not driver.is_closed():
                     conn.info[_USED] = time.monotonic()
 
-    @asynccontextmanager
-    async def driver(self) -> AsyncIterator[Any]:
-        """The asyncpg connection of :meth:`connect`, outside any transaction."""
-        async with self.connect() as conn:
-            yield (await conn.get_raw_connection()).driver_connection
-
-    async def _live(self, conn: AsyncConnection) -> Any:
+    async def _live(self, conn: AsyncConnection, *, ping: bool) -> Any:
         driver: Any = (await conn.get_raw_connection()).driver_connection
         used = conn.info.get(_USED)
         if driver.is_closed():
             await conn.invalidate()  # the server closed it: the next use reconnects
-        elif used is not None and time.monotonic() - used >= self._idle:
+        elif used is not None and (ping or time.monotonic() - used >= self._idle):
             try:
                 await driver.fetchval("SELECT 1")
             except Exception:  # noqa: BLE001 - any failure of the ping: a new connection
