@@ -296,7 +296,8 @@ async def test_a_one_statement_batch_sent_twice_records_each_file_once(
         }
         requests.append(FileInsert(values, None, True, now, None))
     for _ in range(2):
-        async with repo.db.spare_driver() as driver:
+        assert repo.db.spare is not None
+        async with repo.db.spare.autocommit() as driver:
             assert await insert_batch_pg_one_statement(driver, requests) == [None] * 3
     assert await repo.owner_usage("alice") == (3, 3)
     for request in requests:

@@ -43,7 +43,7 @@ from filetier.errors import (
 )
 from filetier.metadata.advisory import LockSession
 from filetier.metadata.revisions import quick_head_revision
-from filetier.metadata.spare import SpareConnection, connection_lost, driver_error
+from filetier.metadata.spare import SpareConnection, spare_options
 from filetier.modes import FILE_MODE, create_file, make_dirs
 
 if TYPE_CHECKING:
@@ -194,21 +194,9 @@ class Database:
         # The insert batches' connection: pinged only after it sat idle (metadata.spare).
         self.spare: SpareConnection | None = None
         if self.dialect == "postgresql":
-            spare_engine = create_async_engine(
-                url,
-                **{
-                    **kwargs,
-                    "pool_pre_ping": False,
-                    "pool_size": 1,
-                    "max_overflow": 2,
-                    "connect_args": {
-                        **kwargs["connect_args"],
-                        "server_settings": {"application_name": "filetier-inserts"},
-                    },
-                },
-            )
+            spare_engine = create_async_engine(url, **spare_options(kwargs))
             _set_search_path(spare_engine, schema)
-            self.spare = SpareConnection(spare_engine)
+            self.spare = SpareConnection(spare_engine, self.unavailable)
         self._writer_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -281,37 +269,6 @@ class Database:
             raise
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             # Connect failures surface from the driver as bare OSError / TimeoutError.
-            raise self.unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def spare_write(self) -> AsyncIterator[AsyncConnection]:
-        """:meth:`write` on the spare connection (PostgreSQL; elsewhere :meth:`write`)."""
-        if self.spare is None:
-            async with self.write() as conn:
-                yield conn
-            return
-        try:
-            async with self.spare.connect() as conn, conn.begin():
-                yield conn
-        except FiletierError:
-            raise
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            raise self.unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def spare_driver(self) -> AsyncIterator[Any]:
-        """The spare connection's asyncpg connection, outside a transaction (each
-        statement commits on its own). An error the server answered a statement with
-        passes through, for the caller to handle; any other means "unavailable"."""
-        assert self.spare is not None, "PostgreSQL only"
-        try:
-            async with self.spare.driver() as driver:
-                yield driver
-        except FiletierError:
-            raise
-        except Exception as exc:
-            if not driver_error(exc) or not connection_lost(exc):
-                raise
             raise self.unavailable(exc) from exc
 
     async def write_batch(

@@ -282,21 +282,23 @@ class Repository(AccessLog):
 
     async def _insert_batch_pg(self, requests: list[FileInsert]) -> list[Exception | None]:
         # The batches run one at a time, on the spare connection (no ping before each).
+        spare = self.db.spare
+        assert spare is not None
         if one_statement(requests):
             try:
                 try:
-                    async with self.db.spare_driver() as driver:
+                    async with spare.autocommit() as driver:
                         return await insert_batch_pg_one_statement(driver, requests)
                 except MetadataUnavailableError:
                     # The connection, not pinged first, may have died unnoticed: once
                     # more on a new one (the statement is idempotent, so even one whose
                     # answer was lost after it committed is safe to send again).
-                    async with self.db.spare_driver() as driver:
+                    async with spare.autocommit() as driver:
                         return await insert_batch_pg_one_statement(driver, requests)
             except BatchRefused:
                 pass  # tried again below, the general way: so only the one at fault fails
         try:
-            async with self.db.spare_write() as conn:
+            async with spare.transaction() as conn:
                 return await conn.run_sync(insert_batch_pg, requests)
         except BatchRefused as refused:
             if len(requests) == 1:

@@ -8,29 +8,76 @@ may have died unnoticed: after it sat idle for a second. A connection whose sock
 server closed (a restart, a crash) is known dead without a ping and replaced; one that
 fails while in use is dropped, and the next call opens a new one.
 
-:meth:`SpareConnection.driver` hands out the asyncpg connection itself, outside any
+:meth:`SpareConnection.autocommit` hands out the asyncpg connection itself, outside any
 transaction (autocommit), for work that is one statement.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from filetier.errors import FiletierError
+
 # When a connection idle for this long is used again, it is pinged first.
 IDLE_PING_SECONDS = 1.0
 _USED = "filetier_spare_used"
 
 
+def spare_options(engine_options: dict[str, Any]) -> dict[str, Any]:
+    """The query pool's engine options, for a spare connection: no ping before each use
+    (see :meth:`SpareConnection._live`), one connection (two more only should callers
+    overlap), and its own name in ``pg_stat_activity``."""
+    connect_args = {
+        **engine_options["connect_args"],
+        "server_settings": {"application_name": "filetier-inserts"},
+    }
+    spare = {"pool_pre_ping": False, "pool_size": 1, "max_overflow": 2}
+    return {**engine_options, **spare, "connect_args": connect_args}
+
+
 class SpareConnection:
-    def __init__(self, engine: AsyncEngine, idle_ping_seconds: float = IDLE_PING_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        translate: Callable[[BaseException], Exception],
+        idle_ping_seconds: float = IDLE_PING_SECONDS,
+    ) -> None:
         self.engine = engine
+        # A driver's error -> the filetier error callers get (Database.unavailable).
+        self._translate = translate
         self._idle = idle_ping_seconds
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on the spare connection, committed on success."""
+        try:
+            async with self.connect() as conn, conn.begin():
+                yield conn
+        except FiletierError:
+            raise
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise self._translate(exc) from exc
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Any]:
+        """The asyncpg connection, outside a transaction (each statement commits on its
+        own). An error the server answered a statement with passes through, for the
+        caller to handle; a lost connection is translated ("unavailable")."""
+        try:
+            async with self.driver() as driver:
+                yield driver
+        except FiletierError:
+            raise
+        except Exception as exc:
+            if not driver_error(exc) or not connection_lost(exc):
+                raise
+            raise self._translate(exc) from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
