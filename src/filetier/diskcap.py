@@ -8,6 +8,7 @@ this module to count again (:meth:`DiskCap.recount`).
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from filetier.errors import InsufficientSpaceError
@@ -24,14 +25,46 @@ def check_space(directory: Path, needed: int, reserve: int) -> None:
         )
 
 
+class FreeSpace:
+    """Room above ``reserve`` in ``directory``'s filesystem, measured at most once per
+    ``interval`` seconds: between two measurements each write's bytes are subtracted from
+    the last one, so a check costs an addition, not a ``statvfs``. It errs only towards
+    "no room" (space others freed is seen at the next measurement); space others took
+    meanwhile is not seen, as it would not be a moment after any measurement."""
+
+    # A write this large measures afresh: a statvfs is nothing beside its copy.
+    FRESH_ABOVE = 16 * 1024 * 1024
+
+    def __init__(self, directory: Path, reserve: int, interval: float = 1.0) -> None:
+        self._dir = directory
+        self._reserve = reserve
+        self._interval = interval
+        self._measured_at = -interval
+        self._free = 0
+
+    def take(self, needed: int) -> bool:
+        """Whether ``needed`` bytes fit above the reserve; if so they count as used."""
+        now = time.monotonic()
+        if now - self._measured_at >= self._interval or needed >= self.FRESH_ABOVE:
+            self._free = shutil.disk_usage(self._dir).free
+            self._measured_at = now
+        if self._free - needed < self._reserve:
+            return False
+        self._free -= needed
+        return True
+
+
 class DiskCap:
     """Keeps the disk cache under ``cap_bytes`` (LRU by last access)."""
 
-    def __init__(self, disk: DiskCache, cap_bytes: int) -> None:
+    def __init__(self, disk: DiskCache, cap_bytes: int, reserve: int = 0) -> None:
         self.disk = disk
         self.cap_bytes = cap_bytes
         # The cache's size as this process last knew it; None: walk the cache to know.
         self._estimate: int | None = None
+        # Free space for copies that are optional (an upload's cache copy): checked by
+        # the second, not by the write.
+        self.free = FreeSpace(disk.tmp, reserve)
 
     def fits(self, size: int) -> bool:
         return size <= self.cap_bytes

@@ -16,7 +16,8 @@ is created and no byte travels. Only the owner's own content counts: deduplicati
 against another owner's files would let anyone who knows (or guesses) a hash learn that
 the content exists and then read it, the classic cross-user deduplication leak.
 
-Stream and path hashing, and the staging files themselves, live in :mod:`filetier.ingest`.
+Stream and path hashing, and the staging files themselves, live in :mod:`filetier.ingest`;
+the puts to a remote primary, with this host's disk-cache copy, in :mod:`filetier.remote_puts`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from filetier.core import Core, storage_key
-from filetier.digest import Progress, copy_exact, sniff_mime
+from filetier.digest import Progress, sniff_mime
 from filetier.diskcap import check_space
 from filetier.ending import ContentEnd
 from filetier.errors import FiletierError, InvalidInputError, QuotaExceededError
@@ -56,6 +57,7 @@ from filetier.ingest import (
 from filetier.models import UploadResult
 from filetier.quota import OwnerQuota
 from filetier.records import RecordCache
+from filetier.remote_puts import RemotePuts
 from filetier.tiers.protocols import LocalPath
 from filetier.vouching import Voucher
 
@@ -75,6 +77,7 @@ class Writer:
         self._records = records
         self._ending = ending
         self._voucher = Voucher(core)
+        self._remote = RemotePuts(core)
 
     async def upload(
         self,
@@ -328,7 +331,9 @@ class Writer:
         # write could then replace another upload's good object with it. Without the lock
         # only a copy hashed as it was written is sent (staged again below).
         if staged.source_identity is not None and locked:
-            return await self._put_from_source(key, staged)
+            return await self._remote.put_from_source(key, staged)
+        if self._remote.takes_bytes(staged):
+            return await self._remote.put_bytes(key, staged)
         if staged.temp is None:
             if staged.data is not None:
                 # Not fsynced here: a local object is made durable by its row's batch
@@ -369,82 +374,8 @@ class Writer:
                 staged.temp = restaged.temp
         assert staged.temp is not None
         wrote = await self.core.primary.put_file(key, staged.temp)
-        self._keep_upload_in_caches(staged)
+        self._remote.keep_staged(staged)
         return wrote
-
-    async def _put_from_source(self, key: str, staged: Staged) -> bool:
-        """Put the caller's file itself (under the content lock); True if written.
-
-        If the file changed after it was hashed, what was sent may not be the bytes the
-        key names: the object is removed again (nothing references it yet, and the lock
-        keeps other uploads of this content waiting) and the caller is told.
-        """
-        source = staged.source_path
-        assert source is not None
-        # The disk-cache copy is made by a kernel copy beside the (slower) network put,
-        # so a read right after the upload needs no primary read.
-        caching = (
-            asyncio.ensure_future(asyncio.to_thread(self._copy_for_cache, source, staged.size))
-            if staged.size <= self.core.diskcap.cap_bytes
-            else None
-        )
-        try:
-            wrote = await self.core.primary.put_file(key, source)
-        except BaseException:
-            if caching is not None:
-                landed = (await asyncio.gather(caching, return_exceptions=True))[0]
-                if isinstance(landed, Path):
-                    landed.unlink(missing_ok=True)
-            raise
-        # The copy read the source too: its identity is checked only once both are done.
-        cache_temp = None
-        if caching is not None:
-            cache_temp = (await asyncio.gather(caching, return_exceptions=True))[0]
-        try:
-            unchanged = file_identity(source) == staged.source_identity
-        except OSError:
-            unchanged = False
-        if not unchanged:
-            if isinstance(cache_temp, Path):
-                cache_temp.unlink(missing_ok=True)
-            if wrote:
-                await self.core.primary.delete(key)
-            raise source_changed(staged.filename)
-        if isinstance(cache_temp, Path):
-            self.core.disk.adopt(staged.sha256, cache_temp)
-            self.core.diskcap.added(staged.sha256, staged.size)
-        return wrote
-
-    def _copy_for_cache(self, source: Path, size: int) -> Path | None:
-        """A disk-cache temp copy of ``source``, or None when there is no room or it
-        failed (the cache is an optimisation: the upload goes on without it)."""
-        try:
-            check_space(self.core.disk.tmp, size, self.core.settings.min_free_bytes)
-        except FiletierError:
-            return None
-        temp = self.core.disk.new_temp()
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                copied = copy_exact(source, fd, size)
-            finally:
-                os.close(fd)
-        except OSError:
-            temp.unlink(missing_ok=True)
-            return None
-        if copied != size:
-            temp.unlink(missing_ok=True)
-            return None
-        return temp
-
-    def _keep_upload_in_caches(self, staged: Staged) -> None:
-        """With a remote primary, the verified temp file becomes the disk-cache copy."""
-        if self.core.local is not None or staged.temp is None:
-            return
-        if staged.size <= self.core.diskcap.cap_bytes:
-            self.core.disk.adopt(staged.sha256, staged.temp)
-            staged.temp = None
-            self.core.diskcap.added(staged.sha256, staged.size)
 
     async def link_existing(
         self,

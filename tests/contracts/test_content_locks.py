@@ -241,3 +241,30 @@ async def test_a_lock_lost_with_its_session_is_reported_and_the_next_one_works(
                     pass
     async with hold(locks) as again:
         assert again is True
+
+
+async def test_a_session_reopened_on_a_connection_that_died_while_pooled_works(
+    family: tuple[Family, Database | None],
+) -> None:
+    """PostgreSQL: the lock session's connection is not pinged before each batch, only
+    once when a session opens; a pooled connection the server ended meanwhile is then
+    replaced, and the first lock on the new session is granted, not failed."""
+    fam, db = family
+    if db is None:
+        pytest.skip("a file lock has no session to lose")
+    import sqlalchemy as sa
+
+    locks = fam.locks(db)
+    async with hold(locks) as got:
+        assert got is True
+    await db.lock_session.close()  # its connection goes back to the pool, idle
+    async with db.engine.connect() as conn:
+        ended = await conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'filetier-locks' AND datname = current_database()"
+            )
+        )
+        assert ended.scalars().all() == [True]
+    async with hold(locks) as again:
+        assert again is True

@@ -25,7 +25,7 @@ from filetier.tiers.factory import build_s3_primary
 from filetier.tiers.local import LocalPrimary
 from filetier.tiers.memory import MemoryTier
 from filetier.tiers.objectstore import ObstorePrimary
-from filetier.tiers.protocols import PrimaryStore
+from filetier.tiers.protocols import PrimaryStore, PutBytes
 from testbed.services import S3Server
 
 KEY = "sha256/ab/cd/abcdef0123"
@@ -173,6 +173,41 @@ async def test_second_put_returns_false_and_keeps_the_first_bytes(
     assert info is not None
     assert info.size == len(b"the first bytes")
     assert second.read_bytes() == b"something else entirely"
+
+
+def bytes_putter(primary: PrimaryStore) -> PutBytes:
+    """The store as a :class:`PutBytes` (the remote ones); others are skipped."""
+    if not isinstance(primary, PutBytes):
+        pytest.skip("publishes in-memory bytes its own way (LocalPath.publish_bytes)")
+    return primary
+
+
+@pytest.mark.parametrize("size", [0, 1, 6 * 1024 * 1024 + 7], ids=["empty", "1-byte", "6MiB"])
+async def test_bytes_in_memory_round_trip(primary: PrimaryStore, size: int) -> None:
+    data = os.urandom(size)
+    assert await bytes_putter(primary).put_bytes(KEY, data) is True
+    assert await read_all(primary, KEY) == data
+    info = await primary.head(KEY)
+    assert info is not None and info.size == size
+
+
+async def test_bytes_put_if_absent_like_a_file(primary: PrimaryStore, sources: Path) -> None:
+    putter = bytes_putter(primary)
+    assert await putter.put_bytes(KEY, b"the first bytes") is True
+    assert await putter.put_bytes(KEY, b"something else entirely") is False
+    assert await primary.put_file(KEY, source_file(sources, "again.bin", b"other")) is False
+    other = "sha256/ab/cd/abcdef0124"
+    assert await primary.put_file(other, source_file(sources, "file.bin", b"a file")) is True
+    assert await putter.put_bytes(other, b"not the file") is False
+    assert await read_all(primary, KEY) == b"the first bytes"
+    assert await read_all(primary, other) == b"a file"
+
+
+@pytest.mark.parametrize("key", INVALID_KEYS)
+async def test_bytes_under_an_invalid_key_are_refused(primary: PrimaryStore, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid object key"):
+        await bytes_putter(primary).put_bytes(key, b"x")
+    assert await keys(primary) == set()
 
 
 async def test_head_of_an_absent_key_is_none(primary: PrimaryStore) -> None:

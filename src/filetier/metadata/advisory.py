@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from filetier.metadata.spare import driver_error
 
 # First key of the two-int advisory lock form: keeps filetier's locks apart from any
 # other application's on the same database ("ft" + 1).
@@ -36,10 +38,13 @@ def advisory_key(key: str) -> int:
 
 
 # One round trip for a whole batch: the unlocks first, then the tries, in array order.
-_BATCH = sa.text(
-    "SELECT CASE WHEN t.op THEN pg_try_advisory_lock(:c, t.k) "
-    "ELSE pg_advisory_unlock(:c, t.k) END "
-    "FROM unnest(CAST(:keys AS integer[]), CAST(:ops AS boolean[])) "
+# Sent on the asyncpg connection itself: through SQLAlchemy each batch paid its
+# statement compilation, result wrapping and greenlet hops, on a path every upload takes
+# twice (lock, unlock).
+_BATCH = (
+    "SELECT CASE WHEN t.op THEN pg_try_advisory_lock($1, t.k) "
+    "ELSE pg_advisory_unlock($1, t.k) END "
+    "FROM unnest($2::integer[], $3::boolean[]) "
     "WITH ORDINALITY AS t(k, op, n) ORDER BY t.n"
 )
 
@@ -62,9 +67,16 @@ class LockSession:
     work: no more than before either.
     """
 
-    def __init__(self, engine: AsyncEngine | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        translate: Callable[[BaseException], Exception] = lambda exc: RuntimeError(str(exc)),
+    ) -> None:
         self._engine = engine
+        # A driver's error -> the filetier error its waiters get (Database.unavailable).
+        self._translate = translate
         self._conn: AsyncConnection | None = None
+        self._driver: Any = None  # the asyncpg connection of _conn
         self._loop: asyncio.AbstractEventLoop | None = None
         self.generation = 0
         self._queues: dict[int, tuple[asyncio.Lock, int]] = {}
@@ -76,7 +88,7 @@ class LockSession:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             # A new event loop (asyncio.run again): nothing of the old one's is usable.
-            self._loop, self._conn, self._pump = loop, None, None
+            self._loop, self._conn, self._driver, self._pump = loop, None, None, None
             self._queues, self._tries, self._unlocks = {}, [], []
             self.generation += 1
 
@@ -87,11 +99,16 @@ class LockSession:
         gate, users = self._queues.get(key, (asyncio.Lock(), 0))
         self._queues[key] = (gate, users + 1)
         try:
-            try:
-                await asyncio.wait_for(gate.acquire(), timeout=max(wait, 0.0))
-            except TimeoutError:
-                yield False
-                return
+            if gate.locked() or users:
+                try:
+                    await asyncio.wait_for(gate.acquire(), timeout=max(wait, 0.0))
+                except TimeoutError:
+                    yield False
+                    return
+            else:
+                # Free, and nobody queued: acquire() returns at once. (wait_for would
+                # wrap it in a task of its own, for every upload, to time out nothing.)
+                await gate.acquire()
             try:
                 yield True
             finally:
@@ -127,20 +144,16 @@ class LockSession:
             keys = unlocks + [key for key, _ in tries]
             ops = [False] * len(unlocks) + [True] * len(tries)
             try:
-                if self._conn is None:
-                    assert self._engine is not None
-                    self._conn = await self._engine.connect()
-                rows = (
-                    await self._conn.execute(
-                        _BATCH, {"c": ADVISORY_CLASS, "keys": keys, "ops": ops}
-                    )
-                ).all()
+                if self._driver is None:
+                    await self._open()
+                rows = await self._driver.fetch(_BATCH, ADVISORY_CLASS, keys, ops)
             except BaseException as exc:
                 # Whatever the session held is gone with it (or will be once it closes).
                 await self._lose()
+                error = self._translate(exc) if driver_error(exc) else exc
                 for _, future in tries:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(error)
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -151,7 +164,21 @@ class LockSession:
                 else:
                     future.set_result(bool(got))
 
+    async def _open(self) -> None:
+        """A new session. Its engine does not ping (the session lives for the process),
+        so it is pinged here once: a connection the pool kept may have died meanwhile."""
+        assert self._engine is not None
+        conn = self._conn = await self._engine.connect()
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        try:
+            await driver.fetchval("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure of the ping: connect anew, once
+            await conn.invalidate()
+            driver = (await conn.get_raw_connection()).driver_connection
+        self._driver = driver
+
     async def _lose(self) -> None:
+        self._driver = None
         conn, self._conn = self._conn, None
         if conn is not None:  # (no session, no holder: a failed connect loses nothing)
             self.generation += 1
@@ -165,7 +192,7 @@ class LockSession:
         if self._pump is not None and self._loop is asyncio.get_running_loop():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._pump)
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()

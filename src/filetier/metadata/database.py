@@ -43,6 +43,7 @@ from filetier.errors import (
 )
 from filetier.metadata.advisory import LockSession
 from filetier.metadata.revisions import quick_head_revision
+from filetier.metadata.spare import SpareConnection, spare_options
 from filetier.modes import FILE_MODE, create_file, make_dirs
 
 if TYPE_CHECKING:
@@ -189,7 +190,13 @@ class Database:
             if self.dialect == "postgresql"
             else None
         )
-        self.lock_session = LockSession(self.lock_engine)
+        self.lock_session = LockSession(self.lock_engine, self.unavailable)
+        # The insert batches' connection: pinged only after it sat idle (metadata.spare).
+        self.spare: SpareConnection | None = None
+        if self.dialect == "postgresql":
+            spare_engine = create_async_engine(url, **spare_options(kwargs))
+            _set_search_path(spare_engine, schema)
+            self.spare = SpareConnection(spare_engine, self.unavailable)
         self._writer_gate: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
@@ -482,3 +489,5 @@ class Database:
             self._read_threads.shutdown(wait=False)
         if self.lock_engine is not None:
             await self.lock_engine.dispose()
+        if self.spare is not None:
+            await self.spare.engine.dispose()

@@ -20,6 +20,7 @@ from filetier.errors import QuotaExceededError, StorageUnavailableError
 from filetier.metadata.advisory import ADVISORY_CLASS, advisory_key
 from filetier.metadata.batching import each_alone_if_refused
 from filetier.metadata.schema import blobs, file_metadata
+from filetier.metadata.spare import connection_lost, driver_error
 from filetier.quota import OwnerQuota
 
 # SQLite: the statuses of the blob rows whose hashes are in one JSON array parameter.
@@ -85,7 +86,7 @@ class BatchRefused(Exception):
     """A PostgreSQL batch refused as a whole by a statement (a constraint, say), the
     server still reachable: its requests are to be tried one by one."""
 
-    def __init__(self, cause: SQLAlchemyError) -> None:
+    def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
 
@@ -138,6 +139,103 @@ def insert_batch_pg(sync_conn: sa.Connection, requests: list[FileInsert]) -> lis
     for i, outcome in zip(order, done, strict=True):
         outcomes[i] = outcome
     return outcomes
+
+
+class Executes(Protocol):
+    """What :func:`insert_batch_pg_one_statement` needs of an asyncpg connection."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+
+# The file_metadata columns, each with the PostgreSQL type of its unnest() array; JSON
+# goes in as text and is cast (the driver's JSON codec is SQLAlchemy's to configure).
+_FILE_COLUMNS = (
+    ("file_id", "uuid"),
+    ("owner", "text"),
+    ("original_filename", "text"),
+    ("file_size", "bigint"),
+    ("mime_type", "text"),
+    ("supabase_storage_path", "text"),
+    ("local_cache_path", "text"),
+    ("file_hash", "text"),
+    ("provider_file_ids", "jsonb"),
+    ("upload_date", "timestamptz"),
+    ("last_accessed", "timestamptz"),
+    ("access_count", "integer"),
+    ("metadata", "jsonb"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_JSON_COLUMNS = frozenset(name for name, kind in _FILE_COLUMNS if kind == "jsonb")
+_N = len(_FILE_COLUMNS)
+
+
+def _array_of(kind: str) -> str:
+    return "text[]" if kind == "jsonb" else f"{kind}[]"
+
+
+# The blob rows as _insert_all makes them, in one statement: new ones inserted in content
+# order; an existing one locked (ON CONFLICT locks the row, as FOR UPDATE does, whether
+# it updates it or not) and marked ok again when it was not ok or its object was just
+# rewritten. The file rows follow, in the same statement and so the same commit. The
+# statement is idempotent, so it can be sent again when the connection was lost before
+# its answer came: a file row already there can only be this batch's own (its id is
+# new and random), and the blob rows end as the first run left them.
+# (Only the constant column names above are formatted in: S608 does not apply.)
+_ONE_STATEMENT = f"""
+WITH t AS (
+  SELECT * FROM unnest({
+    ", ".join(f"${i + 1}::{_array_of(kind)}" for i, (_, kind) in enumerate(_FILE_COLUMNS))
+}, ${_N + 1}::timestamptz[], ${_N + 2}::boolean[])
+  AS t({", ".join(name for name, _ in _FILE_COLUMNS)}, object_modified_at, wrote)
+), b AS (
+  INSERT INTO blobs AS b (sha256, size, storage_key, status, created_at, object_modified_at)
+  SELECT file_hash, file_size, supabase_storage_path, 'ok', created_at, object_modified_at
+  FROM t ORDER BY file_hash
+  ON CONFLICT (sha256) DO UPDATE
+  SET status = 'ok', last_verified_at = EXCLUDED.created_at,
+      object_modified_at = EXCLUDED.object_modified_at
+  WHERE b.status <> 'ok' OR EXISTS (SELECT 1 FROM t WHERE t.file_hash = b.sha256 AND t.wrote)
+)
+INSERT INTO file_metadata ({", ".join(name for name, _ in _FILE_COLUMNS)})
+SELECT {
+    ", ".join(f"{name}::jsonb" if kind == "jsonb" else name for name, kind in _FILE_COLUMNS)
+} FROM t
+ON CONFLICT (file_id) DO NOTHING
+"""  # noqa: S608
+
+
+def one_statement(requests: Sequence[FileInsert]) -> bool:
+    """Whether :func:`insert_batch_pg_one_statement` may insert ``requests``: no quota to
+    count (nothing to lock per owner), and no content twice (no request depends on the
+    blob row another of the batch makes)."""
+    if any(r.quota is not None and r.quota.limited for r in requests):
+        return False
+    return len({r.values["file_hash"] for r in requests}) == len(requests)
+
+
+async def insert_batch_pg_one_statement(
+    conn: Executes, requests: Sequence[FileInsert]
+) -> list[Exception | None]:
+    """PostgreSQL: the rows of a batch :func:`one_statement` allows, in one statement
+    outside a transaction (it commits alone, all or nothing), with the outcome
+    :func:`insert_batch_pg` would have had. A statement the server refuses raises
+    :class:`BatchRefused`, the connection left as it was."""
+    columns: list[list[Any]] = [[] for _ in range(_N + 2)]
+    for request in requests:
+        values = request.values
+        for i, (name, _) in enumerate(_FILE_COLUMNS):
+            value = values[name]
+            columns[i].append(json.dumps(value) if name in _JSON_COLUMNS else value)
+        columns[_N].append(request.object_modified_at)
+        columns[_N + 1].append(request.wrote_object)
+    try:
+        await conn.execute(_ONE_STATEMENT, *columns)
+    except Exception as exc:
+        if driver_error(exc) and not connection_lost(exc):
+            raise BatchRefused(exc) from exc
+        raise
+    return [None] * len(requests)
 
 
 def _insert_all(

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from filetier.clock import utcnow
+from filetier.errors import MetadataUnavailableError
 from filetier.metadata.access_log import AccessEvent, AccessLog
 from filetier.metadata.batching import GroupCommit
 from filetier.metadata.database import Database
@@ -36,8 +37,10 @@ from filetier.metadata.inserts import (
     DurableObjects,
     FileInsert,
     insert_batch_pg,
+    insert_batch_pg_one_statement,
     insert_batch_sync,
     make_objects_durable,
+    one_statement,
 )
 from filetier.metadata.rows import BlobRow, blob_of, file_order, new_id, record_from_row
 from filetier.metadata.schema import blobs, file_download_history, file_metadata
@@ -278,8 +281,24 @@ class Repository(AccessLog):
         return outcomes
 
     async def _insert_batch_pg(self, requests: list[FileInsert]) -> list[Exception | None]:
+        # The batches run one at a time, on the spare connection (no ping before each).
+        spare = self.db.spare
+        assert spare is not None
+        if one_statement(requests):
+            try:
+                try:
+                    async with spare.autocommit() as driver:
+                        return await insert_batch_pg_one_statement(driver, requests)
+                except MetadataUnavailableError:
+                    # The connection, not pinged first, may have died unnoticed: once
+                    # more on a new one (the statement is idempotent, so even one whose
+                    # answer was lost after it committed is safe to send again).
+                    async with spare.autocommit() as driver:
+                        return await insert_batch_pg_one_statement(driver, requests)
+            except BatchRefused:
+                pass  # tried again below, the general way: so only the one at fault fails
         try:
-            async with self.db.write() as conn:
+            async with spare.transaction() as conn:
                 return await conn.run_sync(insert_batch_pg, requests)
         except BatchRefused as refused:
             if len(requests) == 1:

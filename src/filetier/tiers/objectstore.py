@@ -159,6 +159,13 @@ class ObstorePrimary:
     async def put_file(self, key: str, source: Path) -> bool:
         """Put-if-absent, retried with exponential backoff and jitter when the store fails;
         the whole object is re-sent from ``source`` on each attempt."""
+        return await self._put(key, source)
+
+    async def put_bytes(self, key: str, data: bytes) -> bool:
+        """:meth:`put_file` of bytes already in memory: one request, no file read."""
+        return await self._put(key, data)
+
+    async def _put(self, key: str, source: Path | bytes) -> bool:
         check_key(key)
         # The first attempt goes without the retry machinery: most puts need no retry.
         try:
@@ -179,9 +186,10 @@ class ObstorePrimary:
                 return await self._put_once(key, source)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    async def _put_once(self, key: str, source: Path) -> bool:
+    async def _put_once(self, key: str, source: Path | bytes) -> bool:
         try:
-            if self._conditional_put and source.stat().st_size <= SINGLE_PUT_MAX:
+            size = len(source) if isinstance(source, bytes) else source.stat().st_size
+            if self._conditional_put and size <= SINGLE_PUT_MAX:
                 try:
                     await obstore.put_async(self._write_store, key, source, mode="create")
                 except AlreadyExistsError:

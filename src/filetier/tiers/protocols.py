@@ -55,6 +55,14 @@ class PutFile(Protocol):
 
 
 @runtime_checkable
+class PutBytes(Protocol):
+    async def put_bytes(self, key: str, data: bytes) -> bool:
+        """:meth:`PutFile.put_file` of bytes already in memory: a remote store is sent
+        them in one request, with no staging file written and read back."""
+        ...
+
+
+@runtime_checkable
 class Delete(Protocol):
     async def delete(self, key: str) -> None:
         """Remove an object; absent objects are not an error."""

@@ -1,0 +1,157 @@
+"""Putting an upload to a remote primary (an S3 bucket), and this host's disk-cache copy.
+
+With a remote primary the durable copy is the one the store confirmed; the disk-cache
+copy made beside it only spares a read right after the upload a trip to the store. It
+is an optimisation: when there is no room, or it fails, the upload goes on without it.
+Three shapes, by where the hashed bytes are:
+
+- in memory (:meth:`RemotePuts.put_bytes`): sent from memory in one request, with no
+  staging file written and read back; the cache copy is written by a worker thread
+  meanwhile, off the event loop;
+- the caller's own file, hashed in place (:meth:`RemotePuts.put_from_source`): sent from
+  the file itself, the cache copy made by a kernel copy beside the put, and the file's
+  identity checked once both are done;
+- a staged temp file (:meth:`RemotePuts.keep_staged`): after its put, the temp file
+  itself becomes the cache copy.
+
+Free space for the cache copies is checked at most once a second
+(:class:`filetier.diskcap.FreeSpace`), not by a ``statvfs`` per upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from filetier.core import Core
+from filetier.digest import copy_exact
+from filetier.ingest import Staged, file_identity, source_changed
+from filetier.tiers.protocols import PutBytes
+
+
+class RemotePuts:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        primary = core.primary
+        # Only a remote primary that can be sent bytes; a local one publishes by link(2).
+        self._bytes_to: PutBytes | None = (
+            primary if core.local is None and isinstance(primary, PutBytes) else None
+        )
+
+    def takes_bytes(self, staged: Staged) -> bool:
+        """Whether ``staged``'s in-memory bytes go to the primary as they are."""
+        return self._bytes_to is not None and staged.data is not None
+
+    async def put_bytes(self, key: str, staged: Staged) -> bool:
+        """Put ``staged.data`` under ``key`` if absent (one request); True if written."""
+        assert self._bytes_to is not None and staged.data is not None
+        data = staged.data
+        caching = (
+            asyncio.ensure_future(asyncio.to_thread(self._cache_bytes, staged.sha256, data))
+            if self._room_for(staged.size)
+            else None
+        )
+        try:
+            wrote = await self._bytes_to.put_bytes(key, data)
+        except BaseException:
+            if caching is not None and await _landed(caching) is not None:
+                # Not stored after all: no copy of it either (the lock still orders us
+                # against other uploads of the content, so the copy is ours).
+                self.core.disk.evict(staged.sha256)
+            raise
+        if caching is not None and await _landed(caching) is not None:
+            self.core.diskcap.added(staged.sha256, staged.size)
+        return wrote
+
+    def _room_for(self, size: int) -> bool:
+        return size <= self.core.diskcap.cap_bytes and self.core.diskcap.free.take(size)
+
+    def _cache_bytes(self, sha256: str, data: bytes) -> Path | None:
+        """Write ``data`` as the disk-cache copy of ``sha256`` (in a worker thread)."""
+        disk = self.core.disk
+        temp = disk.new_temp()
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            return disk.adopt(sha256, temp)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            return None
+
+    async def put_from_source(self, key: str, staged: Staged) -> bool:
+        """Put the caller's file itself (under the content lock); True if written.
+
+        If the file changed after it was hashed, what was sent may not be the bytes the
+        key names: the object is removed again (nothing references it yet, and the lock
+        keeps other uploads of this content waiting) and the caller is told.
+        """
+        source = staged.source_path
+        assert source is not None
+        # The disk-cache copy is made by a kernel copy beside the (slower) network put,
+        # so a read right after the upload needs no primary read.
+        caching = (
+            asyncio.ensure_future(asyncio.to_thread(self._copy_for_cache, source, staged.size))
+            if self._room_for(staged.size)
+            else None
+        )
+        try:
+            wrote = await self.core.primary.put_file(key, source)
+        except BaseException:
+            if caching is not None and (landed := await _landed(caching)) is not None:
+                landed.unlink(missing_ok=True)
+            raise
+        # The copy read the source too: its identity is checked only once both are done.
+        cache_temp = await _landed(caching) if caching is not None else None
+        try:
+            unchanged = file_identity(source) == staged.source_identity
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            if cache_temp is not None:
+                cache_temp.unlink(missing_ok=True)
+            if wrote:
+                await self.core.primary.delete(key)
+            raise source_changed(staged.filename)
+        if cache_temp is not None:
+            self.core.disk.adopt(staged.sha256, cache_temp)
+            self.core.diskcap.added(staged.sha256, staged.size)
+        return wrote
+
+    def _copy_for_cache(self, source: Path, size: int) -> Path | None:
+        """A disk-cache temp copy of ``source``, or None when it failed."""
+        temp = self.core.disk.new_temp()
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                copied = copy_exact(source, fd, size)
+            finally:
+                os.close(fd)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            return None
+        if copied != size:
+            temp.unlink(missing_ok=True)
+            return None
+        return temp
+
+    def keep_staged(self, staged: Staged) -> None:
+        """After its put, the verified temp file becomes the disk-cache copy."""
+        if self.core.local is not None or staged.temp is None:
+            return
+        if staged.size <= self.core.diskcap.cap_bytes:
+            self.core.disk.adopt(staged.sha256, staged.temp)
+            staged.temp = None
+            self.core.diskcap.added(staged.sha256, staged.size)
+
+
+async def _landed(caching: asyncio.Future[Path | None]) -> Path | None:
+    """Where a cache copy landed; None when it did not (a cache copy never fails an
+    upload)."""
+    landed = (await asyncio.gather(caching, return_exceptions=True))[0]
+    return landed if isinstance(landed, Path) else None
