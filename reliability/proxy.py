@@ -81,7 +81,8 @@ class FaultProxy:
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if pending:  # gather() of nothing asks for this thread's (absent) current loop
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(asyncio.sleep(0))  # the aborts' connection_lost callbacks
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()

@@ -121,7 +121,10 @@ async def test_a_copy_touched_after_it_was_vouched_for_is_hashed_and_kept_when_i
     data = os.urandom(100_000)
     first = await store.upload_file(data, filename="a.bin")
     path = object_path(store, first.sha256)
-    os.utime(path)  # e.g. a restore from backup: newer mtime, same bytes
+    # e.g. a restore from backup: newer mtime, same bytes. One second on, not "now": the
+    # kernel's coarse clock could give "now" the very mtime the upload just wrote.
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     inode = path.stat().st_ino
 
     again = await store.upload_file(data, filename="b.bin")
