@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from filetier.metadata.spare import driver_error
+from filetier.metadata.spare import driver_error, pinged_driver
 
 # First key of the two-int advisory lock form: keeps filetier's locks apart from any
 # other application's on the same database ("ft" + 1).
@@ -168,14 +168,8 @@ class LockSession:
         """A new session. Its engine does not ping (the session lives for the process),
         so it is pinged here once: a connection the pool kept may have died meanwhile."""
         assert self._engine is not None
-        conn = self._conn = await self._engine.connect()
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        try:
-            await driver.fetchval("SELECT 1")
-        except Exception:  # noqa: BLE001 - any failure of the ping: connect anew, once
-            await conn.invalidate()
-            driver = (await conn.get_raw_connection()).driver_connection
-        self._driver = driver
+        self._conn = await self._engine.connect()
+        self._driver = await pinged_driver(self._conn)
 
     async def _lose(self) -> None:
         self._driver = None

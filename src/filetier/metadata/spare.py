@@ -115,16 +115,22 @@ class SpareConnection:
         used = conn.info.get(_USED)
         if driver.is_closed():
             await conn.invalidate()  # the server closed it: the next use reconnects
-        elif used is not None and (ping or time.monotonic() - used >= self._idle):
-            try:
-                await driver.fetchval("SELECT 1")
-            except Exception:  # noqa: BLE001 - any failure of the ping: a new connection
-                await conn.invalidate()
-            else:
-                return driver
-        else:
-            return driver
-        return (await conn.get_raw_connection()).driver_connection
+            return (await conn.get_raw_connection()).driver_connection
+        if used is not None and (ping or time.monotonic() - used >= self._idle):
+            return await pinged_driver(conn)
+        return driver
+
+
+async def pinged_driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection of ``conn``, known to answer: pinged, and should the ping
+    fail, ``conn`` invalidated and connected anew (once; a failure then is the caller's)."""
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    try:
+        await driver.fetchval("SELECT 1")
+    except Exception:  # noqa: BLE001 - any failure of the ping: a new connection
+        await conn.invalidate()
+        driver = (await conn.get_raw_connection()).driver_connection
+    return driver
 
 
 def driver_error(exc: BaseException) -> bool:
