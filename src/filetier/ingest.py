@@ -41,7 +41,7 @@ from filetier.errors import (
     StorageUnavailableError,
     TypeNotAllowedError,
 )
-from filetier.modes import FILE_MODE
+from filetier.modes import FILE_MODE, write_all
 
 UploadSource = (
     str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | AsyncIterable[bytes]
@@ -443,7 +443,7 @@ async def stage_stream(
                     raise
             else:
                 digest.update(chunk)
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
             if mime_type is None and len(digest.head) >= SNIFF_BYTES:
                 mime_type = effective_mime(sniff_mime(digest.head, filename), declared_mime)
                 limit = settings.size_limit_for(mime_type)
@@ -474,11 +474,4 @@ async def stage_stream(
 
 def _hash_and_write(digest: StreamDigest, fd: int, chunk: bytes | memoryview) -> None:
     digest.update(chunk)
-    _write_all(fd, chunk)
-
-
-def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> None:
-    view = memoryview(chunk)
-    written = 0
-    while written < len(view):
-        written += os.write(fd, view[written:])
+    write_all(fd, chunk)

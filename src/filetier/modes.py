@@ -47,3 +47,11 @@ def create_file(path: Path) -> None:
 def open_new(path: Path) -> int:
     """A new file, ``O_EXCL``, ``0600``; returns the write fd."""
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of ``data`` (``os.write`` may write less than it is given)."""
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        written += os.write(fd, view[written:])

@@ -27,6 +27,7 @@ from pathlib import Path
 from filetier.core import Core
 from filetier.digest import copy_exact
 from filetier.ingest import Staged, file_identity, source_changed
+from filetier.modes import open_new, write_all
 from filetier.tiers.protocols import PutBytes
 
 
@@ -72,11 +73,9 @@ class RemotePuts:
         disk = self.core.disk
         temp = disk.new_temp()
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = open_new(temp)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
             finally:
                 os.close(fd)
             return disk.adopt(sha256, temp)
@@ -127,7 +126,7 @@ class RemotePuts:
         """A disk-cache temp copy of ``source``, or None when it failed."""
         temp = self.core.disk.new_temp()
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = open_new(temp)
             try:
                 copied = copy_exact(source, fd, size)
             finally:

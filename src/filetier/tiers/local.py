@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filetier.errors import ObjectMissing, StorageUnavailableError
-from filetier.modes import DIR_MODE, FILE_MODE, make_dirs, open_new
+from filetier.modes import DIR_MODE, FILE_MODE, make_dirs, open_new, write_all
 from filetier.tiers.durability import (
     SYNCFS_FROM,
     file_system_syncer,
@@ -52,13 +52,6 @@ def check_key(key: str) -> str:
 
 # open(O_TMPFILE) errors that mean "not on this file system", not "failed this time".
 _NO_UNNAMED_FILES = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    written = 0
-    while written < len(view):
-        written += os.write(fd, view[written:])
 
 
 def _copy_private(source: Path, target: Path) -> None:
@@ -142,7 +135,7 @@ class LocalPrimary:
             self._unnamed_files = False  # this file system cannot: named temps from now on
             return self._publish_through_temp(final, key, data)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             return self._publish(f"/proc/self/fd/{fd}", final, key)
         finally:
             os.close(fd)
@@ -152,7 +145,7 @@ class LocalPrimary:
         fd = open_new(temp)
         try:
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             finally:
                 os.close(fd)
             return self._publish(temp, final, key)
