@@ -58,3 +58,17 @@ def test_bench_http_quick_measures_every_row() -> None:
     out = run_bench("bench/bench_http.py", "--quick", timeout=600)
     for row in ("| download 128 MiB, curl, vs bare Starlette", "| 64 clients, 100 small files"):
         assert row in out, out[-3000:]
+
+
+@pytest.mark.slow
+def test_bench_small_parts_quick_measures_every_variant() -> None:
+    """The part-by-part budget of row 5: each variant stubs a part in its own child."""
+    out = run_bench("bench/bench_small_parts.py", "--quick", timeout=600)
+    for variant in (
+        "fsync off: full |",
+        "fsync off: no content lock |",
+        "fsync off: no object file |",
+        "fsync off: no file, no lock |",
+        "fsync off: no file, no lock, no row |",
+    ):
+        assert variant in out, out[-3000:]
