@@ -167,6 +167,10 @@ async def test_provider_copies_belong_to_one_owner(
     assert bob_id.provider_file_id in provider.files
     again = await bob.get_provider_file_id(bobs.file_id, "kimi")
     assert (again.provider_file_id, again.uploaded) == (bob_id.provider_file_id, False)
+    # Her cached text went with her copy; his stays.
+    assert (await bob.get_file_text(bobs.file_id, "kimi")).cached is True
+    back = await alice.upload_file(data, filename="report.txt")
+    assert (await alice.get_file_text(back.file_id, "kimi")).cached is False
 
 
 async def test_a_deletes_time_does_not_depend_on_other_owners_copies(

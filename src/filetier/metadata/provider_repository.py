@@ -32,6 +32,28 @@ from filetier.metadata.schema import file_metadata, provider_extracted_text, pro
 P = provider_file_uploads
 
 
+@dataclass(frozen=True, slots=True)
+class ContentTies:
+    """One content's ties to owners: who has a file of it, its provider copies, and who
+    has its extracted text cached."""
+
+    file_owners: set[str]
+    copies: list[ProviderCopy]
+    text_owners: set[str]
+
+
+def _ties_of(conn: sa.Connection, sha256: str) -> ContentTies:
+    f, t = file_metadata, provider_extracted_text
+    owners = sa.select(f.c.owner).where(f.c.file_hash == sha256).distinct()
+    texts = sa.select(t.c.owner).where(t.c.file_hash == sha256).distinct()
+    copies = conn.execute(sa.select(P).where(P.c.file_hash == sha256)).mappings()
+    return ContentTies(
+        file_owners={row[0] for row in conn.execute(owners)},
+        copies=[ProviderCopy.of(row) for row in copies],
+        text_owners={row[0] for row in conn.execute(texts)},
+    )
+
+
 def json_key(provider: str, purpose: str) -> str:
     """``kimi`` for the default purpose, ``kimi:image`` for others."""
     return provider if purpose == "file-extract" else f"{provider}:{purpose}"
@@ -410,34 +432,21 @@ class ProviderRepository:
                 )
             )
 
-    async def forget_text(self, sha256: str, *, keep: Collection[str]) -> None:
-        """Drop the cached text of this content, but for the owners in ``keep``."""
-        t = provider_extracted_text
-        # Most content never had text extracted: a read (no writer lock, no commit) first
-        # spares every delete a write transaction.
-        async with self.db.read() as conn:
-            owners = {
-                r[0]
-                for r in await conn.execute(
-                    sa.select(t.c.owner).where(t.c.file_hash == sha256).distinct()
-                )
-            }
-        gone = owners - set(keep)
-        if not gone:
+    async def forget_text(self, sha256: str, owners: Collection[str]) -> None:
+        """Drop the cached text of this content for these owners."""
+        if not owners:
             return
+        t = provider_extracted_text
         async with self.db.write() as conn:
             await conn.execute(
-                sa.delete(t).where(t.c.file_hash == sha256, t.c.owner.in_(sorted(gone)))
+                sa.delete(t).where(t.c.file_hash == sha256, t.c.owner.in_(sorted(owners)))
             )
 
-    async def owners_of(self, sha256: str) -> set[str]:
-        """The owners that have a file with this content."""
-        f = file_metadata
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                sa.select(f.c.owner).where(f.c.file_hash == sha256).distinct()
-            )
-            return {r[0] for r in rows}
+    async def ties_of(self, sha256: str) -> ContentTies:
+        """What still ties this content to owners, in one read transaction (on a SQLite
+        file one reader-thread call): most content that ends has no copies and no text,
+        and is then settled without a write."""
+        return await self.db.read_sync(_ties_of, sha256)
 
     async def statuses(self, copies: Sequence[ProviderCopy]) -> dict[UUID, str]:
         async with self.db.read() as conn:

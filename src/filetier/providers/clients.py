@@ -46,9 +46,10 @@ class ProviderClients:
     async def forget_content(self, sha256: str) -> int:
         """Delete the provider copies of this content whose owner no longer has a file
         with it (all of them once no file does), and their extracted text."""
-        keep = await self.repo.owners_of(sha256)
+        ties = await self.repo.ties_of(sha256)
+        keep = ties.file_owners
         removed = 0
-        for copy in await self.repo.for_hash(sha256):
+        for copy in ties.copies:
             if copy.owner in keep:
                 continue
             if copy.status not in ("active", "pending_delete"):
@@ -70,5 +71,5 @@ class ProviderClients:
                 continue
             await self.repo.remove(copy)
             removed += 1
-        await self.repo.forget_text(sha256, keep=keep)
+        await self.repo.forget_text(sha256, ties.text_owners - keep)
         return removed
