@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from filetier import FileStore, Settings
@@ -47,6 +48,34 @@ async def test_without_room_for_a_cache_copy_the_upload_is_still_stored(
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     async with FileStore(remote_settings) as roomier:  # reads fill the cache: room needed
         assert await roomier.read_bytes(result.file_id) == data
+
+
+async def test_a_cache_directory_gone_costs_the_cache_copy_not_the_upload(
+    remote_settings: Settings, tmp_path: Path
+) -> None:
+    """The cache's temp directory removed under a running store (an operator clearing
+    the cache, say): uploads from a path and from memory are still stored, without a
+    cache copy, instead of failing on the free-space check of that copy; a stream is
+    staged, and the primary read into the cache, in the directory made again."""
+    source = tmp_path / "report.txt"
+    source.write_bytes(b"uploaded from a path\n")
+    async with FileStore(remote_settings) as store:
+        shutil.rmtree(store.disk.tmp)
+        from_path = await store.upload_file(source)
+        from_memory = await store.upload_file(b"uploaded from memory\n", filename="m.txt")
+        for result in (from_path, from_memory):
+            assert store.disk.lookup(result.sha256) is None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"uploaded as "
+            yield b"a stream\n"
+
+        from_stream = await store.upload_file(chunks(), filename="s.txt")  # staged in tmp
+        store.memory.clear()
+        shutil.rmtree(store.disk.tmp)
+        assert await store.read_bytes(from_path.file_id) == b"uploaded from a path\n"
+        assert await store.read_bytes(from_memory.file_id) == b"uploaded from memory\n"
+        assert await store.read_bytes(from_stream.file_id) == b"uploaded as a stream\n"
 
 
 def test_free_space_counts_what_it_grants_between_measurements(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ class Core:
     def staging_dir(self) -> Path:
         """Where uploads are staged: beside the local primary (same filesystem, so
         publishing is a rename), else in the disk cache's temp directory."""
-        return self.local.staging_dir() if self.local is not None else self.disk.tmp
+        return self.local.staging_dir() if self.local is not None else self.disk.temp_dir()
 
 
 async def open_core(settings: Settings, primary: PrimaryStore | None = None) -> Core:

@@ -43,10 +43,16 @@ class FreeSpace:
         self._free = 0
 
     def take(self, needed: int) -> bool:
-        """Whether ``needed`` bytes fit above the reserve; if so they count as used."""
+        """Whether ``needed`` bytes fit above the reserve; if so they count as used. A
+        directory that cannot be measured (gone, unreadable) has no room: the copies
+        this serves are optional, and their absence must never fail the write they
+        accompany."""
         now = time.monotonic()
         if now - self._measured_at >= self._interval or needed >= self.FRESH_ABOVE:
-            self._free = shutil.disk_usage(self._dir).free
+            try:
+                self._free = shutil.disk_usage(self._dir).free
+            except OSError:
+                return False
             self._measured_at = now
         if self._free - needed < self._reserve:
             return False

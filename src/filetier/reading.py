@@ -166,7 +166,7 @@ class ReadPath:
             cached = core.disk.lookup(record.sha256)
             if cached is not None:
                 return cached, False  # another process filled it while we waited
-            check_space(core.disk.tmp, record.size, core.settings.min_free_bytes)
+            check_space(core.disk.temp_dir(), record.size, core.settings.min_free_bytes)
             temp = core.disk.new_temp()
             digest = StreamDigest()
             core.counters.primary_reads += 1

@@ -118,8 +118,12 @@ class RemotePuts:
                 await self.core.primary.delete(key)
             raise source_changed(staged.filename)
         if cache_temp is not None:
-            self.core.disk.adopt(staged.sha256, cache_temp)
-            self.core.diskcap.added(staged.sha256, staged.size)
+            try:
+                self.core.disk.adopt(staged.sha256, cache_temp)
+            except OSError:
+                cache_temp.unlink(missing_ok=True)  # no cache copy: the store has the file
+            else:
+                self.core.diskcap.added(staged.sha256, staged.size)
         return wrote
 
     def _copy_for_cache(self, source: Path, size: int) -> Path | None:

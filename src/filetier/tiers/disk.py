@@ -61,6 +61,12 @@ class DiskCache:
             return None
         return path
 
+    def temp_dir(self) -> Path:
+        """The temp directory, made again if it was removed (a cache cleared by hand):
+        nothing in it must survive, and its absence must not fail a read or an upload."""
+        make_dirs(self.tmp)
+        return self.tmp
+
     def new_temp(self) -> Path:
         return self.tmp / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
 
