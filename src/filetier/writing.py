@@ -333,7 +333,7 @@ class Writer:
         if staged.source_identity is not None and locked:
             return await self._remote.put_from_source(key, staged)
         if self._remote.takes_bytes(staged):
-            return await self._remote.put_bytes(key, staged)
+            return await self._remote.put_bytes(key, staged, locked=locked)
         if staged.temp is None:
             if staged.data is not None:
                 # Not fsynced here: a local object is made durable by its row's batch
