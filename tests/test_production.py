@@ -354,6 +354,38 @@ async def test_a_file_that_changes_while_it_is_sent_to_s3_is_refused_and_nothing
         proxy.stop()
 
 
+async def test_a_cancelled_delete_ends_before_the_same_content_is_stored_again(
+    home: Path, pg_url: str, moto: S3Server
+) -> None:
+    """A delete cancelled while its request to the store is under way (a client gone, an
+    MCP cancellation) still holds the content lock until that request is answered. Were
+    the lock released at once, an upload of the same content could find the object still
+    there, be acknowledged, and then lose it to the delete landing late."""
+    from reliability.proxy import FaultProxy
+
+    bucket = moto.create_bucket()
+    proxy = FaultProxy(moto.endpoint).start()
+    try:
+        settings = prod_settings(home, pg_url, moto, bucket, s3_endpoint=proxy.url)
+        data = os.urandom(10_000)
+        async with FileStore(settings) as store:
+            first = await store.upload_file(data, filename="first.bin")
+            proxy.delay_next(1, 1.5, method="POST")  # obstore deletes with POST ?delete
+            deleting = asyncio.create_task(store.delete(first.file_id))
+            await asyncio.sleep(0.5)  # the rows are gone; the object's DELETE is held
+            deleting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await deleting
+            again = await store.upload_file(data, filename="again.bin")
+            await asyncio.sleep(1.5)  # a DELETE still held would have landed by now
+            assert moto.object_keys(bucket) == [storage_key(again.sha256)]
+            store.memory.clear()
+            store.disk.evict(again.sha256)
+            assert await store.read_bytes(again.file_id) == data
+    finally:
+        proxy.stop()
+
+
 async def test_more_concurrent_uploads_than_pooled_connections_all_succeed(
     home: Path, pg_url: str, moto: S3Server, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from filetier.core import Core, storage_key
+from filetier.finishing import finished
 from filetier.ids import no_such_file, parse_file_id
 from filetier.models import DeleteResult
 from filetier.providers.clients import ProviderClients
@@ -76,5 +77,7 @@ class ContentEnd:
         """Under the content lock: drop the blob row and object if nothing references them."""
         if not await self.core.repo.release_blob(sha256):
             return False
-        await self.core.primary.delete(storage_key(sha256))
+        # To its end even if this task is cancelled: the lock is held until the object
+        # is gone, so the delete cannot land after another upload vouched for it.
+        await finished(self.core.primary.delete(storage_key(sha256)))
         return True

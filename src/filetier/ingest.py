@@ -41,6 +41,7 @@ from filetier.errors import (
     StorageUnavailableError,
     TypeNotAllowedError,
 )
+from filetier.finishing import until_done
 from filetier.modes import FILE_MODE, write_all
 
 UploadSource = (
@@ -312,23 +313,8 @@ async def in_stoppable_thread(work: Callable[[Progress], _T], progress: Progress
         return await asyncio.shield(thread)
     except asyncio.CancelledError:
         stop.set()
-        await _until_done(thread)
+        await until_done(thread)
         raise
-
-
-async def _until_done(future: asyncio.Future[Any]) -> None:
-    """Wait for ``future`` to finish, whatever it ends with, through further cancellations
-    (a worker thread holds a descriptor the caller is about to close)."""
-    cancelled = False
-    while not future.done():
-        try:
-            await asyncio.wait([future])
-        except asyncio.CancelledError:
-            cancelled = True
-    if not future.cancelled():
-        future.exception()  # retrieved: a StoppedByCancel or an error is not logged as unhandled
-    if cancelled:
-        raise asyncio.CancelledError
 
 
 async def hash_path(path: Path, progress: Progress | None) -> StreamDigest:
@@ -439,7 +425,7 @@ async def stage_stream(
                 try:
                     await asyncio.shield(work)
                 except asyncio.CancelledError:
-                    await _until_done(work)
+                    await until_done(work)
                     raise
             else:
                 digest.update(chunk)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from filetier.core import Core
 from filetier.digest import copy_exact
+from filetier.finishing import finished
 from filetier.ingest import Staged, file_identity, source_changed
 from filetier.modes import open_new, write_all
 from filetier.tiers.protocols import PutBytes
@@ -117,7 +118,7 @@ class RemotePuts:
             if cache_temp is not None:
                 cache_temp.unlink(missing_ok=True)
             if wrote:
-                await self.core.primary.delete(key)
+                await finished(self.core.primary.delete(key))  # before the lock goes
             raise source_changed(staged.filename)
         if cache_temp is not None:
             try:

@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 
 from filetier.core import Core, storage_key
+from filetier.finishing import finished
 from filetier.tiers.hashing import hash_object
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Voucher:
                         sha256, "ok", verified=True, object_modified_at=info.modified
                     )
                 return True
-        where = await core.primary.quarantine(key)
+        where = await finished(core.primary.quarantine(key))  # under the lock, to its end
         log.warning(
             "stored object %s failed its check before deduplication (set aside at %s); "
             "it is replaced by the uploaded bytes",

@@ -11,7 +11,8 @@ make a batch cheaper:
   written and waited for in one call, whatever the batch's size. Linux documents that it
   gives "the same guarantees as fsync() called on every file in the ... filesystem", and
   since 5.8 it reports a writeback error of any file on it to every descriptor opened
-  before the error (``errseq``), so a failed write is never taken for durable. Its cost
+  before the error (``errseq``), once per descriptor: after a failed syncfs, a store
+  fsyncs each file instead, for good, so a failed write is never taken for durable. Its cost
   is that it also writes what others left dirty on that file system (seen here: 900 MB
   left by another program made every batch wait seconds), so it is used only for a
   batch big enough to be worth it, and only while the machine has little dirty data.
@@ -31,9 +32,10 @@ SYNCFS_FROM = 4
 # ... and only while the machine's dirty page cache (/proc/meminfo, all file systems:
 # an upper bound for ours) is below this: what a syncfs may write besides the batch.
 SYNCFS_DIRTY_MAX = 16 * 1024 * 1024
-# syncfs reports writeback errors only since Linux 5.8; before, it could return 0 after a
-# failed write, so older kernels keep the per-file fsyncs, which do report them.
-_SYNCFS_KERNEL = (5, 8)
+# syncfs reports writeback errors only since Linux 5.8 (5.11 on overlayfs, which containers
+# run on, once it passed its upper file system's errors on); before, it could return 0
+# after a failed write, so older kernels keep the per-file fsyncs, which do report them.
+_SYNCFS_KERNEL = (5, 11)
 
 _POOL: list[ThreadPoolExecutor] = []
 

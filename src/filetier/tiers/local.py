@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import re
 import secrets
@@ -39,6 +40,8 @@ from filetier.tiers.durability import (
     little_dirty_data,
 )
 from filetier.tiers.protocols import ObjectInfo
+
+log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
@@ -217,9 +220,16 @@ class LocalPrimary:
             try:
                 self._syncfs(self._root_fd)
             except OSError as exc:
-                return [exc] * len(keys)
-            self._unsynced_dirs -= covered
-            return [None] * len(keys)
+                # A writeback error anywhere on the file system, reported to this
+                # descriptor once: a later syncfs would return 0 for an object of a later
+                # batch whose bytes that error lost. Per-file fsyncs from now on, which
+                # report each file's own error; this batch's too, so only the objects
+                # that failed are refused.
+                log.warning("syncfs failed (%s): fsyncing each object from now on", exc)
+                self._syncfs = None
+            else:
+                self._unsynced_dirs -= covered
+                return [None] * len(keys)
         return in_parallel(self._make_one_durable, list(keys))
 
     def _make_one_durable(self, key: str) -> OSError | None:
