@@ -11,9 +11,10 @@
   its connection, so a crashed holder never blocks the others for longer than the server
   takes to notice the connection is gone.
 
-Both wait at most ``wait_seconds`` and then yield False: callers proceed without the
-lock where that is safe (the object write is put-if-absent and hash-checked) and skip
-destructive steps where it is not.
+Both wait at most ``wait_seconds`` and then yield False. Nothing that records a file or
+changes a stored object proceeds without the lock: an upload or a hash-first link is
+refused (``StoreBusyError``), an end of content, a quarantine or a repair is skipped (gc
+and verify look again later).
 """
 
 from __future__ import annotations

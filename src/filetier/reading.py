@@ -35,12 +35,14 @@ from filetier.errors import (
     ObjectMissing,
     StorageUnavailableError,
 )
+from filetier.finishing import finished
 from filetier.ids import no_such_file
 from filetier.ingest import translate_os_error
 from filetier.models import FileRecord, Tier
 from filetier.modes import open_new
 from filetier.records import RecordCache
 from filetier.singleflight import SingleFlight, process_lock
+from filetier.tiers.hashing import hash_object
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,13 @@ def read_verified(located: Located, record: FileRecord) -> bytes:
     if hashlib.sha256(data).hexdigest() != record.sha256:
         raise CorruptCopy()
     return data
+
+
+def changed_while_read(record: FileRecord) -> IntegrityError:
+    return IntegrityError(
+        f"file {record.file_id} ({record.filename}) changed while it was read (a bad copy "
+        "was dropped, or the stored bytes were repaired meanwhile); read it again"
+    )
 
 
 class ReadPath:
@@ -205,8 +214,9 @@ class ReadPath:
                 raise
             if digest.sha256 != record.sha256 or digest.size != record.size:
                 temp.unlink(missing_ok=True)
-                await self._quarantine_primary(record)
-                raise self._integrity_error(record)
+                if await self._quarantine_primary(record):
+                    raise self._integrity_error(record)
+                raise changed_while_read(record)
             path = core.disk.adopt(record.sha256, temp)
         core.diskcap.added(record.sha256, record.size)
         return path, True
@@ -236,12 +246,30 @@ class ReadPath:
             f"store; the corrupt copy was quarantined. Upload the original again to repair it"
         )
 
-    async def _quarantine_primary(self, record: FileRecord) -> None:
-        where = await self.core.primary.quarantine(record.storage_key)
-        await self.core.repo.set_blob_status(record.sha256, "quarantined")
+    async def _quarantine_primary(self, record: FileRecord) -> bool:
+        """Set the primary's object aside if it is still bad; True when set aside.
+
+        Under the content lock, and looked at again there: between this read and now an
+        upload of the same content may have replaced the bad object with good bytes and
+        been acknowledged, and those must not be set aside. Without the lock nothing is
+        set aside (the read fails; the next one looks again)."""
+        core = self.core
+        async with core.content_locks.hold(record.sha256) as locked:
+            if not locked:
+                return False
+            digest = await hash_object(core.primary, record.storage_key)
+            if digest is None or (digest.sha256, digest.size) == (record.sha256, record.size):
+                return False  # gone, or good again
+            where = await finished(self._set_aside(record))
         log.error(
             "quarantined corrupt object %s of file %s at %s", record.sha256, record.file_id, where
         )
+        return True
+
+    async def _set_aside(self, record: FileRecord) -> str | None:
+        where = await self.core.primary.quarantine(record.storage_key)
+        await self.core.repo.set_blob_status(record.sha256, "quarantined")
+        return where
 
     async def reject(
         self, owner: str, record: FileRecord, located: Located, problem: Exception
@@ -258,8 +286,10 @@ class ReadPath:
             log.warning("disk cache copy of %s was corrupt; evicted, fetching again", record.sha256)
             core.disk.evict(record.sha256)
             return
-        await self._quarantine_primary(record)
-        raise self._integrity_error(record)
+        if await self._quarantine_primary(record):
+            raise self._integrity_error(record)
+        # Not set aside: good again (repaired meanwhile), gone, or its lock busy; the
+        # caller reads again and finds out which.
 
     @staticmethod
     def unreadable(record: FileRecord) -> IntegrityError:
@@ -351,10 +381,7 @@ class FileReader:
         ):
             # Raises IntegrityError itself (after quarantine) when the primary was bad.
             await self._path.reject(self._owner, self.record, self._located, CorruptCopy())
-            raise IntegrityError(
-                f"file {self.record.file_id} ({self.record.filename}) changed on disk while it "
-                "was read; the bad copy was removed, read it again"
-            )
+            raise changed_while_read(self.record)
         self.completed = True
 
     def close(self) -> None:

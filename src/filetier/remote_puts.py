@@ -45,9 +45,9 @@ class RemotePuts:
         """Whether ``staged``'s in-memory bytes go to the primary as they are."""
         return self._bytes_to is not None and staged.data is not None
 
-    async def put_bytes(self, key: str, staged: Staged, *, locked: bool) -> bool:
-        """Put ``staged.data`` under ``key`` if absent (one request); True if written.
-        ``locked``: whether the content lock is held (it may time out)."""
+    async def put_bytes(self, key: str, staged: Staged) -> bool:
+        """Put ``staged.data`` under ``key`` if absent (one request, under the content
+        lock); True if written."""
         assert self._bytes_to is not None and staged.data is not None
         data = staged.data
         caching = (
@@ -58,10 +58,9 @@ class RemotePuts:
         try:
             wrote = await self._bytes_to.put_bytes(key, data)
         except BaseException:
-            if caching is not None and await _landed(caching) is not None and locked:
-                # Not stored after all: no copy of it either. Only under the lock, which
-                # orders us against other uploads of the content, is the copy surely ours;
-                # without it the copy is left (its bytes are the hash's all the same).
+            if caching is not None and await _landed(caching) is not None:
+                # Not stored after all: no copy of it either (the lock orders us against
+                # other uploads of the content, so the copy is ours).
                 self.core.disk.evict(staged.sha256)
             raise
         if caching is not None and await _landed(caching) is not None:

@@ -33,7 +33,12 @@ from filetier.core import Core, storage_key
 from filetier.digest import Progress, sniff_mime
 from filetier.diskcap import check_space
 from filetier.ending import ContentEnd
-from filetier.errors import FiletierError, InvalidInputError, QuotaExceededError
+from filetier.errors import (
+    FiletierError,
+    InvalidInputError,
+    QuotaExceededError,
+    StoreBusyError,
+)
 from filetier.ingest import (
     Staged,
     UploadSource,
@@ -54,7 +59,7 @@ from filetier.ingest import (
     validate_metadata,
     write_staged_bytes,
 )
-from filetier.models import UploadResult
+from filetier.models import FileRecord, UploadResult
 from filetier.quota import OwnerQuota
 from filetier.records import RecordCache
 from filetier.remote_puts import RemotePuts
@@ -260,14 +265,18 @@ class Writer:
         # the delete sees our new row and keeps the object, or we see the object gone
         # and write it again.
         async with self.core.content_locks.hold(staged.sha256) as locked:
+            if not locked:
+                # Unlocked, a delete of this content that holds the lock could remove the
+                # object this upload is about to find stored and record: refused instead.
+                raise self._busy()
             if dedup and not await self._voucher.vouch(staged.sha256, staged.size):
                 dedup = False  # missing or damaged (and set aside): written again below
             if not dedup:
-                wrote_object = await self._write_object(key, staged, locked=locked)
+                wrote_object = await self._write_object(key, staged)
                 if not wrote_object and not await self._voucher.vouch(staged.sha256, staged.size):
                     # An object was there after all (an interrupted upload's) and failed
                     # its check: it is set aside now, so this put writes.
-                    wrote_object = await self._write_object(key, staged, locked=locked)
+                    wrote_object = await self._write_object(key, staged)
                 bytes_written = staged.size if wrote_object else 0
             # What the object's time is now that it holds bytes just hashed: the mark
             # later deduplications check it against.
@@ -314,6 +323,13 @@ class Writer:
             bytes_written=bytes_written if deduplicated or wrote_object else staged.size,
         )
 
+    def _busy(self) -> StoreBusyError:
+        return StoreBusyError(
+            "nothing was stored: the lock that orders an upload against deletes of the "
+            f"same content was not had within {self.core.settings.lock_timeout_seconds:g}s; "
+            "try again"
+        )
+
     def _durable_in(self) -> LocalPath | None:
         """With fsync on, where a local object must be durable before its row commits:
         its batch makes all its objects durable in one call (group commit). Deduplicated
@@ -323,17 +339,15 @@ class Writer:
             return None
         return self.core.local
 
-    async def _write_object(self, key: str, staged: Staged, *, locked: bool) -> bool:
-        """Put the staged bytes under ``key`` if absent; True when this call wrote the
-        object. ``locked``: whether the content lock is held (it may time out)."""
-        # The caller's file is sent as it is only under the lock: it may change while it is
-        # read, and on a store that ignores put-if-absent (Supabase Storage) an unlocked
-        # write could then replace another upload's good object with it. Without the lock
-        # only a copy hashed as it was written is sent (staged again below).
-        if staged.source_identity is not None and locked:
+    async def _write_object(self, key: str, staged: Staged) -> bool:
+        """Put the staged bytes under ``key`` if absent, under the content lock; True when
+        this call wrote the object."""
+        # The caller's file is sent as it is (the lock keeps other uploads of the content
+        # waiting should it change while it is read and the object have to go again).
+        if staged.source_identity is not None:
             return await self._remote.put_from_source(key, staged)
         if self._remote.takes_bytes(staged):
-            return await self._remote.put_bytes(key, staged, locked=locked)
+            return await self._remote.put_bytes(key, staged)
         if staged.temp is None:
             if staged.data is not None:
                 # Not fsynced here: a local object is made durable by its row's batch
@@ -395,12 +409,22 @@ class Writer:
         meta = validate_metadata(metadata)
         check_filename(filename)
         repo = self.core.repo
-        async with self.core.content_locks.hold(sha256):
+
+        async def owned() -> FileRecord | None:
             page, _total = await repo.list_files(
                 owner, name_contains=None, mime_type=None, sha256=sha256, limit=1, offset=0
             )
-            existing = page[0] if page else None
-            if existing is None or existing.size != size:
+            return page[0] if page and page[0].size == size else None
+
+        # Asked first without the lock: an owner with no such file is answered at once,
+        # so waiting for the lock never tells her that someone is working on the content.
+        if await owned() is None:
+            return None
+        async with self.core.content_locks.hold(sha256) as locked:
+            if not locked:
+                raise self._busy()
+            existing = await owned()
+            if existing is None:
                 return None
             # The stored copy must be one filetier can vouch for; a missing or damaged
             # one is set aside and the client told to send the bytes, which repair it.

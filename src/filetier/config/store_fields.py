@@ -95,7 +95,10 @@ class StoreFields(BaseModel):
     )
     lock_timeout_seconds: float = Field(
         default=60,
-        description="Longest wait for a cross-process lock before giving up on it.",
+        description=(
+            "Longest wait for a cross-process lock; then an upload is refused "
+            "(StoreBusyError) and maintenance skips that content."
+        ),
     )
     record_cache_ttl_seconds: float = Field(
         default=5,

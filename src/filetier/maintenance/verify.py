@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Literal
 
 from filetier.clock import utcnow
 from filetier.core import Core, storage_key
 from filetier.digest import StreamDigest, hash_file
 from filetier.ending import ContentEnd
+from filetier.finishing import finished
 from filetier.models import Finding, VerifyReport
 from filetier.tiers.hashing import hash_object as hash_primary_object
 
@@ -29,8 +31,61 @@ async def hash_object(core: Core, key: str) -> StreamDigest | None:
     return await hash_primary_object(core.primary, key)
 
 
+# What a repair did: restored from a verified cache copy; set aside (a corrupt object,
+# none to restore it from); left as it is (missing, none to restore it from); nothing,
+# the object being good when looked at again (an upload repaired it meanwhile) or its
+# content ended; nothing, its lock not had in time.
+Repair = Literal["restored", "quarantined", "left", "good", "busy"]
+
+
+REPAIRED = {"restored", "good"}
+CORRUPT_REPAIRED: dict[Repair, str] = {
+    "restored": "; restored from a verified cache copy",
+    "quarantined": "; quarantined",
+    "good": "; good again when repaired (an upload replaced it meanwhile)",
+    "busy": "; not repaired: its lock was busy, run verify again",
+    "left": "; not repaired",
+}
+
+
+async def _repair(core: Core, sha256: str, key: str) -> Repair:
+    """Restore ``sha256``'s object from a verified cache copy, else set a corrupt one aside
+    and mark the blob quarantined.
+
+    Under the content lock, looked at again there, and carried to its end even if the run
+    is cancelled: between the check and now an upload of the same content may have
+    repaired the object and been acknowledged, and a repair half done (deleted, not yet
+    put back) must not be left behind with its lock released."""
+    async with core.content_locks.hold(sha256) as locked:
+        if not locked:
+            return "busy"
+        return await finished(_repair_locked(core, sha256, key))
+
+
+async def _repair_locked(core: Core, sha256: str, key: str) -> Repair:
+    blob = await core.repo.get_blob(sha256)
+    if blob is None:
+        return "good"  # ended meanwhile: nothing names it any more
+    digest = await hash_object(core, key)
+    if digest is not None and digest.sha256 == sha256:
+        if blob.status != "ok":
+            info = await core.primary.head(key)
+            await core.repo.set_blob_status(
+                sha256, "ok", verified=True, object_modified_at=info.modified if info else None
+            )
+        return "good"
+    if digest is not None:
+        await core.primary.quarantine(key)
+    if await _restore_from_cache(core, sha256, key):
+        return "restored"
+    if digest is None:
+        return "left"
+    await core.repo.set_blob_status(sha256, "quarantined")
+    return "quarantined"
+
+
 async def _restore_from_cache(core: Core, sha256: str, key: str) -> bool:
-    """Put a verified disk-cache copy back into the primary core."""
+    """Put a verified disk-cache copy back into the primary store (under the lock)."""
     if core.local is not None:
         return False
     path = core.disk.lookup(sha256)
@@ -58,7 +113,7 @@ async def verify_store(core: Core, ending: ContentEnd, *, fix: bool) -> VerifyRe
 
     for blob in blobs:
         if blob.status == "quarantined":
-            fixed = fix and await _restore_from_cache(core, blob.sha256, blob.storage_key)
+            fixed = fix and await _repair(core, blob.sha256, blob.storage_key) in REPAIRED
             findings.append(
                 Finding(
                     kind="quarantined",
@@ -75,7 +130,7 @@ async def verify_store(core: Core, ending: ContentEnd, *, fix: bool) -> VerifyRe
             continue
         digest = await hash_object(core, blob.storage_key)
         if digest is None:
-            fixed = fix and await _restore_from_cache(core, blob.sha256, blob.storage_key)
+            fixed = fix and await _repair(core, blob.sha256, blob.storage_key) in REPAIRED
             findings.append(
                 Finding(
                     kind="missing_object",
@@ -87,25 +142,16 @@ async def verify_store(core: Core, ending: ContentEnd, *, fix: bool) -> VerifyRe
             )
             continue
         if digest.sha256 != blob.sha256:
-            fixed = False
-            if fix:
-                await core.primary.quarantine(blob.storage_key)
-                fixed = await _restore_from_cache(core, blob.sha256, blob.storage_key)
-                if not fixed:
-                    await core.repo.set_blob_status(blob.sha256, "quarantined")
+            repair = await _repair(core, blob.sha256, blob.storage_key) if fix else None
             findings.append(
                 Finding(
                     kind="corrupt_object",
                     sha256=blob.sha256,
                     detail=f"object {blob.storage_key} does not match its SHA-256"
                     + (
-                        "; restored from a verified cache copy"
-                        if fixed
-                        else "; quarantined"
-                        if fix
-                        else " (run with --fix to quarantine it)"
+                        CORRUPT_REPAIRED[repair] if repair else " (run with --fix to quarantine it)"
                     ),
-                    fixed=fix,
+                    fixed=repair in {"restored", "quarantined", "good"},
                 )
             )
             continue
