@@ -84,6 +84,12 @@ def test_a_link_serves_the_verified_content_without_a_token(
     assert (
         httpx.get(link["url"], headers={"If-None-Match": head.headers["etag"]}).status_code == 304
     )
+    # The access log tells the uses of this link apart, but never holds the live link.
+    token = link["url"].rsplit("/", 1)[1]
+    link_id, signature = token.split(".", 1)
+    log = server.log()
+    assert f"/links/{link_id}." in log
+    assert signature not in log and token not in log
 
 
 def test_a_range_bound_link_serves_only_its_range(alice: httpx.Client) -> None:

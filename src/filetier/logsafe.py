@@ -7,6 +7,10 @@ filetier configures (``filetier serve``, the CLI, stdio MCP), rewrites each reco
 control characters (C0, DEL, C1: newlines, carriage returns, terminal escapes) and Unicode
 line separators appear escaped (``\\n``, ``\\x1b``, ``\\u2028``): one record, one line.
 
+Download links are capabilities: whoever holds ``/links/<id>.<signature>`` reads the
+file, without a token. The access log keeps the link's id (to tell links apart) and drops
+its signature, so the log never holds a live link.
+
 Tracebacks are left as they are: they span lines by nature, and come from the code.
 """
 
@@ -33,12 +37,19 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(_escaped, text)
 
 
+# A served link's path: /links/<id>.<signature>, the signature up to a query or the end.
+_LINK_PATH = re.compile(r"(/links/[^/?.\s]*)\.[^/?\s]*")
+
+
 def _escape_arg(value: object) -> object:
-    return escape_controls(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return escape_controls(_LINK_PATH.sub(r"\1.…", value))
 
 
 class EscapeControls(logging.Filter):
-    """Escapes control characters in each record's message (never drops a record)."""
+    """Escapes control characters in each record's message, and drops the signatures of
+    download links from access-log paths (never drops a record)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name in _KEEP_ARGS and isinstance(record.args, tuple):

@@ -303,9 +303,12 @@ class ProviderFiles:
                 if c.file_hash != record.sha256
             ]
             if not victims:
+                # The account's figures are every owner's: logged for the operator, not
+                # told to whichever owner asked.
+                log.warning("%s quota is full: %d files, %d bytes", scope, count, total)
                 raise ProviderLimitError(
-                    f"{scope} quota is full ({count} files, {total:,} bytes) and "
-                    "filetier holds no copy there it could remove to make room"
+                    f"{scope} quota is full and filetier holds no copy there it could remove "
+                    "to make room"
                 )
             for victim in victims:
                 if not over(count, total):
