@@ -96,3 +96,32 @@ def test_no_room_above_the_reserve_is_refused(tmp_path: Path) -> None:
     space = FreeSpace(tmp_path, reserve=0, interval=3600)
     assert space.take(1) is True
     assert space.take(FreeSpace.FRESH_ABOVE) is True
+
+
+async def test_a_deduplicated_upload_reads_back_from_where_a_new_one_does(
+    remote_settings: Settings, tmp_path: Path
+) -> None:
+    """Mallory uploads a candidate file: had it been stored already (alice's) and left no
+    cache copy where a new upload leaves one, her first download would report the tier
+    "primary" instead of "disk" (and take a primary read longer): a clear answer to "does
+    anyone store these bytes?"."""
+    settings = remote_settings.model_copy(update={"memory_item_max_bytes": 64 * 1024})
+    async with FileStore(settings) as root:
+        alice, mallory = root.as_owner("alice"), root.as_owner("mallory")
+        for how in ("bytes", "path"):
+            stored, fresh = os.urandom(300_000), os.urandom(300_000)
+            await alice.upload_file(stored, filename="secret.bin")
+            tiers = {}
+            for label, data in (("stored", stored), ("new", fresh)):
+                root.disk.evict(hashlib.sha256(data).hexdigest())  # long after, or elsewhere
+                root.memory.clear()
+                source: bytes | Path = data
+                if how == "path":
+                    source = tmp_path / f"{how}-{label}.bin"
+                    source.write_bytes(data)
+                uploaded = await mallory.upload_file(source, filename="guess.bin")
+                assert not uploaded.deduplicated  # never told, either way
+                downloaded = await mallory.download(uploaded.file_id)
+                assert Path(downloaded.path).read_bytes() == data
+                tiers[label] = downloaded.tier
+            assert tiers == {"stored": "disk", "new": "disk"}, how

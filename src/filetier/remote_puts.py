@@ -145,6 +145,44 @@ class RemotePuts:
             return None
         return temp
 
+    async def cache_deduplicated(self, staged: Staged) -> None:
+        """Leave the disk-cache copy a stored upload leaves, for one that was deduplicated:
+        whether an upload was new must not show in where its first read comes from (the
+        tier a download reports, and its time), nor should the first read of it cost a
+        primary read the uploader already paid for in bytes."""
+        core = self.core
+        if core.local is not None or core.disk.lookup(staged.sha256) is not None:
+            return
+        if staged.temp is not None:
+            self.keep_staged(staged)
+            return
+        if not self._room_for(staged.size):
+            return
+        if staged.data is not None:
+            work = asyncio.to_thread(self._cache_bytes, staged.sha256, staged.data)
+            if await _landed(asyncio.ensure_future(work)) is not None:
+                core.diskcap.added(staged.sha256, staged.size)
+            return
+        source = staged.source_path
+        if source is None:
+            return
+        temp = await asyncio.to_thread(self._copy_for_cache, source, staged.size)
+        if temp is None:
+            return
+        try:
+            unchanged = file_identity(source) == staged.source_identity
+        except OSError:
+            unchanged = False
+        if not unchanged:  # not the bytes hashed: no copy
+            temp.unlink(missing_ok=True)
+            return
+        try:
+            core.disk.adopt(staged.sha256, temp)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            return
+        core.diskcap.added(staged.sha256, staged.size)
+
     def keep_staged(self, staged: Staged) -> None:
         """After its put, the verified temp file becomes the disk-cache copy."""
         if self.core.local is not None or staged.temp is None:

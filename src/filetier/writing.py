@@ -303,6 +303,8 @@ class Writer:
                     # Still under the lock: nothing else can have started using it.
                     await self._ending.end_content(staged.sha256, lock_held=True)
                 raise
+        if not wrote_object:
+            await self._remote.cache_deduplicated(staged)
         if staged.data is not None:
             self.core.memory.put(staged.sha256, staged.data)
         self._records.remember(owner, record)
