@@ -306,7 +306,13 @@ class ProviderRepository:
 
     async def remove(self, copy: ProviderCopy) -> None:
         async with self.db.write() as conn:
-            await conn.execute(sa.delete(P).where(P.c.id == copy.id))
+            # Only that copy, as in set_status: a concurrent re-upload may have put a new
+            # provider file id in the same row, which must stay recorded.
+            removed = await conn.execute(
+                sa.delete(P).where(P.c.id == copy.id, P.c.provider_file_id == copy.provider_file_id)
+            )
+            if removed.rowcount == 0:
+                return
             if copy.file_hash:
                 await self._mirror(
                     conn, copy.owner, copy.file_hash, json_key(copy.provider, copy.purpose), None

@@ -137,9 +137,16 @@ class ProviderQuestions:
             gone = await self.repo.get(
                 self._owner, record.sha256, client.name, client.account, DEFAULT_PURPOSE
             )
-            assert gone is not None
-            copy = await self._files.reupload(record, client, DEFAULT_PURPOSE, gone)
-            provider_file_id = copy.provider_file_id
+            if gone is not None and gone.provider_file_id == provider_file_id:
+                copy = await self._files.reupload(record, client, DEFAULT_PURPOSE, gone)
+                provider_file_id = copy.provider_file_id
+            else:
+                # Another process replaced the lost copy already: use its copy, never
+                # mark that one deleted and upload a third.
+                current = await self._files.get_provider_file_id(
+                    record.file_id, client.name, DEFAULT_PURPOSE
+                )
+                provider_file_id = current.provider_file_id
             raw = await client.extracted_text(provider_file_id)
             if raw is None:
                 raise ProviderRequestError(

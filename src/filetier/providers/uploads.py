@@ -29,6 +29,7 @@ from filetier.clock import utcnow
 from filetier.content_locks import ContentLocks
 from filetier.errors import (
     ProviderLimitError,
+    StoreBusyError,
     UnsupportedPurposeError,
 )
 from filetier.metadata.provider_repository import ProviderCopy
@@ -188,7 +189,14 @@ class ProviderFiles:
 
         async def upload_once() -> ProviderCopy:
             nonlocal uploaded
-            async with self._locks.hold(name):
+            async with self._locks.hold(name) as locked:
+                if not locked:
+                    # Unlocked, an upload by whoever holds it may be under way: a second
+                    # one would leave a provider copy that nothing records.
+                    raise StoreBusyError(
+                        f"nothing was sent to {client.name}: the lock that keeps its uploads "
+                        "to one per file was busy for too long; try again"
+                    )
                 # Whoever held the lock before us may have uploaded it already.
                 current = await self.repo.get(
                     self._owner, record.sha256, client.name, client.account, purpose
