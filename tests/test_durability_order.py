@@ -127,3 +127,68 @@ def test_every_acknowledged_upload_was_synced_before_its_answer(
         assert any(entry.endswith(wal) for entry in window), (
             f"{sha256[:12]} answered before its row's commit was synced: {window}"
         )
+
+
+DOWNLOADER = """
+import asyncio, os, sys
+from filetier import FileStore, Settings
+
+async def main() -> None:
+    home, out = sys.argv[1], sys.argv[2]
+    settings = Settings(_env_file=None, home=home, fsync=True, allowed_roots=out)
+    async with FileStore(settings) as store:
+        for size in (100_000, 40 * 1024 * 1024):  # from memory, and copied file to file
+            result = await store.upload_file(os.urandom(size), filename=f"{size}.bin")
+            store.memory.clear()
+            await store.download_file(result.file_id, os.path.join(out, f"{size}.bin"))
+
+asyncio.run(main())
+"""
+
+# linkat(dirfd<dir>, ".name.hex.tmp", dirfd<dir>, "name", 0) or renameat2(...) of a temp
+PUBLISHED_TEMP = re.compile(r'^\d+<([^>]*)>, "(\.[^"]+\.tmp)", \d+<[^>]*>, "([^"]+)"')
+
+
+def test_a_delivered_file_is_synced_before_its_name_appears(tmp_path: Path) -> None:
+    """With fsync on, a download's bytes are on disk before its final name is linked: a
+    power cut after the answer leaves no final name on an empty or short file."""
+    out = tmp_path / "out"
+    out.mkdir()
+    log = tmp_path / "trace.log"
+    subprocess.run(
+        [
+            *(
+                "strace",
+                "-f",
+                "-qq",
+                "-y",
+                "-s",
+                "200",
+                "-e",
+                "trace=linkat,renameat,renameat2,fsync",
+            ),
+            *("-o", str(log), sys.executable, "-c", DOWNLOADER, str(tmp_path / "home"), str(out)),
+        ],
+        check=True,
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+    )
+    synced: set[str] = set()
+    published: list[str] = []
+    for line in log.read_text().splitlines():
+        found = SYSCALL.match(line)
+        if found is None:
+            continue
+        name, args = found.group(2), found.group(3)
+        if name == "fsync" and (fd := SYNCED_FD.match(args)):
+            synced.add(fd.group(1))
+        elif (
+            name in {"linkat", "renameat", "renameat2"}
+            and args.rstrip().endswith("= 0")
+            and (move := PUBLISHED_TEMP.match(args))
+            and move.group(1) == str(out)
+        ):
+            temp = f"{move.group(1)}/{move.group(2)}"
+            assert temp in synced, f"{move.group(3)} was published before its bytes synced"
+            published.append(move.group(3))
+    assert sorted(published) == sorted(["100000.bin", f"{40 * 1024 * 1024}.bin"])

@@ -35,18 +35,28 @@ CLEANUP_POLICIES = (None, "immediate", "retain", "keep")
 
 
 def _write_through_temp(
-    target: SafeDestination, sha256: str, overwrite: bool, write: Callable[[int], bool]
+    target: SafeDestination,
+    sha256: str,
+    overwrite: bool,
+    write: Callable[[int], bool],
+    *,
+    durable: bool,
 ) -> None:
     """Publish what ``write(fd)`` puts in a temp file beside ``target`` (blocking).
 
     ``write`` returns whether the bytes are intact; on False or any exception (a failed
-    write, a cancelled caller's StoppedByCancel) the temp file goes and nothing lands."""
+    write, a cancelled caller's StoppedByCancel) the temp file goes and nothing lands.
+    ``durable`` (fsync on): the bytes are synced before the name appears, so a power cut
+    after the answer never leaves the final name on an empty or short file (a new link
+    does not get the file system's rename safeguard)."""
     parent = target.open_parent()
     try:
         fd, temp = target.create_temp(parent)
         try:
             try:
                 intact = write(fd)
+                if intact and durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except BaseException:
@@ -60,7 +70,9 @@ def _write_through_temp(
         os.close(parent)
 
 
-def deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: bool) -> None:
+def deliver_bytes(
+    target: SafeDestination, data: bytes, sha256: str, overwrite: bool, durable: bool
+) -> None:
     """Write verified bytes to ``target`` through a temp file (blocking)."""
 
     def write(fd: int) -> bool:
@@ -73,7 +85,7 @@ def deliver_bytes(target: SafeDestination, data: bytes, sha256: str, overwrite: 
             raise translate_os_error(exc, str(target.path)) from exc
         return True
 
-    _write_through_temp(target, sha256, overwrite, write)
+    _write_through_temp(target, sha256, overwrite, write, durable=durable)
 
 
 def deliver_file(
@@ -82,6 +94,7 @@ def deliver_file(
     record: FileRecord,
     progress: Progress | None,
     overwrite: bool,
+    durable: bool,
 ) -> None:
     """Copy a local copy to ``target``, hashing it on the way unless it was just
     verified (blocking). Raises CorruptCopy / VanishedCopy for the read path's retry."""
@@ -99,7 +112,7 @@ def deliver_file(
             raise translate_os_error(exc, str(target.path)) from exc
         return digest.sha256 == record.sha256 and digest.size == record.size
 
-    _write_through_temp(target, record.sha256, overwrite, write)
+    _write_through_temp(target, record.sha256, overwrite, write, durable=durable)
 
 
 class DownloadOptions(TypedDict, total=False):
@@ -149,6 +162,7 @@ class Delivery:
         record = await self._records.get(owner, file_id)
         target = await self._destination(owner, record, destination, overwrite, roots)
         policy = self._policy_for(target.path, cleanup)
+        durable = core.settings.fsync
         check_space(
             target.path.parent if target.path.parent.exists() else core.settings.home,
             record.size,
@@ -159,14 +173,18 @@ class Delivery:
             if core.memory.accepts(record.size):
                 data = await asyncio.to_thread(read_verified, located, record)
                 core.memory.put(record.sha256, data)
-                await asyncio.to_thread(deliver_bytes, target, data, record.sha256, overwrite)
+                await asyncio.to_thread(
+                    deliver_bytes, target, data, record.sha256, overwrite, durable
+                )
                 if progress:
                     progress(len(data))
             else:
                 # A cancelled download stops its copy between two chunks and removes the
                 # temp file before the cancellation returns: nothing lands at the target.
                 await in_stoppable_thread(
-                    lambda per_chunk: deliver_file(target, located, record, per_chunk, overwrite),
+                    lambda per_chunk: deliver_file(
+                        target, located, record, per_chunk, overwrite, durable
+                    ),
                     progress,
                 )
             return located.tier
@@ -175,7 +193,7 @@ class Delivery:
         tier: Tier
         if data is not None:
             tier = "memory"
-            await asyncio.to_thread(deliver_bytes, target, data, record.sha256, overwrite)
+            await asyncio.to_thread(deliver_bytes, target, data, record.sha256, overwrite, durable)
             if progress:
                 progress(len(data))
         else:
