@@ -220,6 +220,28 @@ def test_a_single_use_link_serves_exactly_once_under_concurrent_use(
     assert_dead(httpx.get(link["url"]))
 
 
+def test_a_single_use_link_is_not_used_up_by_a_request_that_gets_no_file(
+    server: LiveServer, alice: httpx.Client
+) -> None:
+    """The stored bytes unreadable for a moment (a disk hiccup, a store down): the link's
+    holder gets an error, and the link still serves once they are back."""
+    data = os.urandom(BIG)  # streamed from the primary, not held in memory
+    uploaded = upload(alice, data)
+    link = mint(alice, uploaded["file_id"], single_use=True)
+    sha256 = uploaded["sha256"]
+    stored = server.home / "objects" / "sha256" / sha256[:2] / sha256[2:4] / sha256
+    aside = stored.with_name("aside")
+    stored.rename(aside)
+    try:
+        failed = httpx.get(link["url"], timeout=30)
+        assert failed.status_code >= 500, failed.text
+    finally:
+        aside.rename(stored)
+    served = httpx.get(link["url"], timeout=30)
+    assert served.status_code == 200 and served.content == data
+    assert_dead(httpx.get(link["url"]))
+
+
 def test_each_use_is_in_the_download_history(server: LiveServer, alice: httpx.Client) -> None:
     data = os.urandom(BIG)
     file_id = upload(alice, data)["file_id"]

@@ -388,9 +388,12 @@ class ContentReader:
         status_code: int,
         headers: Mapping[str, str],
         downloaded_by: str | None = None,
+        before_body: Callable[[], Awaitable[None]] | None = None,
     ) -> ContentBody:
         """``downloaded_by`` (a link's use): recorded in the download history with that
-        name, for a range too; otherwise only whole downloads are recorded."""
+        name, for a range too; otherwise only whole downloads are recorded.
+        ``before_body`` runs once the bytes are in hand (in memory, or a local copy open):
+        a single-use link is used up there, never by a request that then gets no file."""
         store = self._store
         usage, owner = store.usage, store.owner
         started = time.perf_counter()
@@ -413,6 +416,8 @@ class ContentReader:
                     store.owner, record
                 )  # verified, kept; tracked here
         if data is not None:
+            if before_body is not None:
+                await before_body()
             return ContentBody(
                 status_code=status_code,
                 headers=headers,
@@ -424,6 +429,12 @@ class ContentReader:
             )
 
         copy = await self._open_copy(record, verify_now=byte_range is not None)
+        if before_body is not None:
+            try:
+                await before_body()
+            except BaseException:
+                os.close(copy.fd)
+                raise
         # A whole download hashes as it streams, unless this very copy was hashed in full
         # within the window (a range's copy was, just now, by _open_copy).
         hash_while_sending = byte_range is None and (record.sha256, copy.st) not in self._verified

@@ -326,7 +326,8 @@ async def serve_content(
 
     ``bound_range``: the only bytes this request may have (a range-bound link), sent as a
     206 whatever Range the client asks for. ``before_body`` runs only when a body is about
-    to be sent (not for HEAD, 304 or 416): a single-use link is used up there.
+    to be sent (not for HEAD, 304 or 416), once its bytes are in hand: a single-use link
+    is used up there.
     """
     headers = _content_headers(record)
     etag = headers["etag"]
@@ -357,8 +358,6 @@ async def serve_content(
             byte_range = parsed
     if byte_range is not None:
         headers["content-range"] = byte_range.content_range
-    if before_body is not None:
-        await before_body()
     reader = ContentReader(store, runtime.verified, runtime.read_ahead, runtime.large_bodies)
     return await reader.body(
         record,
@@ -366,6 +365,7 @@ async def serve_content(
         status_code=206 if byte_range else 200,
         headers=headers,
         downloaded_by=downloaded_by,
+        before_body=before_body,
     )
 
 
