@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 from filetier import FileStore, IntegrityError, Settings, StorageUnavailableError
+from tests.support.damage import flip_byte
 
 # --------------------------------------------------------------------------- helpers
-
-
-def flip_byte(path: Path, offset: int = 0) -> None:
-    """Corrupt one byte in place, keeping the size (bit rot, not truncation)."""
-    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        (byte,) = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte ^ 0xFF]))
 
 
 def damage(path: Path, how: str) -> None:

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 
 from filetier import FileStore, Settings, StoreBusyError
 from filetier.store import storage_key
-from tests.test_integrity import flip_byte
+from tests.support.damage import flip_byte
 
 
 @asynccontextmanager

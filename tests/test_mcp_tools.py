@@ -11,7 +11,6 @@ import base64
 import contextlib
 import hashlib
 import os
-import stat
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from mcp.types import BlobResourceContents, TextResourceContents
 from filetier import FileStore, Settings
 from filetier.interfaces.mcp import build_server
 from testbed.provider_server import ProviderServer
+from tests.support.damage import flip_byte
 
 KEY = "sk-kimi-mcp-test-3c9e1a7f5b"
 
@@ -70,15 +70,6 @@ async def error_text(client: Client, tool: str, **arguments: Any) -> str:
     text = " ".join(getattr(block, "text", "") for block in result.content)
     assert "Traceback" not in text
     return text
-
-
-def flip_byte(path: Path, offset: int = 0) -> None:
-    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        (byte,) = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([byte ^ 0xFF]))
 
 
 def object_path(settings: Settings, sha256: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 
 from filetier import FileStore, StoreBusyError
 from testbed.provider_server import ProviderServer
-from tests.test_providers import KEY, copies, provider_settings, put
+from tests.support.providers import KEY, copies, provider_settings, put
 
 
 @pytest.fixture(autouse=True)

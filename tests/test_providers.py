@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from filetier import FileStore, NotFoundError, Settings
+from filetier import FileStore, NotFoundError
 from filetier.errors import (
     OriginalNotAvailableError,
     ProviderAuthError,
@@ -35,11 +35,10 @@ from filetier.errors import (
     UnsupportedPurposeError,
 )
 from testbed.provider_server import ProviderServer
+from tests.support.providers import ATTEMPTS, KEY, copies, provider_settings, put
 
 # Distinctive, so any leak into a message or a log line is found by substring search.
-KEY = "sk-kimi-test-secret-7f3a9c1e5b2d"
 WRONG_KEY = "sk-kimi-wrong-secret-0d4e8b6a"
-ATTEMPTS = 3
 
 
 @pytest.fixture(autouse=True)
@@ -70,38 +69,10 @@ def out(tmp_path: Path) -> Path:
     return path
 
 
-def provider_settings(home: Path, server: ProviderServer, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "home": home,
-        "fsync": False,
-        "bookkeeping_flush_seconds": 0.05,
-        "allowed_roots": str(home.parent / "out"),
-        "kimi_api_key": server.api_key,
-        "kimi_base_url": server.base_url,
-        "provider_retry_attempts": ATTEMPTS,
-        "provider_max_retry_wait_seconds": 5,
-        "provider_timeout_seconds": 2,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture
 async def pstore(home: Path, server: ProviderServer, out: Path) -> AsyncIterator[FileStore]:
     async with FileStore(provider_settings(home, server)) as opened:
         yield opened
-
-
-async def put(store: FileStore, data: bytes, name: str = "notes.txt") -> str:
-    return str((await store.upload_file(data, filename=name)).file_id)
-
-
-def copies(home: Path) -> list[dict[str, Any]]:
-    """The ``provider_file_uploads`` rows, read with sqlite3 behind filetier's back."""
-    with sqlite3.connect(home / "filetier.db") as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM provider_file_uploads ORDER BY uploaded_at").fetchall()
-    return [dict(r) for r in rows]
 
 
 def copy_named(home: Path, provider_file_id: str) -> dict[str, Any] | None:
