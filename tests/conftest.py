@@ -18,8 +18,15 @@ _ENV_NAMES = (
     "MAX_MEMORY_CACHE_SIZE",
     "MAX_CACHE_SIZE_MB",
     "MAX_CACHE_AGE_DAYS",
-    "GEMINI_API_KEY",  # a real Gemini key would make doctor and sync tests call Google
-    "GEMINI_BASE_URL",
+    # A developer's real provider keys and endpoints must not reach any test (a real
+    # Gemini key, say, would make doctor and sync tests call Google).
+    *(
+        f"{provider}_{suffix}"
+        for provider in ("KIMI", "GLM", "OPENAI", "ANTHROPIC", "MISTRAL", "GEMINI", "GOOGLE")
+        for suffix in ("API_KEY", "BASE_URL")
+    ),
+    "ANTHROPIC_AUTH_TOKEN",
+    "MISTRAL_DEBUG",
 )
 
 

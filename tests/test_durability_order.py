@@ -49,32 +49,31 @@ ACKED = re.compile(r'^1<[^>]*>, "ACK ([0-9a-f]{64})\\n"')
 SYNCED_FD = re.compile(r"^\d+<([^>]*)>\)\s+= 0")
 
 
-def trace_uploads(tmp_path: Path, tasks: int, per_task: int) -> list[tuple[str, str]]:
-    """(syscall, arguments) of every traced call, in the order the kernel saw them."""
-    log = tmp_path / "trace.log"
-    os.sync()  # little dirty data: batches may take the one-syncfs path (durability.py)
+def run_traced(log: Path, syscalls: str, script: str, *args: str) -> None:
+    """Run ``script`` in a new interpreter under strace (every thread, descriptors shown
+    with their paths), the calls ``syscalls`` written to ``log``."""
     subprocess.run(
         [
-            "strace",
-            "-f",
-            "-qq",
-            "-y",
-            "-s",
-            "200",
-            "-e",
-            "trace=link,linkat,syncfs,fsync,fdatasync,write",
-            "-o",
-            str(log),
-            sys.executable,
-            "-c",
-            UPLOADER,
-            str(tmp_path / "home"),
-            str(tasks),
-            str(per_task),
+            *("strace", "-f", "-qq", "-y", "-s", "200", "-e", f"trace={syscalls}"),
+            *("-o", str(log), sys.executable, "-c", script, *args),
         ],
         check=True,
         timeout=120,
         stdout=subprocess.DEVNULL,
+    )
+
+
+def trace_uploads(tmp_path: Path, tasks: int, per_task: int) -> list[tuple[str, str]]:
+    """(syscall, arguments) of every traced call, in the order the kernel saw them."""
+    log = tmp_path / "trace.log"
+    os.sync()  # little dirty data: batches may take the one-syncfs path (durability.py)
+    run_traced(
+        log,
+        "link,linkat,syncfs,fsync,fdatasync,write",
+        UPLOADER,
+        str(tmp_path / "home"),
+        str(tasks),
+        str(per_task),
     )
     calls = []
     started: dict[str, str] = {}  # thread -> arguments of its unfinished call
@@ -155,24 +154,7 @@ def test_a_delivered_file_is_synced_before_its_name_appears(tmp_path: Path) -> N
     out = tmp_path / "out"
     out.mkdir()
     log = tmp_path / "trace.log"
-    subprocess.run(
-        [
-            *(
-                "strace",
-                "-f",
-                "-qq",
-                "-y",
-                "-s",
-                "200",
-                "-e",
-                "trace=linkat,renameat,renameat2,fsync",
-            ),
-            *("-o", str(log), sys.executable, "-c", DOWNLOADER, str(tmp_path / "home"), str(out)),
-        ],
-        check=True,
-        timeout=120,
-        stdout=subprocess.DEVNULL,
-    )
+    run_traced(log, "linkat,renameat,renameat2,fsync", DOWNLOADER, str(tmp_path / "home"), str(out))
     synced: set[str] = set()
     published: list[str] = []
     for line in log.read_text().splitlines():

@@ -20,8 +20,9 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from filetier import FileStore, Settings, StoreBusyError
+from filetier import FileStore, Settings, StoreBusyError, UploadResult
 from filetier.store import storage_key
 from tests.support.damage import flip_byte
 
@@ -45,6 +46,17 @@ async def held_elsewhere(store: FileStore, sha256: str) -> AsyncIterator[None]:
     finally:
         done.set()
         await task
+
+
+async def rotted(store: FileStore) -> tuple[UploadResult, Path, bytes]:
+    """An uploaded file whose stored object then rots (one byte flipped in place; flipping
+    it again is what a repairing upload would leave)."""
+    data = os.urandom(50_000)
+    uploaded = await store.upload_file(data, filename="ledger.bin")
+    assert store.core.local is not None
+    path = store.core.local.local_path(storage_key(uploaded.sha256))
+    flip_byte(path, 100)
+    return uploaded, path, data
 
 
 async def test_an_upload_that_cannot_have_the_lock_is_refused_and_nothing_stored(
@@ -93,11 +105,7 @@ async def test_a_hash_first_link_answers_a_stranger_at_once_and_waits_for_the_ow
 async def test_a_read_that_finds_a_bad_object_does_not_set_aside_the_bytes_repaired_meanwhile(
     store: FileStore,
 ) -> None:
-    data = os.urandom(50_000)
-    uploaded = await store.upload_file(data, filename="ledger.bin")
-    assert store.core.local is not None
-    path = store.core.local.local_path(storage_key(uploaded.sha256))
-    flip_byte(path, 100)
+    uploaded, path, data = await rotted(store)
     store.memory.clear()
     async with held_elsewhere(store, uploaded.sha256):
         reading = asyncio.create_task(store.read_bytes(uploaded.file_id))
@@ -112,11 +120,7 @@ async def test_a_read_that_finds_a_bad_object_does_not_set_aside_the_bytes_repai
 async def test_verify_fix_does_not_set_aside_the_bytes_an_upload_repaired_meanwhile(
     store: FileStore,
 ) -> None:
-    data = os.urandom(50_000)
-    uploaded = await store.upload_file(data, filename="ledger.bin")
-    assert store.core.local is not None
-    path = store.core.local.local_path(storage_key(uploaded.sha256))
-    flip_byte(path, 100)
+    uploaded, path, data = await rotted(store)
     async with held_elsewhere(store, uploaded.sha256):
         verifying = asyncio.create_task(store.verify(fix=True))
         await asyncio.sleep(0.3)  # verify found the bad bytes and waits for the lock

@@ -16,13 +16,6 @@ from testbed.provider_server import ProviderServer
 from tests.support.providers import KEY, copies, provider_settings, put
 
 
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for provider in ("KIMI", "GLM", "OPENAI"):
-        for suffix in ("API_KEY", "BASE_URL"):
-            monkeypatch.delenv(f"{provider}_{suffix}", raising=False)
-
-
 @pytest.fixture
 def server() -> Iterator[ProviderServer]:
     with ProviderServer(api_key=KEY) as provider:

@@ -41,14 +41,6 @@ from tests.support.providers import ATTEMPTS, KEY, copies, provider_settings, pu
 WRONG_KEY = "sk-kimi-wrong-secret-0d4e8b6a"
 
 
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's real provider keys must not reach these tests."""
-    for provider in ("KIMI", "GLM", "OPENAI"):
-        for suffix in ("API_KEY", "BASE_URL"):
-            monkeypatch.delenv(f"{provider}_{suffix}", raising=False)
-
-
 @pytest.fixture(scope="module")
 def running() -> Iterator[ProviderServer]:
     with ProviderServer(api_key=KEY) as provider:

@@ -80,15 +80,6 @@ class Contract:
         ]
 
 
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's real keys and endpoints must not reach these tests."""
-    for name in ("OPENAI", "ANTHROPIC", "MISTRAL", "GEMINI", "GOOGLE"):
-        monkeypatch.delenv(f"{name}_API_KEY", raising=False)
-        monkeypatch.delenv(f"{name}_BASE_URL", raising=False)
-    monkeypatch.delenv("MISTRAL_DEBUG", raising=False)
-
-
 @pytest.fixture(scope="module")
 def contracts() -> Iterator[dict[str, Contract]]:
     compat = {name: ProviderServer(api_key=KEYS[name]) for name in ("kimi", "glm", "openai")}

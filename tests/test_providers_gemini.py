@@ -40,15 +40,10 @@ from filetier.errors import (
 from filetier.providers.gemini import sha256_hex
 from filetier.providers.registry import build_provider
 from testbed.provider_servers.gemini import GeminiServer
+from tests.support.providers import copies, put
 
 KEY = "AIza-gemini-test-secret-5c1d9e7a3b"
 HOUR = 3600.0
-
-
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GEMINI_API_KEY", "GEMINI_BASE_URL", "GOOGLE_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -84,17 +79,6 @@ def gemini_settings(home: Path, server: GeminiServer, **overrides: Any) -> Setti
 async def gstore(home: Path, gemini: GeminiServer) -> AsyncIterator[FileStore]:
     async with FileStore(gemini_settings(home, gemini)) as opened:
         yield opened
-
-
-async def put(store: FileStore, data: bytes, name: str = "notes.txt") -> str:
-    return str((await store.upload_file(data, filename=name)).file_id)
-
-
-def copies(home: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(home / "filetier.db") as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM provider_file_uploads ORDER BY uploaded_at").fetchall()
-    return [dict(r) for r in rows]
 
 
 def uploads_seen(server: GeminiServer) -> list[tuple[str, str, int]]:

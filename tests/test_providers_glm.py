@@ -21,12 +21,6 @@ KEY = "sk-glm-test-secret-3a7c"
 GLM_PURPOSES = {"batch", "code-interpreter", "agent", "voice-clone-input", "file-extract"}
 
 
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("GLM_API_KEY", "GLM_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(scope="module")
 def running() -> Iterator[ProviderServer]:
     with ProviderServer(api_key=KEY, allowed_purposes=GLM_PURPOSES) as provider:

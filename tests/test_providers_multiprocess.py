@@ -28,13 +28,6 @@ PROCESSES = 4
 CALLS = 50
 
 
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for provider in ("KIMI", "GLM", "OPENAI"):
-        for suffix in ("API_KEY", "BASE_URL"):
-            monkeypatch.delenv(f"{provider}_{suffix}", raising=False)
-
-
 @pytest.fixture
 def server() -> Iterator[ProviderServer]:
     with ProviderServer(api_key=KEY) as provider:

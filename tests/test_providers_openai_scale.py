@@ -7,7 +7,6 @@ no test needs a gigabyte; the code path is the one a 8 GB file takes.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,16 +17,11 @@ import pytest
 from filetier import FileStore, Settings
 from filetier.errors import IntegrityError, ProviderUnavailableError
 from testbed.provider_server import ProviderServer
+from tests.support.providers import copies
 
 KEY = "sk-openai-test-secret-3e8a1f0c"
 KB = 1024
 PURPOSES = ("user_data", "assistants", "vision", "batch", "fine-tune")
-
-
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +64,6 @@ async def ostore(home: Path, server: ProviderServer) -> AsyncIterator[FileStore]
 
 async def put(store: FileStore, data: bytes, name: str = "data.jsonl") -> str:
     return str((await store.upload_file(data, filename=name)).file_id)
-
-
-def copies(home: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(home / "filetier.db") as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM provider_file_uploads ORDER BY uploaded_at").fetchall()
-    return [dict(r) for r in rows]
 
 
 def big(size: int) -> bytes:

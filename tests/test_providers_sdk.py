@@ -40,6 +40,7 @@ from filetier.errors import (
 from testbed.provider_servers._loopback import LoopbackProvider, StoredFile
 from testbed.provider_servers.anthropic import AnthropicServer
 from testbed.provider_servers.mistral import MistralServer
+from tests.support.providers import copies, put
 
 ANTHROPIC_KEY = "sk-ant-test-secret-4c1d9e7a2b"
 MISTRAL_KEY = "mistral-test-secret-8e2f6a0c3d"
@@ -67,15 +68,6 @@ class Harness:
         return Settings(**values)
 
 
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's real keys must not reach these tests."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("MISTRAL_API_KEY", "MISTRAL_BASE_URL", "MISTRAL_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, LoopbackProvider]]:
     with AnthropicServer(ANTHROPIC_KEY) as anthropic, MistralServer(MISTRAL_KEY) as mistral:
@@ -97,17 +89,6 @@ def harness(
 async def pstore(home: Path, harness: Harness) -> AsyncIterator[FileStore]:
     async with FileStore(harness.settings(home)) as opened:
         yield opened
-
-
-async def put(store: FileStore, data: bytes, name: str = "notes.txt") -> str:
-    return str((await store.upload_file(data, filename=name)).file_id)
-
-
-def copies(home: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(home / "filetier.db") as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM provider_file_uploads ORDER BY uploaded_at").fetchall()
-    return [dict(r) for r in rows]
 
 
 def uploads(server: LoopbackProvider) -> list[int]:

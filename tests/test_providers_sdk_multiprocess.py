@@ -8,8 +8,6 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import pytest
-
 from filetier import FileStore
 from testbed.provider_servers.anthropic import AnthropicServer
 from tests.support.procs import Child, StoreLayout
@@ -17,12 +15,6 @@ from tests.support.procs import Child, StoreLayout
 KEY = "sk-ant-multiprocess-7c2e"
 PROCESSES = 4
 TASKS = 6
-
-
-@pytest.fixture(autouse=True)
-def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
 
 
 async def test_callers_in_four_processes_upload_to_anthropic_once(tmp_path: Path) -> None:
