@@ -87,6 +87,9 @@ class _Delay:
     path_contains: str | None
     method: str | None
     count: int | None  # None: every matching request until cleared
+    # False: held before it is handled; True: handled at once, its answer held (the state
+    # it reports is then older than the answer's arrival, as over a slow network).
+    answer: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return _matches(self.method, self.path_contains, method, path)
@@ -196,13 +199,16 @@ class ProviderState:
         *,
         method: str | None = None,
         count: int | None = None,
+        answer: bool = False,
     ) -> None:
         with self._lock:
             self._delays = [
-                d for d in self._delays if (d.path_contains, d.method) != (path_contains, method)
+                d
+                for d in self._delays
+                if (d.path_contains, d.method, d.answer) != (path_contains, method, answer)
             ]
             if seconds > 0:
-                self._delays.append(_Delay(seconds, path_contains, method, count))
+                self._delays.append(_Delay(seconds, path_contains, method, count, answer))
 
     def global_delay(self) -> float:
         with self._lock:
@@ -344,10 +350,10 @@ class ProviderState:
         with self._lock:
             return self._generation
 
-    def take_delay(self, method: str, path: str) -> float:
+    def take_delay(self, method: str, path: str, *, answer: bool = False) -> float:
         with self._lock:
             for delay in self._delays:
-                if delay.matches(method, path):
+                if delay.answer == answer and delay.matches(method, path):
                     if delay.count is not None:
                         delay.count -= 1
                         if delay.count <= 0:
@@ -713,8 +719,13 @@ class _Gate:
         generation = state.generation()
         scope["provider.generation"] = generation
 
+        held = state.take_delay(method, path, answer=True)
+
         async def logged_send(message: ASGIMessage) -> None:
             if message["type"] == "http.response.start":
+                if held > 0:
+                    with contextlib.suppress(_Aborted):
+                        await state.sleep(held, generation)
                 # Logged before the client can see the response, so counters are settled
                 # by the time a request returns.
                 state.record(method, path, message["status"], generation)
@@ -878,9 +889,11 @@ class ProviderServer:
         *,
         method: str | None = None,
         count: int | None = None,
+        answer: bool = False,
     ) -> None:
-        """Delay matching ``/v1`` requests (``count`` of them, or all); ``0`` clears the rule."""
-        self.state.set_delay(seconds, path_contains, method=method, count=count)
+        """Delay matching ``/v1`` requests (``count`` of them, or all); ``0`` clears the rule.
+        ``answer``: handle the request at once and hold its answer instead."""
+        self.state.set_delay(seconds, path_contains, method=method, count=count, answer=answer)
 
     @property
     def delay_seconds(self) -> float:

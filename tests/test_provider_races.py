@@ -93,3 +93,25 @@ async def test_a_lost_copy_is_uploaded_again_once_when_two_processes_find_it_los
         assert server.upload_count == 2  # the first upload and one re-upload, not two
         (copy,) = copies(home)
         assert copy["status"] == "active"
+
+
+async def test_a_sync_does_not_forget_a_copy_uploaded_while_it_listed(
+    home: Path, server: ProviderServer
+) -> None:
+    """The provider's list is answered slowly; meanwhile another process uploads a copy,
+    which that list cannot show. The sync must not take its absence for a loss (it used to
+    mark the copy deleted, and the next request uploaded the file again)."""
+    settings = provider_settings(home, server, provider_timeout_seconds=10)
+    async with FileStore(settings) as syncing, FileStore(settings) as other:
+        file_id = await put(other, b"z" * 5000, "c.txt")
+        server.set_delay(1.0, "/files", method="GET", count=1, answer=True)
+        sync = asyncio.create_task(syncing.sync_providers(dry_run=False))
+        await asyncio.sleep(0.3)  # the list is made; its answer is held
+        uploaded = await other.get_provider_file_id(file_id, "kimi")
+        report = await sync
+        assert [a.kind for a in report.actions] == []
+        (copy,) = copies(home)
+        assert (copy["provider_file_id"], copy["status"]) == (uploaded.provider_file_id, "active")
+        again = await other.get_provider_file_id(file_id, "kimi")
+        assert (again.provider_file_id, again.uploaded) == (uploaded.provider_file_id, False)
+        assert server.upload_count == 1

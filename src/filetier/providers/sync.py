@@ -31,6 +31,7 @@ async def sync_providers(
     actions: list[SyncAction] = []
     for name in names:
         client = clients.provider(name)
+        listed_at = utcnow()
         remote = {f.id: f for f in await client.list_files()}
         ours = await clients.repo.for_account(client.name, client.account)
         known = {c.provider_file_id for c in ours}
@@ -38,6 +39,10 @@ async def sync_providers(
         now = utcnow()
         for copy in ours:
             present = copy.provider_file_id in remote
+            if not present and copy.uploaded_at >= listed_at:
+                # Uploaded (by another process) after the list was asked for: the list
+                # cannot be expected to show it, and its absence says nothing.
+                continue
             if copy.status == "active" and not present:
                 expired = copy.expires_at is not None and copy.expires_at <= now
                 plan.append(
