@@ -422,3 +422,29 @@ async def check_prefix_lookup(settings: Settings) -> None:
         with pytest.raises(NotFoundError):
             await store.stat(await store.resolve_file_id(alice_id))
         assert str(await alice.resolve_file_id(alice_id[:13])) == alice_id
+
+
+def test_ctrl_c_says_interrupted_in_the_asked_format(home: Path) -> None:
+    """Ctrl-C during a command (here, an upload still reading its standard input): exit
+    130, with the one error line every failure gets, as JSON with --json."""
+    for as_json in (True, False):
+        with subprocess.Popen(
+            [FILETIER, "upload", "-", "--name", "slow.txt", *(["--json"] if as_json else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env_for(home),
+        ) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b"the first bytes, and more to come\n")
+            proc.stdin.flush()
+            time.sleep(1.5)  # started, and reading
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert stdout == b""
+        if as_json:
+            error = json.loads(stderr.decode().strip().splitlines()[-1])["error"]
+            assert (error["type"], error["exit_code"]) == ("Interrupted", 130)
+        else:
+            assert stderr.decode().strip().splitlines()[-1] == "error: interrupted"

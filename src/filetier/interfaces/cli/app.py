@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     code = 0
     try:
         returned = app(args=args, standalone_mode=False)
-        # Without standalone mode click returns an explicit typer.Exit's code.
+        # Without standalone mode click returns an explicit typer.Exit's code; Typer turns
+        # Ctrl-C into Exit(130), which is said like every other failure.
         code = returned if isinstance(returned, int) else 0
+        if code == 130:
+            code = report("Interrupted", "interrupted", 130, as_json)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except FiletierError as exc:
