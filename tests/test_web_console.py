@@ -388,6 +388,28 @@ def test_sign_in_refuses_a_forged_form_and_a_wrong_token(server: Server) -> None
         assert signed.headers["location"] == "/files"
 
 
+def test_sign_in_reads_no_form_larger_than_its_own(server: Server) -> None:
+    """The sign-in route needs no token, so it must not parse whatever it is sent: a
+    form over 16 KiB, one of unknown length (chunked) or one with a file part is refused
+    unread, and signing in still works."""
+    form_type = {"content-type": "application/x-www-form-urlencoded"}
+    with httpx.Client(base_url=server.base, follow_redirects=False) as client:
+        big = client.post("/signin", content=b"token=" + b"x" * 64 * 1024, headers=form_type)
+        assert big.status_code == 413
+        assert "not one this page sends" in big.text
+
+        def chunks() -> Iterator[bytes]:
+            yield b"token=x&csrf_token=y"
+
+        assert client.post("/signin", content=chunks(), headers=form_type).status_code == 413
+        with_file = client.post(
+            "/signin", data={"token": "x"}, files={"upload": ("a.bin", b"z" * 100)}
+        )
+        assert with_file.status_code == 413
+    client, _csrf = _signed_in_client(server.base, ALICE_TOKEN)
+    client.close()
+
+
 def test_refused_uploads_say_why_in_the_page(tmp_path: Path, browser: Browser) -> None:
     (tmp_path / "home").mkdir()
     files = {

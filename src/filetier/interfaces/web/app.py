@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from filetier.interfaces.http.runtime import Runtime
-from filetier.interfaces.web.guard import Guard, is_https, safe_next, secure
+from filetier.interfaces.web.guard import Guard, is_https, safe_next, secure, small_form
 from filetier.interfaces.web.sessions import (
     CSRF_FIELD,
     LIFETIME_SECONDS,
@@ -79,7 +79,13 @@ class SignIn:
         return self._form(request)
 
     async def submit(self, request: Request) -> Response:
-        form = await request.form()
+        form = await small_form(request)
+        if form is None:
+            return self._form(
+                request,
+                error="The sign-in form was not one this page sends: try again.",
+                status_code=413,
+            )
         presented = form.get(CSRF_FIELD)
         if not same_secret(
             request.cookies.get(SIGNIN_COOKIE), presented if isinstance(presented, str) else None

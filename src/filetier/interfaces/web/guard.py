@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -201,12 +203,31 @@ def wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
+# The console's own forms (sign-in, delete, sign-out, a link) are a few hundred bytes.
+FORM_MAX_BYTES = 16 * 1024
+
+
+async def small_form(request: Request) -> FormData | None:
+    """The posted form, or None when it is not one of the console's small forms: its
+    declared length missing or over FORM_MAX_BYTES (refused unread: the server reads no
+    more than a request declares), or a file part in it. Parsed without these bounds, a
+    sign-in request, which needs no token, could make the server hold a gigabyte."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > FORM_MAX_BYTES:
+        return None
+    try:
+        return await request.form(max_files=0, max_fields=32, max_part_size=FORM_MAX_BYTES)
+    except HTTPException:
+        return None  # a file part, or too many fields
+
+
 async def _presented_csrf(request: Request) -> str | None:
     header = request.headers.get(CSRF_HEADER)
     if header:
         return header
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
-        value = (await request.form()).get(CSRF_FIELD)
+        form = await small_form(request)
+        value = form.get(CSRF_FIELD) if form is not None else None
         return value if isinstance(value, str) else None
     return None
 

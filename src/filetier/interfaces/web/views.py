@@ -20,7 +20,7 @@ from filetier.interfaces.common.links import DEFAULT_EXPIRES_IN, mint_link
 from filetier.interfaces.http import routes
 from filetier.interfaces.http.headers import content_disposition
 from filetier.interfaces.web.charts import human_bytes
-from filetier.interfaces.web.guard import Guard, Visitor, secure, wants_json
+from filetier.interfaces.web.guard import Guard, Visitor, secure, small_form, wants_json
 from filetier.interfaces.web.maintenance import MaintenancePages
 from filetier.interfaces.web.overview import OverviewPages
 from filetier.models import FileRecord, FileSort
@@ -304,7 +304,8 @@ class Pages(OverviewPages, MaintenancePages):
         limits, rows and revocation); the script asks for JSON, a plain form gets a page."""
         store = visitor.store
         record = await store.stat(request.path_params["file_id"])
-        chosen = (await request.form()).get("expires_in")
+        form = await small_form(request)
+        chosen = form.get("expires_in") if form is not None else None
         chosen = chosen.strip() if isinstance(chosen, str) else ""
         # ASCII digits only and short: "²" passes isdigit() and int() refuses very long
         # numbers; both would otherwise be a 500. The range itself is mint()'s rule.
