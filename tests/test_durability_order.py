@@ -29,7 +29,8 @@ from filetier import FileStore, Settings
 
 async def main() -> None:
     home, tasks, per_task = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    async with FileStore(Settings(_env_file=None, home=home, fsync=True)) as store:
+    primary = {"primary_url": sys.argv[4]} if len(sys.argv) > 4 else {}
+    async with FileStore(Settings(_env_file=None, home=home, fsync=True, **primary)) as store:
         async def uploads(task: int) -> None:
             for i in range(per_task):
                 result = await store.upload_file(os.urandom(4096), filename=f"{task}-{i}.bin")
@@ -63,7 +64,9 @@ def run_traced(log: Path, syscalls: str, script: str, *args: str) -> None:
     )
 
 
-def trace_uploads(tmp_path: Path, tasks: int, per_task: int) -> list[tuple[str, str]]:
+def trace_uploads(
+    tmp_path: Path, tasks: int, per_task: int, *primary_url: str
+) -> list[tuple[str, str]]:
     """(syscall, arguments) of every traced call, in the order the kernel saw them."""
     log = tmp_path / "trace.log"
     os.sync()  # little dirty data: batches may take the one-syncfs path (durability.py)
@@ -74,6 +77,7 @@ def trace_uploads(tmp_path: Path, tasks: int, per_task: int) -> list[tuple[str, 
         str(tmp_path / "home"),
         str(tasks),
         str(per_task),
+        *primary_url,
     )
     calls = []
     started: dict[str, str] = {}  # thread -> arguments of its unfinished call
@@ -126,6 +130,26 @@ def test_every_acknowledged_upload_was_synced_before_its_answer(
         assert any(entry.endswith(wal) for entry in window), (
             f"{sha256[:12]} answered before its row's commit was synced: {window}"
         )
+
+
+def test_a_file_url_primary_syncs_each_object_before_its_answer(tmp_path: Path) -> None:
+    """``FILETIER_PRIMARY_URL=file://...`` is written by obstore, which syncs nothing: with
+    fsync on, filetier syncs each object and the directories above it before the row
+    commits, as for the embedded store."""
+    root = (tmp_path / "objects").resolve()
+    calls = trace_uploads(tmp_path, 4, 2, f"file://{root}")
+    synced: set[str] = set()
+    answered = 0
+    for name, args in calls:
+        if name in {"fsync", "fdatasync"} and (found := SYNCED_FD.match(args)):
+            synced.add(found.group(1))
+        elif name == "write" and (found := ACKED.match(args)):
+            sha256 = found.group(1)
+            obj = root / "sha256" / sha256[:2] / sha256[2:4] / sha256
+            for path in (obj, obj.parent, obj.parent.parent, root / "sha256", root):
+                assert str(path) in synced, f"{sha256[:12]} answered before {path} was synced"
+            answered += 1
+    assert answered == 8
 
 
 DOWNLOADER = """

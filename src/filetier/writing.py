@@ -39,6 +39,7 @@ from filetier.errors import (
     QuotaExceededError,
     StoreBusyError,
 )
+from filetier.finishing import finished
 from filetier.ingest import (
     Staged,
     UploadSource,
@@ -59,11 +60,11 @@ from filetier.ingest import (
     validate_metadata,
     write_staged_bytes,
 )
+from filetier.metadata.inserts import DurableObjects
 from filetier.models import FileRecord, UploadResult
 from filetier.quota import OwnerQuota
 from filetier.records import RecordCache
 from filetier.remote_puts import RemotePuts
-from filetier.tiers.protocols import LocalPath
 from filetier.vouching import Voucher
 
 log = logging.getLogger(__name__)
@@ -284,19 +285,24 @@ class Writer:
             head = wrote_object and not self._put_first(staged.size)
             written = await self.core.primary.head(key) if head else None
             try:
-                record = await self.core.repo.insert_file(
-                    owner=owner,
-                    filename=staged.filename,
-                    size=staged.size,
-                    mime_type=staged.mime_type,
-                    sha256=staged.sha256,
-                    storage_key=key,
-                    metadata=meta,
-                    local_cache_path=None,
-                    quota=self.quota(owner),
-                    wrote_object=wrote_object,
-                    object_modified_at=written.modified if written is not None else None,
-                    durable_in=self._durable_in(),
+                # To its end even if this task is cancelled: a batch that took the insert
+                # commits it anyway, and the lock must be held until then, or a delete of
+                # the content could end it first and leave this row naming nothing.
+                record = await finished(
+                    self.core.repo.insert_file(
+                        owner=owner,
+                        filename=staged.filename,
+                        size=staged.size,
+                        mime_type=staged.mime_type,
+                        sha256=staged.sha256,
+                        storage_key=key,
+                        metadata=meta,
+                        local_cache_path=None,
+                        quota=self.quota(owner),
+                        wrote_object=wrote_object,
+                        object_modified_at=written.modified if written is not None else None,
+                        durable_in=self._durable_in(),
+                    )
                 )
             except QuotaExceededError:
                 if wrote_object:
@@ -332,14 +338,18 @@ class Writer:
             "try again"
         )
 
-    def _durable_in(self) -> LocalPath | None:
+    def _durable_in(self) -> DurableObjects | None:
         """With fsync on, where a local object must be durable before its row commits:
         its batch makes all its objects durable in one call (group commit). Deduplicated
-        ones too: their writer may still wait for its batch. A remote primary's durable
-        copy is the one the store confirmed."""
-        if self.core.local is None or not self.core.settings.fsync:
+        ones too: their writer may still wait for its batch, or have been killed before
+        it. A primary on this host's disk (the embedded one, or ``file://``) is synced
+        here; a remote one's durable copy is the one the store confirmed."""
+        if not self.core.settings.fsync:
             return None
-        return self.core.local
+        if self.core.local is not None:
+            return self.core.local
+        primary = self.core.primary
+        return primary if isinstance(primary, DurableObjects) else None
 
     async def _write_object(self, key: str, staged: Staged) -> bool:
         """Put the staged bytes under ``key`` if absent, under the content lock; True when
@@ -434,16 +444,19 @@ class Writer:
                 return None
             mime = effective_mime(existing.mime_type, mime_type)
             check_limits(self.core.settings, mime, size)
-            record = await repo.insert_file(
-                owner=owner,
-                filename=filename,
-                size=size,
-                mime_type=mime,
-                sha256=sha256,
-                storage_key=storage_key(sha256),
-                metadata=meta,
-                local_cache_path=None,
-                quota=self.quota(owner),
+            record = await finished(  # held to the end, as in _commit
+                repo.insert_file(
+                    owner=owner,
+                    filename=filename,
+                    size=size,
+                    mime_type=mime,
+                    sha256=sha256,
+                    storage_key=storage_key(sha256),
+                    metadata=meta,
+                    local_cache_path=None,
+                    quota=self.quota(owner),
+                    durable_in=self._durable_in(),
+                )
             )
         return UploadResult(
             file_id=record.file_id,

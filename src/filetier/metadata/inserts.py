@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -29,6 +29,7 @@ _SQLITE_BLOB_STATUS = (
 )
 
 
+@runtime_checkable
 class DurableObjects(Protocol):
     """A store whose published objects are made durable by the batch that commits rows
     naming them (:class:`filetier.tiers.local.LocalPrimary`). One call takes the whole

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from obstore.exceptions import AlreadyExistsError, BaseError, NotSupportedError
 from obstore.exceptions import NotFoundError as ObstoreNotFound
 
 from filetier.errors import ObjectMissing, StorageRefusedError, StorageUnavailableError
+from filetier.tiers.durability import fsync_path, in_parallel
 from filetier.tiers.local import check_key
 from filetier.tiers.protocols import ObjectInfo
 
@@ -269,6 +270,27 @@ class ObstoreLocalPrimary(ObstorePrimary):
                         )
                     )
         return found
+
+    def make_durable(self, keys: Sequence[str]) -> list[OSError | None]:
+        """Make published objects survive a power cut (blocking; fsync on): each object,
+        and every directory from its own up to the root (LocalStore makes them as it
+        needs them and syncs none), so that a committed row never names an object a power
+        cut could take away (:class:`filetier.metadata.inserts.DurableObjects`)."""
+        return in_parallel(self._make_one_durable, list(keys))
+
+    def _make_one_durable(self, key: str) -> OSError | None:
+        try:
+            path = self.root / key
+            fsync_path(path)
+            directory = path.parent
+            while True:
+                fsync_path(directory)
+                if directory == self.root or self.root not in directory.parents:
+                    break
+                directory = directory.parent
+        except OSError as exc:
+            return exc
+        return None
 
     async def remove_partial(self, key: str) -> None:
         if "#" not in key:
