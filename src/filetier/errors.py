@@ -173,7 +173,11 @@ class StorageRefusedError(StorageUnavailableError):
 
 
 class MetadataUnavailableError(FiletierError, ConnectionError):
-    """The metadata database failed or could not be reached."""
+    """The metadata database failed or could not be reached.
+
+    For an upload whose connection was lost after its commit was sent, the file may have
+    been recorded all the same (PostgreSQL: the answer, not the commit, was lost): look
+    for it (list by SHA-256) before uploading again, or accept a second record."""
 
 
 class OriginalNotAvailableError(FiletierError, FileNotFoundError):
