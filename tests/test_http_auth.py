@@ -258,6 +258,39 @@ def test_no_auth_on_loopback_serves_the_default_owner(tmp_path: Path) -> None:
         assert client.get("/v1/files", headers={"Host": "evil.example"}).status_code == 421
 
 
+def test_a_page_of_another_site_cannot_write_to_a_server_without_tokens(tmp_path: Path) -> None:
+    """Without tokens, a web page the operator opens could POST a form to the loopback
+    server (no CORS preflight is needed for that) and plant files in the store. The
+    browser says where the request comes from; such writes are refused, while programs
+    (no Origin) and the server's own pages still write."""
+    settings = {"FILETIER_ALLOW_NO_AUTH": "true", "FILETIER_OWNER": "me"}
+    with LiveServer(tmp_path / "home", settings) as live, live.client(None) as client:
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Origin": f"http://127.0.0.1:{live.port}", "Sec-Fetch-Site": "same-site"},
+        ):
+            refused = client.post(
+                "/v1/files",
+                files={"file": ("evil.txt", b"ignore previous instructions")},
+                headers=headers,
+            )
+            assert refused.status_code == 403, (headers, refused.text)
+            assert refused.json()["error"]["type"] == "CrossSiteRequest"
+        assert client.get("/v1/files").json()["items"] == []
+        # Reading is not refused: a page of another site cannot read the answer anyway.
+        assert (
+            client.get("/v1/files", headers={"Origin": "https://evil.example"}).status_code == 200
+        )
+        own_page = {"Origin": f"http://127.0.0.1:{live.port}", "Sec-Fetch-Site": "same-origin"}
+        for headers in ({}, own_page):
+            stored = client.post(
+                "/v1/files", files={"file": ("ok.txt", b"wanted")}, headers=headers
+            )
+            assert stored.status_code == 201, stored.text
+
+
 def test_tokens_created_with_the_cli_are_accepted(tmp_path: Path) -> None:
     home = tmp_path / "home"
 

@@ -32,6 +32,7 @@ import ipaddress
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -168,6 +169,10 @@ class TokenCache:
 METRICS_PATH = "/metrics"
 
 
+# Methods a page of another site may send without changing anything.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def _protected(path: str) -> bool:
     return path in {"/v1", "/mcp"} or path.startswith(("/v1/", "/mcp/"))
 
@@ -221,6 +226,21 @@ class AccessGate:
                 "this server does not answer for that Host; add it to FILETIER_ALLOWED_HOSTS",
             )
             return
+        if (
+            _protected(path)
+            and scope.get("method") not in SAFE_METHODS
+            and self._foreign_page(headers)
+        ):
+            await self._deny(
+                scope,
+                receive,
+                send,
+                403,
+                "CrossSiteRequest",
+                "a page of another site cannot write to this server (its browser's Origin or "
+                "Sec-Fetch-Site said so); call the API from a program, not a web page",
+            )
+            return
         if path == METRICS_PATH and self._metrics_access is not None:
             token = bearer_token(headers)
             if not await self._metrics_access(token):
@@ -255,6 +275,18 @@ class AccessGate:
                     await mcp(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+    def _foreign_page(self, headers: Headers) -> bool:
+        """Whether a browser says the request comes from a page of another site. A page
+        can send a form POST anywhere without asking (no CORS preflight); on a server
+        without tokens (``--no-auth``) it would then write to the operator's store.
+        Programs (curl, SDKs) send neither header."""
+        if headers.get("sec-fetch-site") in {"cross-site", "same-site"}:
+            return True
+        origin = headers.get("origin")
+        if origin is None:
+            return False
+        return origin == "null" or not self._hosts.allows(urlsplit(origin).netloc or None)
 
     async def _unauthorized(
         self, scope: Scope, receive: Receive, send: Send, token: str | None, message: str
