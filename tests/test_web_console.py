@@ -410,6 +410,36 @@ def test_sign_in_reads_no_form_larger_than_its_own(server: Server) -> None:
     client.close()
 
 
+def test_behind_a_tls_proxy_the_session_cookie_is_secure(tmp_path: Path) -> None:
+    """``FILETIER_PUBLIC_URL=https://...``: browsers reach the console through a TLS proxy
+    while the server sees plain http. Its cookies must still be ``Secure``, so a browser
+    never sends the session over plain http."""
+    (tmp_path / "home").mkdir()
+    with (
+        console_server(
+            tmp_path / "home",
+            tmp_path / "serve.log",
+            FILETIER_PUBLIC_URL="https://files.example.com/",
+            FILETIER_ALLOWED_HOSTS="files.example.com,127.0.0.1",
+        ) as running,
+        httpx.Client(base_url=running.base, follow_redirects=False) as client,
+    ):
+        form = client.get("/signin")
+        assert "Secure" in form.headers["set-cookie"]
+        secret = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert secret is not None
+        # A browser sends a Secure cookie over https only: here, through "the proxy".
+        cookie = form.headers["set-cookie"].split(";", 1)[0]
+        signed = client.post(
+            "/signin",
+            data={"token": ALICE_TOKEN, "csrf_token": secret.group(1)},
+            headers={"Cookie": cookie},
+        )
+        assert signed.status_code == 303
+        session = [c for c in signed.headers.get_list("set-cookie") if "session" in c]
+        assert session and all("Secure" in c for c in session), session
+
+
 def test_refused_uploads_say_why_in_the_page(tmp_path: Path, browser: Browser) -> None:
     (tmp_path / "home").mkdir()
     files = {

@@ -71,7 +71,7 @@ class SignIn:
             path="/signin",
             httponly=True,
             samesite="strict",
-            secure=is_https(request),
+            secure=is_https(request, self.guard.runtime.settings.public_url),
         )
         return response
 
@@ -122,7 +122,7 @@ class SignIn:
             path="/",
             httponly=True,
             samesite="strict",
-            secure=is_https(request),
+            secure=is_https(request, self.guard.runtime.settings.public_url),
         )
         response.delete_cookie(SIGNIN_COOKIE, path="/signin")
         return response

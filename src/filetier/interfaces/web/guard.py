@@ -75,8 +75,10 @@ def secure(response: Response) -> Response:
     return response
 
 
-def is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+def is_https(request: Request, public_url: str | None) -> bool:
+    """Whether the browser reaches the console over https: directly, or through the TLS
+    proxy that ``FILETIER_PUBLIC_URL`` names (the server itself then sees plain http)."""
+    return request.url.scheme == "https" or (public_url or "").lower().startswith("https://")
 
 
 class Guard:
