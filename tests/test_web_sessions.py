@@ -45,6 +45,20 @@ def test_capacity_drops_the_least_recently_used() -> None:
     assert sessions.get(first) is not None and sessions.get(third) is not None
 
 
+def test_signing_in_again_and_again_drops_only_that_tokens_own_sessions() -> None:
+    """A tenant who signs in 10,000 times with one token must not sign everyone else out:
+    past its own cap, its own least recently used sessions go."""
+    sessions = Sessions(capacity=100, per_token=3)
+    operator, _ = sessions.open("operator-token-0000")
+    tenant = [sessions.open("tenant-token-00000")[0] for _ in range(3)]
+    assert sessions.get(tenant[0]) is not None  # now its most recently used
+    for _ in range(500):
+        sessions.open("tenant-token-00000")
+    assert sessions.get(operator) is not None
+    assert len(sessions) == 1 + 3
+    assert all(sessions.get(sid) is None for sid in tenant)
+
+
 def test_csrf_checks_need_the_exact_token() -> None:
     _, session = Sessions().open("t" * 20)
     assert session.csrf_matches(session.csrf)

@@ -32,6 +32,9 @@ CSRF_HEADER = "x-csrf-token"
 IDLE_SECONDS = 8 * 3600  # a console left alone for a working day signs out
 LIFETIME_SECONDS = 24 * 3600  # and no session outlives a day, however busy
 MAX_SESSIONS = 10_000  # the oldest are dropped past this, so sign-ins cannot fill memory
+# ... and one token's oldest past this: signing in again and again with one token drops
+# its own sessions, never everyone else's (a tenant could otherwise sign all others out).
+MAX_SESSIONS_PER_TOKEN = 50
 
 
 @dataclass(slots=True)
@@ -51,7 +54,8 @@ class Session:
 
 
 class Sessions:
-    """Open sessions by id, dropped when idle, too old, signed out or over capacity."""
+    """Open sessions by id, dropped when idle, too old, signed out, or over capacity (in
+    all, or for one token)."""
 
     def __init__(
         self,
@@ -59,14 +63,20 @@ class Sessions:
         idle_seconds: float = IDLE_SECONDS,
         lifetime_seconds: float = LIFETIME_SECONDS,
         capacity: int = MAX_SESSIONS,
+        per_token: int = MAX_SESSIONS_PER_TOKEN,
     ) -> None:
         self._idle = idle_seconds
         self._lifetime = lifetime_seconds
         self._capacity = capacity
+        self._per_token = per_token
         self._open: OrderedDict[str, Session] = OrderedDict()
 
     def open(self, token: str) -> tuple[str, Session]:
         now = time.monotonic()
+        # Least recently used first (get moves a session to the end).
+        own = [sid for sid, session in self._open.items() if session.token == token]
+        for sid in own[: max(0, len(own) - self._per_token + 1)]:
+            del self._open[sid]
         session_id = secrets.token_urlsafe(32)
         session = Session(token=token, csrf=secrets.token_urlsafe(32), created=now, seen=now)
         self._open[session_id] = session
