@@ -109,24 +109,25 @@ class RemotePuts:
             raise
         # The copy read the source too: its identity is checked only once both are done.
         cache_temp = await _landed(caching) if caching is not None else None
-        try:
-            unchanged = file_identity(source) == staged.source_identity
-        except OSError:
-            unchanged = False
-        if not unchanged:
+        if not _source_unchanged(staged):
             if cache_temp is not None:
                 cache_temp.unlink(missing_ok=True)
             if wrote:
                 await finished(self.core.primary.delete(key))  # before the lock goes
             raise source_changed(staged.filename)
         if cache_temp is not None:
-            try:
-                self.core.disk.adopt(staged.sha256, cache_temp)
-            except OSError:
-                cache_temp.unlink(missing_ok=True)  # no cache copy: the store has the file
-            else:
-                self.core.diskcap.added(staged.sha256, staged.size)
+            self._adopt(staged, cache_temp)
         return wrote
+
+    def _adopt(self, staged: Staged, temp: Path) -> None:
+        """Make ``temp`` (a verified copy) the disk-cache copy of ``staged``; on failure
+        there is none, which never fails the upload (the store has the file)."""
+        try:
+            self.core.disk.adopt(staged.sha256, temp)
+        except OSError:
+            temp.unlink(missing_ok=True)
+            return
+        self.core.diskcap.added(staged.sha256, staged.size)
 
     def _copy_for_cache(self, source: Path, size: int) -> Path | None:
         """A disk-cache temp copy of ``source``, or None when it failed."""
@@ -169,19 +170,10 @@ class RemotePuts:
         temp = await asyncio.to_thread(self._copy_for_cache, source, staged.size)
         if temp is None:
             return
-        try:
-            unchanged = file_identity(source) == staged.source_identity
-        except OSError:
-            unchanged = False
-        if not unchanged:  # not the bytes hashed: no copy
+        if not _source_unchanged(staged):  # not the bytes hashed: no copy
             temp.unlink(missing_ok=True)
             return
-        try:
-            core.disk.adopt(staged.sha256, temp)
-        except OSError:
-            temp.unlink(missing_ok=True)
-            return
-        core.diskcap.added(staged.sha256, staged.size)
+        self._adopt(staged, temp)
 
     def keep_staged(self, staged: Staged) -> None:
         """After its put, the verified temp file becomes the disk-cache copy."""
@@ -191,6 +183,15 @@ class RemotePuts:
             self.core.disk.adopt(staged.sha256, staged.temp)
             staged.temp = None
             self.core.diskcap.added(staged.sha256, staged.size)
+
+
+def _source_unchanged(staged: Staged) -> bool:
+    """Whether the caller's file is still the one that was hashed (by its identity)."""
+    assert staged.source_path is not None
+    try:
+        return file_identity(staged.source_path) == staged.source_identity
+    except OSError:
+        return False
 
 
 async def _landed(caching: asyncio.Future[Path | None]) -> Path | None:

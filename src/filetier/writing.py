@@ -84,6 +84,7 @@ class Writer:
         self._ending = ending
         self._voucher = Voucher(core)
         self._remote = RemotePuts(core)
+        self._durable = self._durable_in()
 
     async def upload(
         self,
@@ -301,7 +302,7 @@ class Writer:
                         quota=self.quota(owner),
                         wrote_object=wrote_object,
                         object_modified_at=written.modified if written is not None else None,
-                        durable_in=self._durable_in(),
+                        durable_in=self._durable,
                     )
                 )
             except QuotaExceededError:
@@ -455,7 +456,7 @@ class Writer:
                     metadata=meta,
                     local_cache_path=None,
                     quota=self.quota(owner),
-                    durable_in=self._durable_in(),
+                    durable_in=self._durable,
                 )
             )
         return UploadResult(

@@ -69,10 +69,7 @@ async def _repair_locked(core: Core, sha256: str, key: str) -> Repair:
     digest = await hash_object(core, key)
     if digest is not None and digest.sha256 == sha256:
         if blob.status != "ok":
-            info = await core.primary.head(key)
-            await core.repo.set_blob_status(
-                sha256, "ok", verified=True, object_modified_at=info.modified if info else None
-            )
+            await _mark_verified(core, sha256, key)
         return "good"
     if digest is not None:
         await core.primary.quarantine(key)
@@ -97,11 +94,17 @@ async def _restore_from_cache(core: Core, sha256: str, key: str) -> bool:
         return False
     await core.primary.delete(key)
     await core.primary.put_file(key, path)
+    await _mark_verified(core, sha256, key)
+    return True
+
+
+async def _mark_verified(core: Core, sha256: str, key: str) -> None:
+    """The object just hashed matches: its blob is ok, with the object's time as the mark
+    later deduplications check it against."""
     info = await core.primary.head(key)
     await core.repo.set_blob_status(
         sha256, "ok", verified=True, object_modified_at=info.modified if info else None
     )
-    return True
 
 
 async def verify_store(core: Core, ending: ContentEnd, *, fix: bool) -> VerifyReport:
@@ -157,13 +160,7 @@ async def verify_store(core: Core, ending: ContentEnd, *, fix: bool) -> VerifyRe
             continue
         bytes_verified += digest.size
         if fix:
-            info = await core.primary.head(blob.storage_key)
-            await core.repo.set_blob_status(
-                blob.sha256,
-                "ok",
-                verified=True,
-                object_modified_at=info.modified if info else None,
-            )
+            await _mark_verified(core, blob.sha256, blob.storage_key)
 
     for sha256 in sorted(referenced - blob_hashes):
         key = storage_key(sha256)
