@@ -7,6 +7,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,11 @@ def test_lifetimes_are_bounded_and_links_expire(alice: httpx.Client) -> None:
     unknown = alice.post(f"/v1/files/{file_id}/links", json={"expires": 60})
     assert_error(unknown, 400, "InvalidInputError")
 
+    asked_at = datetime.now(UTC)
     link = mint(alice, file_id, expires_in=1)
+    # A link lives at least the seconds asked for, at most one more (whole seconds).
+    expires_at = datetime.fromisoformat(link["expires_at"])
+    assert asked_at + timedelta(seconds=1) <= expires_at < datetime.now(UTC) + timedelta(seconds=2)
     assert httpx.get(link["url"]).content == b"short-lived"
     time.sleep(2.1)
     assert_dead(httpx.get(link["url"]))

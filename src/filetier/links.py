@@ -152,12 +152,12 @@ class LinkAuthority:
                 f"expires_in must be between 1 and {longest} seconds "
                 f"(FILETIER_LINK_MAX_SECONDS), not {expires_in}"
             )
-        now = utcnow().replace(microsecond=0)
+        now = utcnow()
         grant = LinkGrant(
             link_id=new_id(),
             owner=owner,
             file_id=file_id,
-            expires_at=now + timedelta(seconds=expires_in),
+            expires_at=_whole_second_at_or_after(now + timedelta(seconds=expires_in)),
             single_use=single_use,
             range_start=byte_range[0] if byte_range else None,
             range_end=byte_range[1] if byte_range else None,
@@ -270,3 +270,10 @@ def parse_link_id(value: str) -> UUID:
         return UUID(value.strip())
     except ValueError:
         raise InvalidInputError(f"{value[:64]!r} is not a link id") from None
+
+
+def _whole_second_at_or_after(moment: datetime) -> datetime:
+    """The signature carries whole seconds, so an expiry is rounded to one: up, so a link
+    lives at least the seconds asked for (rounding down ended a 1 s link almost at once)."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
